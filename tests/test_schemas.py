@@ -1,0 +1,825 @@
+"""Tests for receiver.schemas: the task rules of runware-api.md §2, deliveries of §3–§5."""
+
+import copy
+import json
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+from marshmallow import ValidationError
+
+from receiver.schemas import (
+    ACCELERATIONS,
+    DELIVERY_METHODS,
+    LORA_TRANSFORMERS,
+    MODEL_ID,
+    OUTPUT_FORMATS,
+    OUTPUT_TYPES,
+    RANDOM_SEED_MAX,
+    SAFETY_MODES,
+    SCHEDULERS,
+    SEED_MAX,
+    Delivery,
+    ErrorItemSchema,
+    ImageInferenceSchema,
+    ParameterError,
+    ResultItemSchema,
+    SubmissionSchema,
+    load_submission,
+    load_task,
+    parse_delivery,
+    validation_errors,
+)
+
+SEED_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "seed-examples.json"
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+TASK_UUID = "b235b0c2-8081-499d-97a6-3bc21824c55a"
+IMAGE_UUID = "52650014-5265-4d72-9520-e5dfd6ebe403"
+IMAGE_URL = f"https://im.runware.ai/image/os/a14d18/ws/2/ii/{IMAGE_UUID}.jpg"
+BASE_TASK = {
+    "taskType": "imageInference",
+    "taskUUID": TASK_UUID,
+    "model": MODEL_ID,
+    "positivePrompt": "a glasshouse train platform",
+    "width": 1024,
+    "height": 768,
+}
+RESULT = {
+    "taskType": "imageInference",
+    "taskUUID": TASK_UUID,
+    "imageUUID": IMAGE_UUID,
+    "imageURL": IMAGE_URL,
+    "seed": 22452,
+    "cost": 0.0006,
+}
+
+
+def task(**changes):
+    """BASE_TASK with some parameters changed (a value of `...` removes the parameter)."""
+    data = copy.deepcopy(BASE_TASK)
+    for key, value in changes.items():
+        if value is ...:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    return data
+
+
+def error_parameters(loader, data):
+    """The parameter names of the errors `loader` reports for `data` (it must fail)."""
+    with pytest.raises(ParameterError) as info:
+        loader(data)
+    return [error["parameter"] for error in info.value.errors]
+
+
+def error_messages(loader, data):
+    with pytest.raises(ParameterError) as info:
+        loader(data)
+    return [error["message"] for error in info.value.errors]
+
+
+def seed_examples():
+    return json.loads(SEED_EXAMPLES.read_text())["examples"]
+
+
+# --- Constants ---------------------------------------------------------------------------
+
+
+def test_constants():
+    assert MODEL_ID == "runware:twinflow-z-image-turbo@0"
+    assert len(SCHEDULERS) == 75
+    assert len(set(SCHEDULERS)) == 75
+    assert OUTPUT_TYPES == ("URL", "base64Data", "dataURI")
+    assert OUTPUT_FORMATS == ("JPG", "PNG", "WEBP")
+    assert ACCELERATIONS == ("none", "low", "medium", "high")
+    assert LORA_TRANSFORMERS == ("high", "low", "both")
+    assert SAFETY_MODES == ("none", "fast")
+    assert DELIVERY_METHODS == ("sync", "async")
+    assert SEED_MAX == 9223372036854775807
+    assert RANDOM_SEED_MAX == 4294967295
+
+
+# --- ImageInferenceSchema: values that pass ------------------------------------------------
+
+LONG_URL = "https://example.com/" + "x" * (2048 - len("https://example.com/"))
+
+VALID = [
+    ("taskUUID", "597b0f59-518e-4b21-a119-85598fd8c2fa"),
+    ("positivePrompt", "ab"),
+    ("positivePrompt", "p" * 3000),
+    ("positivePrompt", "  a cat  "),
+    ("negativePrompt", "ab"),
+    ("negativePrompt", "n" * 3000),
+    ("width", 128),
+    ("width", 144),
+    ("width", 2032),
+    ("width", 2048),
+    ("height", 128),
+    ("height", 2048),
+    ("seed", 0),
+    ("seed", 1),
+    ("seed", RANDOM_SEED_MAX),
+    ("seed", SEED_MAX),
+    ("steps", 1),
+    ("steps", 50),
+    ("CFGScale", 0),
+    ("CFGScale", 0.0),
+    ("CFGScale", 0.07),
+    ("CFGScale", 3.5),
+    ("CFGScale", 7),
+    ("CFGScale", 49.99),
+    ("CFGScale", 50),
+    ("numberResults", 1),
+    ("numberResults", 20),
+    ("outputQuality", 20),
+    ("outputQuality", 99),
+    ("ttl", 60),
+    ("ttl", 86400),
+    ("includeCost", True),
+    ("includeCost", False),
+    ("webhookURL", "https://archive.example.com/webhooks/runware?token=abc"),
+    ("webhookURL", "http://127.0.0.1:5000/webhooks/runware?token=abc"),
+    ("webhookURL", "http://localhost:8080/hook"),
+    ("webhookURL", LONG_URL),
+    ("uploadEndpoint", "https://bucket.s3.amazonaws.com/key.jpg?X-Amz-Signature=abc"),
+    ("safety", {}),
+    ("safety", {"checkContent": True}),
+    ("safety", {"checkContent": False, "mode": "fast"}),
+    ("safety", {"mode": "none"}),
+    ("lora", [{"model": "civitai:12345@67890"}]),
+    ("lora", [{"model": "runware:abc@1", "weight": -4, "transformer": "high"}]),
+    ("lora", [{"model": "runware:abc@1", "weight": 4, "transformer": "low"}]),
+    ("lora", [{"model": "runware:abc@1", "weight": 0.01, "transformer": "both"}]),
+    ("lora", [{"model": "runware:abc@1", "weight": -3.99}, {"model": "civitai:1@2", "weight": 1}]),
+    ("acceleratorOptions", {}),
+    *[("outputType", value) for value in OUTPUT_TYPES],
+    *[("deliveryMethod", value) for value in DELIVERY_METHODS],
+    *[("acceleration", value) for value in ACCELERATIONS],
+]
+
+
+@pytest.mark.parametrize("field, value", VALID)
+def test_valid_value_is_kept_as_given(field, value):
+    assert load_task(task(**{field: value}))[field] == value
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_every_scheduler_is_valid(scheduler):
+    assert load_task(task(scheduler=scheduler))["scheduler"] == scheduler
+
+
+@pytest.mark.parametrize("given, loaded", [
+    ("JPG", "JPG"), ("PNG", "PNG"), ("WEBP", "WEBP"),
+    ("jpg", "JPG"), ("png", "PNG"), ("webp", "WEBP"), ("Webp", "WEBP"),
+])
+def test_output_format_accepts_any_case_and_loads_upper_case(given, loaded):
+    assert load_task(task(outputFormat=given))["outputFormat"] == loaded
+
+
+@pytest.mark.parametrize("output_type", [..., "URL"])
+def test_ttl_is_allowed_with_url_output_or_the_default(output_type):
+    assert load_task(task(ttl=60, outputType=output_type))["ttl"] == 60
+
+
+def test_loading_fills_in_no_defaults():
+    data = task(steps=4, outputFormat="PNG", lora=[{"model": "civitai:12345@67890"}],
+                safety={"checkContent": True}, acceleratorOptions={"teaCache": True})
+    assert load_task(data) == data
+
+
+def test_a_full_task_with_every_parameter_loads():
+    data = task(
+        negativePrompt="blurry", seed=42, steps=8, CFGScale=1.5, scheduler="Euler a",
+        numberResults=2, outputType="URL", outputFormat="WEBP", outputQuality=90, ttl=3600,
+        includeCost=True, deliveryMethod="async", webhookURL="https://a.example/hook?token=t",
+        uploadEndpoint="https://b.example/put", safety={"checkContent": True, "mode": "fast"},
+        acceleration="medium", lora=[{"model": "civitai:12345@67890", "weight": 0.75,
+                                      "transformer": "both"}],
+        acceleratorOptions={
+            "teaCache": True, "teaCacheDistance": 0.5, "fbCache": False, "fbCacheThreshold": 0.25,
+            "dbCache": False, "dbCacheThreshold": 0.25, "dbCacheSkipInterval": 5,
+            "cacheStartStep": 1, "cacheEndStep": 8, "cacheMaxConsecutiveSteps": 3,
+        },
+    )
+    assert load_task(data) == data
+
+
+# --- ImageInferenceSchema: values that fail, and the parameter each error names ------------
+
+INVALID = [
+    # taskType, taskUUID, model
+    ({"taskType": ...}, "taskType"),
+    ({"taskType": "imageinference"}, "taskType"),
+    ({"taskType": "getResponse"}, "taskType"),
+    ({"taskType": None}, "taskType"),
+    ({"taskType": 1}, "taskType"),
+    ({"taskUUID": ...}, "taskUUID"),
+    ({"taskUUID": "not-a-uuid"}, "taskUUID"),
+    ({"taskUUID": TASK_UUID.upper()}, "taskUUID"),
+    ({"taskUUID": TASK_UUID.replace("-", "")}, "taskUUID"),
+    ({"taskUUID": "{" + TASK_UUID + "}"}, "taskUUID"),
+    ({"taskUUID": "b235b0c2-8081-199d-97a6-3bc21824c55a"}, "taskUUID"),  # version 1
+    ({"taskUUID": "b235b0c2-8081-499d-c7a6-3bc21824c55a"}, "taskUUID"),  # wrong variant
+    ({"taskUUID": 12345}, "taskUUID"),
+    ({"model": ...}, "model"),
+    ({"model": "runware:z-image@turbo"}, "model"),
+    ({"model": MODEL_ID.upper()}, "model"),
+    # prompts
+    ({"positivePrompt": ...}, "positivePrompt"),
+    ({"positivePrompt": "a"}, "positivePrompt"),
+    ({"positivePrompt": "p" * 3001}, "positivePrompt"),
+    ({"positivePrompt": "   "}, "positivePrompt"),
+    ({"positivePrompt": "\n\t "}, "positivePrompt"),
+    ({"positivePrompt": ""}, "positivePrompt"),
+    ({"positivePrompt": None}, "positivePrompt"),
+    ({"positivePrompt": 42}, "positivePrompt"),
+    ({"negativePrompt": "n"}, "negativePrompt"),
+    ({"negativePrompt": "n" * 3001}, "negativePrompt"),
+    ({"negativePrompt": ["blurry"]}, "negativePrompt"),
+    # width and height
+    *[({side: value}, side) for side in ("width", "height") for value in (
+        ..., 112, 2064, 1000, 1025, 0, -16, "1024", 1024.0, 1024.5, True, False, None)],
+    # seed
+    ({"seed": -1}, "seed"),
+    ({"seed": SEED_MAX + 1}, "seed"),
+    ({"seed": "5"}, "seed"),
+    ({"seed": 5.5}, "seed"),
+    ({"seed": 5.0}, "seed"),
+    ({"seed": True}, "seed"),
+    ({"seed": False}, "seed"),
+    ({"seed": None}, "seed"),
+    # steps
+    ({"steps": 0}, "steps"),
+    ({"steps": 51}, "steps"),
+    ({"steps": "4"}, "steps"),
+    ({"steps": 4.0}, "steps"),
+    ({"steps": True}, "steps"),
+    # CFGScale
+    ({"CFGScale": -0.01}, "CFGScale"),
+    ({"CFGScale": 50.01}, "CFGScale"),
+    ({"CFGScale": 0.005}, "CFGScale"),
+    ({"CFGScale": 3.555}, "CFGScale"),
+    ({"CFGScale": "3.5"}, "CFGScale"),
+    ({"CFGScale": True}, "CFGScale"),
+    ({"CFGScale": None}, "CFGScale"),
+    ({"CFGScale": float("nan")}, "CFGScale"),
+    ({"CFGScale": float("inf")}, "CFGScale"),
+    # scheduler
+    ({"scheduler": "euler a"}, "scheduler"),
+    ({"scheduler": "Euler A"}, "scheduler"),
+    ({"scheduler": "Euler a "}, "scheduler"),
+    ({"scheduler": "DPM++ 2M karras"}, "scheduler"),
+    ({"scheduler": "dpm++"}, "scheduler"),
+    ({"scheduler": ""}, "scheduler"),
+    ({"scheduler": 1}, "scheduler"),
+    # numberResults, outputType, outputFormat, outputQuality
+    ({"numberResults": 0}, "numberResults"),
+    ({"numberResults": 21}, "numberResults"),
+    ({"numberResults": "1"}, "numberResults"),
+    ({"numberResults": 1.0}, "numberResults"),
+    ({"outputType": "url"}, "outputType"),
+    ({"outputType": "base64"}, "outputType"),
+    ({"outputType": "file"}, "outputType"),
+    ({"outputType": 1}, "outputType"),
+    ({"outputFormat": "GIF"}, "outputFormat"),
+    ({"outputFormat": "jpeg"}, "outputFormat"),
+    ({"outputFormat": ""}, "outputFormat"),
+    ({"outputFormat": 1}, "outputFormat"),
+    ({"outputQuality": 19}, "outputQuality"),
+    ({"outputQuality": 100}, "outputQuality"),
+    ({"outputQuality": 95.0}, "outputQuality"),
+    ({"outputQuality": "95"}, "outputQuality"),
+    # ttl
+    ({"ttl": 59}, "ttl"),
+    ({"ttl": 0}, "ttl"),
+    ({"ttl": "60"}, "ttl"),
+    ({"ttl": 60.0}, "ttl"),
+    ({"ttl": True}, "ttl"),
+    ({"ttl": 60, "outputType": "base64Data"}, "ttl"),
+    ({"ttl": 60, "outputType": "dataURI"}, "ttl"),
+    # includeCost, deliveryMethod
+    ({"includeCost": 1}, "includeCost"),
+    ({"includeCost": 0}, "includeCost"),
+    ({"includeCost": "true"}, "includeCost"),
+    ({"includeCost": None}, "includeCost"),
+    ({"deliveryMethod": "SYNC"}, "deliveryMethod"),
+    ({"deliveryMethod": "webhook"}, "deliveryMethod"),
+    # webhookURL and uploadEndpoint
+    *[({name: value}, name) for name in ("webhookURL", "uploadEndpoint") for value in (
+        "example.com/hook", "/webhooks/runware", "ftp://example.com/hook", "javascript:alert(1)",
+        "https://", "", LONG_URL + "x", 5, None)],
+    # safety
+    ({"safety": {"checkContent": 1}}, "safety.checkContent"),
+    ({"safety": {"checkContent": "true"}}, "safety.checkContent"),
+    ({"safety": {"mode": "full"}}, "safety.mode"),
+    ({"safety": {"mode": "Fast"}}, "safety.mode"),
+    ({"safety": {"level": "fast"}}, "safety.level"),
+    ({"safety": []}, "safety"),
+    ({"safety": "fast"}, "safety"),
+    ({"safety": True}, "safety"),
+    # acceleration
+    ({"acceleration": "max"}, "acceleration"),
+    ({"acceleration": "Medium"}, "acceleration"),
+    ({"acceleration": True}, "acceleration"),
+    # lora
+    ({"lora": []}, "lora"),
+    ({"lora": {"model": "civitai:12345@67890"}}, "lora"),
+    ({"lora": "civitai:12345@67890"}, "lora"),
+    ({"lora": ["civitai:12345@67890"]}, "lora[0]"),
+    ({"lora": [{}]}, "lora[0].model"),
+    ({"lora": [{"weight": 1}]}, "lora[0].model"),
+    ({"lora": [{"model": "civitai:12345"}]}, "lora[0].model"),
+    ({"lora": [{"model": "civitai12345@67890"}]}, "lora[0].model"),
+    ({"lora": [{"model": "civitai:12345@"}]}, "lora[0].model"),
+    ({"lora": [{"model": ":12345@67890"}]}, "lora[0].model"),
+    ({"lora": [{"model": "civitai:12345@67890 "}]}, "lora[0].model"),
+    ({"lora": [{"model": "civitai:123 45@67890"}]}, "lora[0].model"),
+    ({"lora": [{"model": 12345}]}, "lora[0].model"),
+    ({"lora": [{"model": "civitai:1@2", "weight": 4.01}]}, "lora[0].weight"),
+    ({"lora": [{"model": "civitai:1@2", "weight": -4.01}]}, "lora[0].weight"),
+    ({"lora": [{"model": "civitai:1@2", "weight": 0.005}]}, "lora[0].weight"),
+    ({"lora": [{"model": "civitai:1@2", "weight": "1"}]}, "lora[0].weight"),
+    ({"lora": [{"model": "civitai:1@2", "weight": True}]}, "lora[0].weight"),
+    ({"lora": [{"model": "civitai:1@2", "transformer": "mid"}]}, "lora[0].transformer"),
+    ({"lora": [{"model": "civitai:1@2", "transformer": "BOTH"}]}, "lora[0].transformer"),
+    ({"lora": [{"model": "civitai:1@2", "scale": 1}]}, "lora[0].scale"),
+    ({"lora": [{"model": "civitai:1@2"}, {"model": "civitai:1@2", "weight": 9}]},
+     "lora[1].weight"),
+    # acceleratorOptions: the container
+    ({"acceleratorOptions": []}, "acceleratorOptions"),
+    ({"acceleratorOptions": {"cache": True}}, "acceleratorOptions.cache"),
+]
+
+ACCELERATOR_INVALID = [
+    ("teaCache", 1), ("teaCache", "true"), ("teaCache", None),
+    ("teaCacheDistance", -0.01), ("teaCacheDistance", 1.01), ("teaCacheDistance", 0.505),
+    ("teaCacheDistance", "0.5"), ("teaCacheDistance", True),
+    ("fbCache", "yes"), ("fbCache", 0),
+    ("fbCacheThreshold", -0.01), ("fbCacheThreshold", 1.01), ("fbCacheThreshold", "0.25"),
+    ("fbCacheThreshold", False),
+    ("dbCache", 0), ("dbCache", "false"),
+    ("dbCacheThreshold", -0.01), ("dbCacheThreshold", 1.5), ("dbCacheThreshold", "0.25"),
+    ("dbCacheSkipInterval", 0), ("dbCacheSkipInterval", -1), ("dbCacheSkipInterval", 1.5),
+    ("dbCacheSkipInterval", "5"), ("dbCacheSkipInterval", True),
+    ("cacheStartStep", -1), ("cacheStartStep", 1.0), ("cacheStartStep", "1"),
+    ("cacheStartStep", False),
+    ("cacheEndStep", 0), ("cacheEndStep", 2.5), ("cacheEndStep", True),
+    ("cacheStartStepPercentage", -1), ("cacheStartStepPercentage", 100),
+    ("cacheStartStepPercentage", 50.5), ("cacheStartStepPercentage", "50"),
+    ("cacheEndStepPercentage", 0), ("cacheEndStepPercentage", 101),
+    ("cacheEndStepPercentage", 50.5), ("cacheEndStepPercentage", True),
+    ("cacheMaxConsecutiveSteps", 0), ("cacheMaxConsecutiveSteps", 6),
+    ("cacheMaxConsecutiveSteps", 3.0), ("cacheMaxConsecutiveSteps", "3"),
+]
+
+
+@pytest.mark.parametrize("changes, parameter", INVALID)
+def test_invalid_value_is_refused_naming_the_parameter(changes, parameter):
+    assert set(error_parameters(load_task, task(**changes))) == {parameter}
+
+
+@pytest.mark.parametrize("field, value", ACCELERATOR_INVALID)
+def test_invalid_accelerator_option_is_refused(field, value):
+    data = task(acceleratorOptions={field: value})
+    assert error_parameters(load_task, data) == [f"acceleratorOptions.{field}"]
+
+
+ACCELERATOR_VALID = [
+    {"teaCache": True}, {"teaCache": False},
+    {"teaCacheDistance": 0}, {"teaCacheDistance": 1}, {"teaCacheDistance": 0.01},
+    {"teaCacheDistance": 0.5}, {"teaCacheDistance": 0.99},
+    {"fbCache": True}, {"fbCacheThreshold": 0}, {"fbCacheThreshold": 1},
+    {"fbCacheThreshold": 0.333},
+    {"dbCache": True}, {"dbCacheThreshold": 0}, {"dbCacheThreshold": 1},
+    {"dbCacheSkipInterval": 1}, {"dbCacheSkipInterval": 100},
+    {"cacheStartStep": 0}, {"cacheStartStep": 3}, {"cacheEndStep": 1}, {"cacheEndStep": 4},
+    {"cacheStartStep": 0, "cacheEndStep": 4}, {"cacheStartStep": 3, "cacheEndStep": 4},
+    {"cacheStartStepPercentage": 0}, {"cacheStartStepPercentage": 99},
+    {"cacheEndStepPercentage": 1}, {"cacheEndStepPercentage": 100},
+    {"cacheStartStepPercentage": 0, "cacheEndStepPercentage": 100},
+    {"cacheStartStepPercentage": 98, "cacheEndStepPercentage": 99},
+    {"cacheMaxConsecutiveSteps": 1}, {"cacheMaxConsecutiveSteps": 5},
+]
+
+
+@pytest.mark.parametrize("options", ACCELERATOR_VALID)
+def test_valid_accelerator_options_load_as_given(options):
+    assert load_task(task(acceleratorOptions=options))["acceleratorOptions"] == options
+
+
+# --- Cross-field rules --------------------------------------------------------------------
+
+CROSS_FIELD_VALID = [
+    ({"cacheStartStep": 0, "cacheEndStep": 8}, 8),
+    ({"cacheStartStep": 10, "cacheEndStep": 20}, 20),
+    ({"cacheStartStep": 0, "cacheEndStep": 50}, 50),
+    ({"cacheStartStep": 9}, 10),
+    ({"cacheEndStep": 8}, 8),
+    ({"cacheStartStepPercentage": 10, "cacheEndStepPercentage": 100}, 4),
+    ({"cacheStartStepPercentage": 10, "cacheEndStepPercentage": 100}, 1),
+]
+
+
+@pytest.mark.parametrize("options, steps", CROSS_FIELD_VALID)
+def test_cache_window_within_steps_is_valid(options, steps):
+    loaded = load_task(task(steps=steps, acceleratorOptions=options))
+    assert loaded["acceleratorOptions"] == options
+
+
+CROSS_FIELD_INVALID = [
+    # start must be before end
+    ({"cacheStartStep": 2, "cacheEndStep": 2}, ..., "acceleratorOptions.cacheEndStep"),
+    ({"cacheStartStep": 3, "cacheEndStep": 2}, ..., "acceleratorOptions.cacheEndStep"),
+    ({"cacheStartStepPercentage": 50, "cacheEndStepPercentage": 50}, ...,
+     "acceleratorOptions.cacheEndStepPercentage"),
+    ({"cacheStartStepPercentage": 60, "cacheEndStepPercentage": 40}, ...,
+     "acceleratorOptions.cacheEndStepPercentage"),
+    # end must not pass the task's steps, given or the default 4
+    ({"cacheStartStep": 0, "cacheEndStep": 5}, ..., "acceleratorOptions.cacheEndStep"),
+    ({"cacheEndStep": 5}, ..., "acceleratorOptions.cacheEndStep"),
+    ({"cacheStartStep": 0, "cacheEndStep": 9}, 8, "acceleratorOptions.cacheEndStep"),
+    ({"cacheEndStep": 2}, 1, "acceleratorOptions.cacheEndStep"),
+    # a lone start must leave room for an end within the steps
+    ({"cacheStartStep": 4}, ..., "acceleratorOptions.cacheStartStep"),
+    ({"cacheStartStep": 10}, 10, "acceleratorOptions.cacheStartStep"),
+    # never both styles
+    ({"cacheStartStep": 0, "cacheEndStepPercentage": 50}, ...,
+     "acceleratorOptions.cacheEndStepPercentage"),
+    ({"cacheEndStep": 2, "cacheStartStepPercentage": 10}, ...,
+     "acceleratorOptions.cacheStartStepPercentage"),
+    ({"cacheStartStep": 0, "cacheEndStep": 2, "cacheStartStepPercentage": 10,
+      "cacheEndStepPercentage": 50}, ..., "acceleratorOptions.cacheStartStepPercentage"),
+]
+
+
+@pytest.mark.parametrize("options, steps, parameter", CROSS_FIELD_INVALID)
+def test_cache_window_rules(options, steps, parameter):
+    data = task(steps=steps, acceleratorOptions=options)
+    assert error_parameters(load_task, data) == [parameter]
+
+
+def test_cross_field_messages_say_the_rule():
+    data = task(acceleratorOptions={"cacheStartStep": 1, "cacheEndStep": 5})
+    assert error_messages(load_task, data) == ["must be at most the task's steps (4)"]
+    data = task(acceleratorOptions={"cacheStartStep": 2, "cacheEndStep": 2})
+    assert error_messages(load_task, data) == ["must be greater than cacheStartStep"]
+    assert error_messages(load_task, task(ttl=60, outputType="base64Data")) == [
+        "is only allowed when outputType is URL"]
+
+
+# --- Unknown fields and bodies ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("changes, parameter", [
+    ({"prompt": "a cat"}, "prompt"),
+    ({"Seed": 1}, "Seed"),
+    ({"label": "mine"}, "label"),
+    ({"safety": {"checkContent": True, "extra": 1}}, "safety.extra"),
+    ({"lora": [{"model": "civitai:1@2", "extra": 1}]}, "lora[0].extra"),
+    ({"acceleratorOptions": {"teaCache": True, "extra": 1}}, "acceleratorOptions.extra"),
+])
+def test_unknown_fields_are_refused_at_every_level(changes, parameter):
+    with pytest.raises(ParameterError) as info:
+        load_task(task(**changes))
+    assert info.value.errors == [{"parameter": parameter, "message": "is not a known parameter"}]
+
+
+@pytest.mark.parametrize("loader", [load_task, load_submission])
+@pytest.mark.parametrize("body", [[], [BASE_TASK], "text", None, 5, True])
+def test_a_body_that_is_not_an_object_gives_one_error(loader, body):
+    with pytest.raises(ParameterError) as info:
+        loader(body)
+    assert info.value.errors == [{"parameter": "body", "message": "must be a JSON object"}]
+
+
+# --- Error messages and their order -------------------------------------------------------
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"width": 1000}, "must be a multiple of 16"),
+    ({"steps": 51}, "must be between 1 and 50"),
+    ({"seed": True}, "must be an integer"),
+    ({"CFGScale": "3.5"}, "must be a number"),
+    ({"CFGScale": 0.005}, "must be in steps of 0.01"),
+    ({"includeCost": 1}, "must be true or false"),
+    ({"positivePrompt": "a"}, "must be between 2 and 3000 characters"),
+    ({"positivePrompt": "   "}, "must not be only whitespace"),
+    ({"positivePrompt": ...}, "is required"),
+    ({"positivePrompt": None}, "must not be null"),
+    ({"ttl": 59}, "must be at least 60"),
+    ({"outputType": "url"}, "must be one of: URL, base64Data, dataURI"),
+    ({"webhookURL": "ftp://x.example/"}, "must be an absolute http or https URL"),
+    ({"lora": []}, "must not be empty"),
+])
+def test_messages_say_the_rule(changes, message):
+    assert message in error_messages(load_task, task(**changes))
+
+
+def test_errors_are_sorted_by_parameter_with_dotted_paths():
+    data = task(width=100, seed=-1, foo=1, acceleratorOptions={"cacheEndStep": 0},
+                lora=[{"model": "civitai:1@2"}, {"model": "bad", "weight": 5}])
+    assert error_parameters(load_task, data) == [
+        "acceleratorOptions.cacheEndStep", "foo", "lora[1].model", "lora[1].weight",
+        "seed", "width", "width",
+    ]
+
+
+def test_validation_errors_flattens_marshmallow_messages():
+    with pytest.raises(ValidationError) as info:
+        ImageInferenceSchema().load(task(lora=[{"model": "civitai:1@2", "weight": 4.01}]))
+    assert validation_errors(info.value) == [
+        {"parameter": "lora[0].weight", "message": "must be between -4 and 4"}]
+
+
+def test_validation_errors_of_a_plain_message_names_no_parameter():
+    assert validation_errors(ValidationError("broken")) == [
+        {"parameter": "", "message": "broken"}]
+
+
+def test_parameter_error_carries_the_error_list():
+    error = ParameterError([{"parameter": "width", "message": "must be a multiple of 16"}])
+    assert isinstance(error, Exception)
+    assert error.errors[0]["parameter"] == "width"
+    assert "width" in str(error)
+
+
+# --- SubmissionSchema --------------------------------------------------------------------
+
+
+def test_submission_fills_in_service_defaults():
+    loaded = load_submission({"positivePrompt": "a cat on a mat"})
+    assert loaded["taskType"] == "imageInference"
+    assert loaded["model"] == MODEL_ID
+    assert loaded["width"] == loaded["height"] == 1024
+    assert UUID4.match(loaded["taskUUID"])
+    assert set(loaded) == {"taskType", "taskUUID", "model", "positivePrompt", "width", "height"}
+
+
+def test_submission_draws_a_new_uuid_each_time():
+    first = load_submission({"positivePrompt": "a cat"})["taskUUID"]
+    second = load_submission({"positivePrompt": "a cat"})["taskUUID"]
+    assert first != second
+    assert uuid.UUID(first).version == 4
+
+
+def test_submission_keeps_what_the_user_gave():
+    data = task(width=512, height=1536, steps=8, label="my cat")
+    assert load_submission(data) == data
+
+
+@pytest.mark.parametrize("field, value", [
+    ("webhookURL", "https://example.com/hook"),
+    ("webhookURL", None),
+    ("includeCost", True),
+    ("includeCost", False),
+    ("uploadEndpoint", "https://bucket.example.com/put"),
+])
+def test_submission_refuses_fields_the_service_sets(field, value):
+    with pytest.raises(ParameterError) as info:
+        load_submission({"positivePrompt": "a cat", field: value})
+    assert info.value.errors == [
+        {"parameter": field, "message": "is set by the service and must be left out"}]
+
+
+@pytest.mark.parametrize("changes, parameter", [
+    ({"taskType": "getResponse"}, "taskType"),
+    ({"taskUUID": "nope"}, "taskUUID"),
+    ({"model": "runware:other@1"}, "model"),
+    ({"width": 1000}, "width"),
+    ({"height": True}, "height"),
+    ({"positivePrompt": ...}, "positivePrompt"),
+    ({"label": "x" * 201}, "label"),
+    ({"label": 5}, "label"),
+    ({"lora": [{"model": "civitai:1@2", "transformer": "mid"}]}, "lora[0].transformer"),
+    ({"unknown": 1}, "unknown"),
+])
+def test_submission_applies_every_task_rule(changes, parameter):
+    assert error_parameters(load_submission, task(**changes)) == [parameter]
+
+
+@pytest.mark.parametrize("label", ["", "my cat", "x" * 200])
+def test_submission_accepts_a_label(label):
+    assert load_submission(task(label=label))["label"] == label
+
+
+def test_submission_schema_is_an_image_inference_schema():
+    assert issubclass(SubmissionSchema, ImageInferenceSchema)
+
+
+# --- The four seed examples ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("example", seed_examples(), ids=lambda example: example["title"])
+def test_seed_request_validates_as_a_task(example):
+    assert load_task(example["request"]) == example["request"]
+    assert ImageInferenceSchema().validate(example["request"]) == {}
+
+
+@pytest.mark.parametrize("example", seed_examples(), ids=lambda example: example["title"])
+def test_seed_response_parses_bare_and_wrapped_alike(example):
+    response = example["response"]
+    bare = parse_delivery(response)
+    wrapped = parse_delivery({"data": [response]})
+    assert bare == wrapped
+    assert bare.results == [response]
+    assert bare.errors == bare.processing == []
+
+
+# --- Deliveries --------------------------------------------------------------------------
+
+
+def result(**changes):
+    data = dict(RESULT)
+    for key, value in changes.items():
+        if value is ...:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    return data
+
+
+def delivery_error_keys(payload):
+    with pytest.raises(ValidationError) as info:
+        parse_delivery(payload)
+    return sorted(info.value.messages)
+
+
+def test_bare_result_object():
+    assert parse_delivery(result()) == Delivery(results=[RESULT])
+
+
+def test_data_envelope_with_several_results():
+    second = result(imageUUID="9a72d609-e8e6-46d4-a018-b5d553562edd", seed=22453)
+    assert parse_delivery({"data": [result(), second]}).results == [RESULT, second]
+
+
+def test_errors_envelope():
+    error = {"code": "timeoutProvider", "message": "The provider timed out.",
+             "parameter": "model", "taskType": "imageInference", "taskUUID": TASK_UUID,
+             "documentation": "https://runware.ai/docs/platform/errors"}
+    assert parse_delivery({"errors": [error]}) == Delivery(errors=[error])
+
+
+def test_mixed_data_and_errors():
+    error = {"code": "invalidApiKey", "message": "bad key"}
+    delivery = parse_delivery({"data": [result()], "errors": [error]})
+    assert delivery.results == [RESULT]
+    assert delivery.errors == [error]
+
+
+def test_data_item_with_error_status_is_an_error():
+    failed = {"taskType": "imageInference", "taskUUID": TASK_UUID, "status": "error",
+              "code": "timeoutProvider", "message": "timed out"}
+    delivery = parse_delivery({"data": [result(), failed]})
+    assert delivery.results == [RESULT]
+    assert delivery.errors == [failed]
+
+
+def test_get_response_reply_with_every_kind_of_item():
+    processing = {"taskType": "getResponse", "taskUUID": TASK_UUID, "status": "processing",
+                  "progress": 40}
+    done = result(status="success", taskType="getResponse")
+    failed = {"taskUUID": TASK_UUID, "status": "error", "code": "x", "documentation": "d"}
+    delivery = parse_delivery({"data": [processing, done], "errors": [failed]})
+    assert delivery == Delivery(results=[done], errors=[failed], processing=[processing])
+
+
+@pytest.mark.parametrize("payload, message", [
+    ({"error": {"code": "invalidApiKey", "message": "bad key"}},
+     {"code": "invalidApiKey", "message": "bad key"}),
+    ({"error": "Invalid API key"}, {"message": "Invalid API key"}),
+])
+def test_legacy_singular_error(payload, message):
+    assert parse_delivery(payload) == Delivery(errors=[message])
+
+
+@pytest.mark.parametrize("payload", [
+    {"taskUUID": TASK_UUID, "status": "error", "message": "failed"},
+    {"taskUUID": TASK_UUID, "code": "timeoutProvider", "message": "failed"},
+    {"code": "invalidApiKey"},
+])
+def test_bare_error_object(payload):
+    assert parse_delivery(payload) == Delivery(errors=[payload])
+
+
+@pytest.mark.parametrize("item", [
+    {"taskUUID": TASK_UUID, "status": "processing"},
+    {"taskUUID": TASK_UUID, "status": "processing", "progress": 0},
+    {"taskUUID": TASK_UUID, "status": "processing", "progress": 100},
+    {"taskUUID": TASK_UUID, "status": "processing", "progress": 37.5},
+])
+def test_processing_items_need_no_image(item):
+    assert parse_delivery(item) == Delivery(processing=[item])
+    assert parse_delivery({"data": [item]}) == Delivery(processing=[item])
+
+
+@pytest.mark.parametrize("output, value", [
+    ("imageBase64Data", "iVBORw0KGgo="),
+    ("imageDataURI", "data:image/png;base64,iVBORw0KGgo="),
+])
+def test_other_output_types(output, value):
+    item = result(imageURL=..., **{output: value})
+    assert parse_delivery({"data": [item]}).results == [item]
+
+
+def test_base64_data_is_kept_as_the_same_object():
+    big = "A" * 3_000_000
+    delivery = parse_delivery(result(imageURL=..., imageBase64Data=big))
+    assert delivery.results[0]["imageBase64Data"] is big
+
+
+def test_success_status_and_optional_fields():
+    item = result(status="success", NSFWContent=False, cost=None)
+    assert parse_delivery(item).results == [item]
+
+
+def test_unknown_delivery_keys_are_ignored():
+    delivery = parse_delivery({"data": [result(extra=1)], "errors": [
+        {"code": "x", "allowedValues": ["a"], "min": 1}], "meta": {}})
+    assert delivery.results == [RESULT]
+    assert delivery.errors == [{"code": "x"}]
+
+
+def test_delivered_uuids_load_lower_case():
+    item = result(taskUUID=TASK_UUID.upper(), imageUUID=IMAGE_UUID.upper())
+    loaded = parse_delivery(item).results[0]
+    assert (loaded["taskUUID"], loaded["imageUUID"]) == (TASK_UUID, IMAGE_UUID)
+
+
+def test_error_parameter_may_be_a_list():
+    error = {"code": "invalidParameter", "parameter": ["width", "height"]}
+    assert parse_delivery({"errors": [error]}).errors == [error]
+
+
+@pytest.mark.parametrize("payload, keys", [
+    # missing or broken identity
+    (result(imageUUID=...), ["imageUUID"]),
+    ({"data": [result(), result(imageUUID=...)]}, ["data[1].imageUUID"]),
+    ({"data": [result(imageUUID="abc")]}, ["data[0].imageUUID"]),
+    ({"data": [result(imageUUID=None)]}, ["data[0].imageUUID"]),
+    ({"data": [result(taskUUID=...)]}, ["data[0].taskUUID"]),
+    ({"data": [result(taskUUID=5)]}, ["data[0].taskUUID"]),
+    ({"data": [{"status": "processing"}]}, ["data[0].taskUUID"]),
+    # outputs: exactly one
+    (result(imageURL=...), ["imageURL"]),
+    (result(imageBase64Data="QUJD"), ["imageBase64Data"]),
+    ({"data": [result(imageDataURI="data:image/jpeg;base64,QUJD")]}, ["data[0].imageDataURI"]),
+    (result(imageBase64Data="QUJD", imageDataURI="data:,x"),
+     ["imageBase64Data", "imageDataURI"]),
+    ({"data": [result(imageURL="not a url")]}, ["data[0].imageURL"]),
+    # wrong types and ranges
+    ({"data": [result(seed="5")]}, ["data[0].seed"]),
+    ({"data": [result(seed=-1)]}, ["data[0].seed"]),
+    ({"data": [result(seed=SEED_MAX + 1)]}, ["data[0].seed"]),
+    ({"data": [result(seed=True)]}, ["data[0].seed"]),
+    ({"data": [result(cost="0.0006")]}, ["data[0].cost"]),
+    ({"data": [result(cost=-0.01)]}, ["data[0].cost"]),
+    ({"data": [result(NSFWContent="false")]}, ["data[0].NSFWContent"]),
+    ({"data": [result(status="done")]}, ["data[0].status"]),
+    ({"data": [result(progress=101)]}, ["data[0].progress"]),
+    ({"data": [result(progress=-1)]}, ["data[0].progress"]),
+    ({"data": [result(taskType=1)]}, ["data[0].taskType"]),
+    # error items
+    ({"errors": [{}]}, ["errors[0].code"]),
+    ({"errors": [{"status": "error"}]}, ["errors[0].code"]),
+    ({"errors": [{"code": 500}]}, ["errors[0].code"]),
+    ({"errors": [{"code": "x", "parameter": ["width", 1]}]}, ["errors[0].parameter"]),
+    ({"error": {"documentation": "d"}}, ["error.code"]),
+    ({"error": 5}, ["error"]),
+    # envelopes
+    ({"data": "x"}, ["data"]),
+    ({"data": {"0": RESULT}}, ["data"]),
+    ({"errors": {"code": "x"}}, ["errors"]),
+    ({"data": [RESULT, "x"]}, ["data[1]"]),
+    ({"data": [None]}, ["data[0]"]),
+    ([RESULT], ["body"]),
+    ("text", ["body"]),
+    (None, ["body"]),
+])
+def test_bad_deliveries_name_the_item(payload, keys):
+    assert delivery_error_keys(payload) == keys
+
+
+@pytest.mark.parametrize("payload", [{"data": []}, {"errors": []}, {"data": [], "errors": []}])
+def test_empty_envelope_is_refused(payload):
+    with pytest.raises(ValidationError) as info:
+        parse_delivery(payload)
+    assert info.value.messages == {"data": ["no results"]}
+
+
+def test_delivery_errors_flatten_like_task_errors():
+    with pytest.raises(ValidationError) as info:
+        parse_delivery({"data": [result(), result(imageUUID=..., imageURL=...),
+                                 result(seed="x")]})
+    assert validation_errors(info.value) == [
+        {"parameter": "data[1].imageURL",
+         "message": "one of imageURL, imageBase64Data or imageDataURI is required"},
+        {"parameter": "data[1].imageUUID", "message": "is required"},
+        {"parameter": "data[2].seed", "message": "must be an integer"},
+    ]
+
+
+def test_item_schemas_load_directly():
+    assert ResultItemSchema().load(result(extra=1)) == RESULT
+    assert ErrorItemSchema().load({"message": "m", "type": "x"}) == {"message": "m"}
