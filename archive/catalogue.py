@@ -1,0 +1,361 @@
+"""The SQLite catalogue: tasks, results, the delivery log, and the one ingest function.
+
+Every path that brings a result in (webhook, sync reply, ``getResponse``, upload, import)
+goes through :meth:`Catalogue.ingest`, so dedupe and status rules live in one place.
+
+Connections are per thread (and per process, so a fork under gunicorn never shares one),
+opened in autocommit mode: a transaction is always explicit (:meth:`Catalogue.write`), so
+nothing is half-committed and nothing stays open by accident.
+"""
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import sqlite_utils
+
+from archive import migrations
+
+BODY_CAP = 64 * 1024  # bytes of a delivery body kept in the log
+BUSY_TIMEOUT_MS = 5000
+INLINE_FIELDS = ("imageBase64Data", "imageDataURI")
+
+
+class UnknownTask(LookupError):
+    """The task a delivery claims is not in the catalogue."""
+
+
+class ForeignResult(ValueError):
+    """A delivery holds a result of another task than the one it is for."""
+
+
+def utcnow():
+    """The current time as ISO 8601 UTC text with microseconds (sorts as text)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def elide_inline(item):
+    """A copy of a result item with inline image data replaced by its length.
+
+    Megabytes of base64 belong in the image store, not in the log or the ``raw`` column.
+    """
+    if not any(key in item for key in INLINE_FIELDS):
+        return item
+    out = dict(item)
+    for key in INLINE_FIELDS:
+        if isinstance(out.get(key), str):
+            out[key] = f"<{len(out[key])} characters, archived separately>"
+    return out
+
+
+def cap_body(body):
+    """The logged form of a body: text, inline image data elided, at most BODY_CAP bytes."""
+    if body is None:
+        return None, 0
+    if isinstance(body, str):
+        body = body.encode("utf-8", "replace")
+    size = len(body)
+    text = body[:BODY_CAP].decode("utf-8", "replace")
+    if size > BODY_CAP:
+        text += f"\n… [{size - BODY_CAP} more bytes not kept]"
+    return text, size
+
+
+def next_status(received, wanted, has_error, current):
+    """A task's status from its counts: ``complete`` wins, then ``error``, then ``partial``."""
+    if received >= wanted:
+        return "complete"
+    if has_error:
+        return "error"
+    if received:
+        return "partial"
+    return current
+
+
+@dataclass
+class IngestResult:
+    """What one delivery changed."""
+
+    task_uuid: str
+    new: list = field(default_factory=list)
+    duplicates: list = field(default_factory=list)
+    errors: int = 0
+    status: str = ""
+    delivery_id: int = 0
+
+    @property
+    def verdict(self):
+        """``accepted`` if anything was new, else ``duplicate``."""
+        return "accepted" if (self.new or self.errors) else "duplicate"
+
+
+class Catalogue:
+    """The catalogue in one SQLite file.
+
+    :param path: the database file; its folder is created if missing.
+    :param synchronous: SQLite's ``synchronous`` pragma; ``FULL`` makes every
+        acknowledged commit survive power loss, ``NORMAL`` only a process crash.
+    """
+
+    def __init__(self, path, *, synchronous="FULL"):
+        self.path = str(path)
+        self.synchronous = synchronous
+        self._local = threading.local()
+        if self.path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+
+    # -- connections -------------------------------------------------------------
+
+    def _connect(self):
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+            check_same_thread=False,
+        )
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        return sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False)
+
+    @property
+    def db(self):
+        """This thread's :class:`sqlite_utils.Database` (opened on first use)."""
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            local.db, local.pid = self._connect(), os.getpid()
+        return local.db
+
+    @property
+    def conn(self):
+        """This thread's raw :class:`sqlite3.Connection`, for the hot paths."""
+        return self.db.conn
+
+    def close(self):
+        """Close this thread's connection."""
+        db = getattr(self._local, "db", None)
+        if db is not None and self._local.pid == os.getpid():
+            db.close()
+        self._local.__dict__.clear()
+
+    @contextlib.contextmanager
+    def write(self):
+        """One write transaction, taken with ``BEGIN IMMEDIATE`` so it never deadlocks
+        on upgrade; commits on success, rolls back on any exception."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def migrate(self):
+        """Create or upgrade the schema and switch to WAL; returns the schema version."""
+        db = self.db
+        db.conn.execute("PRAGMA journal_mode = WAL")
+        return migrations.apply(db, self.write)
+
+    # -- tasks ---------------------------------------------------------------------
+
+    def create_task(self, row, *, conn=None):
+        """Insert a task row (columns of ``tasks``); ``params`` may be a dict."""
+        row = dict(row)
+        row.setdefault("created_at", utcnow())
+        row.setdefault("updated_at", row["created_at"])
+        row.setdefault("status", "sending")
+        if isinstance(row.get("params"), (dict, list)):
+            row["params"] = json.dumps(row["params"], sort_keys=True)
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        if conn is not None:
+            conn.execute(f"INSERT INTO tasks ({cols}) VALUES ({marks})", list(row.values()))
+            return row
+        with self.write() as conn:
+            conn.execute(f"INSERT INTO tasks ({cols}) VALUES ({marks})", list(row.values()))
+        return row
+
+    def mark_acknowledged(self, task_uuid, *, ack):
+        """Record the provider's acknowledgement; ``sending`` becomes ``submitted``."""
+        text, _ = cap_body(json.dumps(ack))
+        now = utcnow()
+        with self.write() as conn:
+            conn.execute(
+                "UPDATE tasks SET ack = ?, acknowledged_at = ?, updated_at = ?,"
+                " status = CASE WHEN status = 'sending' THEN 'submitted' ELSE status END"
+                " WHERE task_uuid = ?",
+                (text, now, now, task_uuid),
+            )
+
+    def mark_failed(self, task_uuid, *, code, message, ack=None):
+        """Record a refused or failed submission (or a task-level provider error)."""
+        text = cap_body(json.dumps(ack))[0] if ack is not None else None
+        now = utcnow()
+        with self.write() as conn:
+            conn.execute(
+                "UPDATE tasks SET status = CASE WHEN status = 'complete' THEN status"
+                " ELSE 'error' END, error_code = ?, error_message = ?,"
+                " ack = coalesce(?, ack), updated_at = ? WHERE task_uuid = ?",
+                (code, message, text, now, task_uuid),
+            )
+
+    def get_task(self, task_uuid):
+        """The task row as a dict with its ``results`` list, or None."""
+        conn = self.conn
+        cur = conn.execute("SELECT * FROM tasks WHERE task_uuid = ?", (task_uuid,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        task = dict(zip([d[0] for d in cur.description], row))
+        cur = conn.execute(
+            "SELECT * FROM results WHERE task_uuid = ? ORDER BY id", (task_uuid,)
+        )
+        names = [d[0] for d in cur.description]
+        task["results"] = [dict(zip(names, r)) for r in cur.fetchall()]
+        return task
+
+    def list_tasks(self, *, limit=50, before_id=None):
+        """Tasks newest first, at most ``limit``, keyset-paged by ``id`` (no OFFSET)."""
+        sql = "SELECT * FROM tasks"
+        args = []
+        if before_id is not None:
+            sql += " WHERE id < ?"
+            args.append(before_id)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(limit)
+        cur = self.conn.execute(sql, args)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    # -- the one way results come in --------------------------------------------------
+
+    def ingest(self, task_uuid, *, results=(), errors=(), source="webhook",
+               raw_body=None, remote_addr=None, prepare=None):
+        """Store one delivery for ``task_uuid`` in one transaction and log it.
+
+        :param results: loaded result items (Runware field names).
+        :param errors: loaded error items.
+        :param prepare: optional ``prepare(item) -> dict`` of extra result columns,
+            called before the transaction (the image store decodes inline data here).
+        :raises UnknownTask: no such task; nothing is written.
+        :raises ForeignResult: an item names another task; nothing is written.
+        :returns: :class:`IngestResult`.
+        """
+        for item in (*results, *errors):
+            claimed = item.get("taskUUID")
+            if claimed is not None and claimed != task_uuid:
+                raise ForeignResult(f"item belongs to task {claimed}, not {task_uuid}")
+        extra = [prepare(item) if prepare else {} for item in results]
+        body, size = cap_body(raw_body)
+        now = utcnow()
+        outcome = IngestResult(task_uuid)
+        with self.write() as conn:
+            task = conn.execute(
+                "SELECT number_results, status, ttl FROM tasks WHERE task_uuid = ?",
+                (task_uuid,),
+            ).fetchone()
+            if task is None:
+                raise UnknownTask(task_uuid)
+            for item, cols in zip(results, extra):
+                if self._insert_result(conn, task_uuid, item, cols, now, task[2]):
+                    outcome.new.append(item["imageUUID"])
+                else:
+                    outcome.duplicates.append(item["imageUUID"])
+            outcome.errors = len(errors)
+            if outcome.new or errors:
+                outcome.status = self._update_task(conn, task_uuid, task, errors, now)
+            else:
+                outcome.status = task[1]
+            cur = conn.execute(
+                "INSERT INTO deliveries (received_at, source, task_uuid, verdict, reason,"
+                " status_code, results_new, results_duplicate, errors, body, body_size,"
+                " remote_addr) VALUES (?, ?, ?, ?, NULL, 200, ?, ?, ?, ?, ?, ?)",
+                (now, source, task_uuid, outcome.verdict, len(outcome.new),
+                 len(outcome.duplicates), len(errors), body, size, remote_addr),
+            )
+            outcome.delivery_id = cur.lastrowid
+        return outcome
+
+    def _insert_result(self, conn, task_uuid, item, cols, now, ttl):
+        output_kind, image_url = "URL", item.get("imageURL")
+        if image_url is None:
+            output_kind = "base64Data" if "imageBase64Data" in item else "dataURI"
+        row = {
+            "image_uuid": item["imageUUID"], "task_uuid": task_uuid, "received_at": now,
+            "seed": item.get("seed"), "cost": item.get("cost"),
+            "nsfw": item.get("NSFWContent"), "image_url": image_url,
+            "output_kind": output_kind, "archive_state": "pending",
+            "url_expires_at": _expiry(now, ttl) if image_url and ttl else None,
+            "raw": json.dumps(elide_inline(item), sort_keys=True),
+        }
+        row.update(cols)
+        marks = ", ".join("?" for _ in row)
+        cur = conn.execute(
+            f"INSERT OR IGNORE INTO results ({', '.join(row)}) VALUES ({marks})",
+            list(row.values()),
+        )
+        return cur.rowcount == 1
+
+    def _update_task(self, conn, task_uuid, task, errors, now):
+        wanted, current = task[0], task[1]
+        received, cost, missing = conn.execute(
+            "SELECT count(*), sum(cost), total(cost IS NULL) FROM results WHERE task_uuid = ?",
+            (task_uuid,),
+        ).fetchone()
+        code = message = None
+        if errors:
+            code = errors[-1].get("code") or "providerError"
+            message = errors[-1].get("message") or code
+        has_error = bool(errors) or current == "error"
+        status = next_status(received, wanted, has_error, current)
+        conn.execute(
+            "UPDATE tasks SET status = ?, results_received = ?, cost = ?, cost_missing = ?,"
+            " errors_received = errors_received + ?, error_code = coalesce(?, error_code),"
+            " error_message = coalesce(?, error_message), updated_at = ?,"
+            " completed_at = CASE WHEN ? = 'complete' THEN coalesce(completed_at, ?)"
+            " ELSE completed_at END WHERE task_uuid = ?",
+            (status, received, cost, missing, len(errors), code, message, now,
+             status, now, task_uuid),
+        )
+        return status
+
+    def log_rejection(self, *, source, reason, status_code, task_uuid=None,
+                      raw_body=None, remote_addr=None):
+        """Log a refused delivery (its own small transaction); returns its id."""
+        body, size = cap_body(raw_body)
+        with self.write() as conn:
+            cur = conn.execute(
+                "INSERT INTO deliveries (received_at, source, task_uuid, verdict, reason,"
+                " status_code, body, body_size, remote_addr)"
+                " VALUES (?, ?, ?, 'rejected', ?, ?, ?, ?, ?)",
+                (utcnow(), source, task_uuid, reason, status_code, body, size, remote_addr),
+            )
+            return cur.lastrowid
+
+    def deliveries(self, *, task_uuid=None, verdict=None, limit=100, before_id=None):
+        """The delivery log, newest first, optionally for one task or verdict."""
+        clauses, args = [], []
+        for column, value in (("task_uuid", task_uuid), ("verdict", verdict)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if before_id is not None:
+            clauses.append("id < ?")
+            args.append(before_id)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        cur = self.conn.execute(
+            f"SELECT * FROM deliveries{where} ORDER BY id DESC LIMIT ?", [*args, limit]
+        )
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def _expiry(now, ttl):
+    """When a hosted URL with ``ttl`` seconds of life, delivered at ``now``, expires."""
+    start = datetime.strptime(now, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return datetime.fromtimestamp(start.timestamp() + ttl, timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%S.%fZ"
+    )
