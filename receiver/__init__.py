@@ -1,0 +1,60 @@
+"""The runware-archive web service: ``create_app`` builds it, for ``serve`` and for gunicorn."""
+
+import os
+
+from flask import Flask, current_app
+
+from archive.catalogue import Catalogue
+from receiver import config as settings
+from receiver.tokens import load_or_create_secret
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def create_app(test_config=None):
+    """Build the app: defaults, ``<data>/config.py``, the environment, then ``test_config``.
+
+    :param test_config: a mapping applied last (tests pass their temporary data folder).
+    """
+    folder = settings.data_dir(test_config)
+    os.makedirs(folder, exist_ok=True)
+    app = Flask(
+        __name__,
+        instance_path=folder,
+        instance_relative_config=True,
+        template_folder=os.path.join(HERE, "..", "templates"),
+        static_folder=os.path.join(HERE, "..", "static"),
+    )
+    app.config.from_mapping(settings.DEFAULTS)
+    app.config.from_pyfile("config.py", silent=True)
+    settings.from_environment(app.config)
+    if test_config:
+        app.config.from_mapping(test_config)
+    app.config["RUNWARE_ARCHIVE_DIR"] = folder
+    app.config["PROVIDER"] = settings.provider_name(app.config)
+
+    secret = load_or_create_secret(os.path.join(folder, "webhook-secret"))
+    app.extensions["webhook_secret"] = secret
+    app.config.setdefault("SECRET_KEY", secret.hex())
+    catalogue = Catalogue(
+        os.path.join(folder, "catalogue.db"),
+        synchronous=app.config["RUNWARE_ARCHIVE_SYNCHRONOUS"],
+    )
+    catalogue.migrate()
+    app.extensions["catalogue"] = catalogue
+
+    from receiver import api, webhooks
+
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(api.bp)
+    return app
+
+
+def get_catalogue():
+    """The app's :class:`archive.catalogue.Catalogue`."""
+    return current_app.extensions["catalogue"]
+
+
+def get_secret():
+    """The app's webhook secret (bytes)."""
+    return current_app.extensions["webhook_secret"]

@@ -1,0 +1,119 @@
+"""Settings: defaults, then the data folder's ``config.py``, then the environment, then tests.
+
+Every setting is named as its environment variable (``RUNWARE_ARCHIVE_DIR`` …), so
+``app.config`` reads like the README's table of settings.
+"""
+
+import json
+import os
+from urllib.parse import urlsplit
+
+RUNWARE_API_URL = "https://api.runware.ai/v1"
+RUNWARE_IMAGE_HOST = "im.runware.ai"
+SANDBOX_PATH = "/sandbox/v1"
+DEFAULT_PORT = 5000
+
+DEFAULTS = {
+    "RUNWARE_ARCHIVE_DIR": "runware-archive-data",
+    "RUNWARE_API_KEY": None,
+    "RUNWARE_API_URL": None,
+    "RUNWARE_ARCHIVE_PUBLIC_URL": None,
+    "RUNWARE_ARCHIVE_IMAGE_HOSTS": None,
+    "RUNWARE_ARCHIVE_MAX_DELIVERY_BYTES": 40 * 1024 * 1024,
+    "RUNWARE_ARCHIVE_SYNCHRONOUS": "FULL",
+    "RUNWARE_ARCHIVE_SUBMIT_TIMEOUT": 120.0,
+    "RUNWARE_ARCHIVE_SUBMIT_RETRIES": 4,
+    "RUNWARE_ARCHIVE_SUBMIT_BACKOFF": 0.5,
+}
+
+# How each environment variable is parsed; all others are kept as text.
+_PARSERS = {
+    "RUNWARE_ARCHIVE_MAX_DELIVERY_BYTES": int,
+    "RUNWARE_ARCHIVE_SUBMIT_TIMEOUT": float,
+    "RUNWARE_ARCHIVE_SUBMIT_RETRIES": int,
+    "RUNWARE_ARCHIVE_SUBMIT_BACKOFF": float,
+}
+
+
+def data_dir(test_config=None):
+    """The absolute data folder: test config, then environment, then the default."""
+    folder = (test_config or {}).get("RUNWARE_ARCHIVE_DIR") or os.environ.get(
+        "RUNWARE_ARCHIVE_DIR"
+    ) or DEFAULTS["RUNWARE_ARCHIVE_DIR"]
+    return os.path.abspath(folder)
+
+
+def from_environment(config, environ=os.environ):
+    """Copy every known ``RUNWARE_*`` variable that is set into ``config``, parsed."""
+    for key in config:
+        if key.startswith("RUNWARE_") and environ.get(key, "") != "":
+            parse = _PARSERS.get(key, str)
+            try:
+                config[key] = parse(environ[key])
+            except ValueError:
+                raise SystemExit(f"{key}={environ[key]!r} is not a valid {parse.__name__}")
+
+
+def provider_name(config):
+    """``runware`` with an API key, ``sandbox`` without one."""
+    return "runware" if config.get("RUNWARE_API_KEY") else "sandbox"
+
+
+def image_hosts(config, local_url=None):
+    """The download allowlist: ``host[:port]`` entries, lower-cased.
+
+    Without an API key the sandbox's own host (this service) is on it, or nothing
+    could be archived on a fresh machine.
+    """
+    raw = config.get("RUNWARE_ARCHIVE_IMAGE_HOSTS")
+    hosts = [h.strip().lower() for h in raw.split(",") if h.strip()] if raw else [
+        RUNWARE_IMAGE_HOST
+    ]
+    if provider_name(config) == "sandbox" and local_url:
+        hosts.append(urlsplit(local_url).netloc.lower())
+    return hosts
+
+
+def server_file(config):
+    """Where ``serve`` records the address it listens on, for the CLI and defaults."""
+    return os.path.join(config["RUNWARE_ARCHIVE_DIR"], "server.json")
+
+
+def record_server_address(config, url):
+    """Remember the loopback URL this service is served on (written by ``serve``)."""
+    config["SERVER_URL"] = url
+    with open(server_file(config), "w") as f:
+        json.dump({"url": url, "pid": os.getpid()}, f)
+
+
+def local_url(config):
+    """The URL at which this machine reaches the service: as served, or as recorded."""
+    if config.get("SERVER_URL"):
+        return config["SERVER_URL"]
+    try:
+        with open(server_file(config)) as f:
+            return json.load(f)["url"]
+    except (OSError, ValueError, KeyError):
+        return f"http://127.0.0.1:{DEFAULT_PORT}"
+
+
+def public_url(config, request_root=None):
+    """The base URL the provider calls back: the setting, else the local address.
+
+    With a real key and no setting, the request's own root is a better guess than
+    loopback, which Runware can never reach.
+    """
+    if config.get("RUNWARE_ARCHIVE_PUBLIC_URL"):
+        return config["RUNWARE_ARCHIVE_PUBLIC_URL"].rstrip("/")
+    if provider_name(config) == "runware" and request_root:
+        return request_root.rstrip("/")
+    return local_url(config).rstrip("/")
+
+
+def provider_url(config):
+    """Where tasks are POSTed: the setting, Runware with a key, the local sandbox without."""
+    if config.get("RUNWARE_API_URL"):
+        return config["RUNWARE_API_URL"]
+    if provider_name(config) == "runware":
+        return RUNWARE_API_URL
+    return local_url(config).rstrip("/") + SANDBOX_PATH
