@@ -1,0 +1,108 @@
+"""The JSON API: submit tasks, read them back, page through them, see what they cost."""
+
+import json
+
+from flask import Blueprint, abort, current_app, jsonify, request
+
+from archive import costs
+from receiver import get_catalogue
+from receiver.schemas import ParameterError, load_submission
+from receiver.submit import submit_in_app
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+MAX_PAGE = 200
+
+
+def error_response(status, errors):
+    """``{"errors": [{"parameter", "message"}]}`` with ``status``."""
+    return jsonify(errors=errors), status
+
+
+@bp.post("/tasks")
+def create():
+    """Validate and submit one task; 202 once the provider acknowledged it."""
+    payload = request.get_json(silent=True)
+    if payload is None:
+        return error_response(400, [{"parameter": "body",
+                                     "message": "the body must be a JSON object"}])
+    try:
+        params = load_submission(payload)
+    except ParameterError as exc:
+        return error_response(422, exc.errors)
+    outcome = submit_in_app(current_app, params, request_root=request.root_url)
+    body = {"taskUUID": outcome.task_uuid, "status": outcome.status}
+    if outcome.errors:
+        body["errors"] = outcome.errors
+    return jsonify(body), outcome.http_status
+
+
+@bp.get("/tasks/<task_uuid>")
+def detail(task_uuid):
+    """One task with its parameters and every result."""
+    task = get_catalogue().get_task(task_uuid)
+    if task is None:
+        return error_response(404, [{"parameter": "taskUUID", "message": "no such task"}])
+    return jsonify(task_json(task, with_results=True))
+
+
+@bp.get("/tasks")
+def index():
+    """Tasks newest first; ``limit`` (≤ 200) and the ``next`` cursor of the last page."""
+    try:
+        limit = min(int(request.args.get("limit", 50)), MAX_PAGE)
+        cursor = request.args.get("cursor")
+        before = int(cursor) if cursor else None
+    except ValueError:
+        return error_response(400, [{"parameter": "cursor",
+                                     "message": "limit and cursor must be integers"}])
+    if limit < 1:
+        return error_response(400, [{"parameter": "limit", "message": "must be at least 1"}])
+    rows = get_catalogue().list_tasks(limit=limit + 1, before_id=before)
+    page = rows[:limit]
+    nxt = str(page[-1]["id"]) if len(rows) > limit else None
+    return jsonify(tasks=[task_json(t) for t in page], next=nxt)
+
+
+@bp.get("/costs")
+def cost_summary():
+    """Total cost with breakdowns by day and by model."""
+    return jsonify(costs.summary(get_catalogue().conn))
+
+
+def task_json(task, *, with_results=False):
+    """A task row as the API shows it (Runware's field names; no token anywhere)."""
+    out = {
+        "taskUUID": task["task_uuid"], "status": task["status"],
+        "provider": task["provider"], "sandbox": task["provider"] == "sandbox",
+        "model": task["model"], "positivePrompt": task["positive_prompt"],
+        "params": json.loads(task["params"]), "parentTaskUUID": task["parent_task_uuid"],
+        "rerunMode": task["rerun_mode"], "label": task["label"],
+        "numberResults": task["number_results"],
+        "resultsReceived": task["results_received"], "cost": task["cost"],
+        "costMissing": task["cost_missing"], "estimate": task["estimate"],
+        "createdAt": task["created_at"], "acknowledgedAt": task["acknowledged_at"],
+        "completedAt": task["completed_at"], "updatedAt": task["updated_at"],
+        "errorCode": task["error_code"], "errorMessage": task["error_message"],
+    }
+    if with_results:
+        out["results"] = [result_json(r) for r in task["results"]]
+    return out
+
+
+def result_json(result):
+    """One result as the API shows it."""
+    return {
+        "imageUUID": result["image_uuid"], "seed": result["seed"], "cost": result["cost"],
+        "imageURL": result["image_url"], "outputType": result["output_kind"],
+        "NSFWContent": None if result["nsfw"] is None else bool(result["nsfw"]),
+        "receivedAt": result["received_at"],
+        "archived": result["archive_state"] == "archived",
+        "archiveState": result["archive_state"], "archiveError": result["archive_error"],
+        "sha256": result["sha256"], "starred": bool(result["starred"]),
+    }
+
+
+@bp.errorhandler(405)
+def method_not_allowed(exc):
+    """Runware-style errors for the API, not an HTML page."""
+    return error_response(405, [{"parameter": "method", "message": str(exc)}])

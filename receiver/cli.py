@@ -1,0 +1,141 @@
+"""The ``runware-archive`` command: ``serve``, ``submit`` and friends."""
+
+import json
+import re
+import sys
+import time
+
+import click
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from receiver import config as settings
+from receiver import create_app
+from receiver.schemas import ParameterError, load_submission
+from receiver.submit import submit_in_app
+
+TOKEN_PATTERN = re.compile(r"(token=)[^&\s\"']*")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def redact(text):
+    """``text`` with every ``token=`` value replaced: tokens never reach a log."""
+    return TOKEN_PATTERN.sub(r"\1[redacted]", text)
+
+
+class RedactingRequestHandler(WSGIRequestHandler):
+    """Werkzeug's request handler with the token taken out of every log line."""
+
+    def log(self, type, message, *args):
+        """Format, redact, then log (covers access lines and malformed request lines)."""
+        super().log(type, "%s", redact(message % args if args else message))
+
+
+@click.group()
+def main():
+    """runware-archive: submit Runware imageInference tasks, archive every result."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 for every interface).")
+@click.option("--port", default=settings.DEFAULT_PORT, show_default=True, type=int,
+              help="Port to listen on (0 picks a free one).")
+def serve(host, port):
+    """Run the service with a threaded server (development and small installs)."""
+    app = create_app()
+    server = make_server(host, port, app, threaded=True,
+                         request_handler=RedactingRequestHandler)
+    shown = host if host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{server.server_port}"
+    settings.record_server_address(app.config, url)
+    provider = app.config["PROVIDER"]
+    click.echo(f"runware-archive is serving at {url}/  (data: {app.config['RUNWARE_ARCHIVE_DIR']})")
+    if provider == "sandbox":
+        click.echo("provider: the built-in SANDBOX (no RUNWARE_API_KEY set): images are "
+                   "local stand-ins, nothing is charged")
+    else:
+        click.echo(f"provider: Runware; webhooks go to {settings.public_url(app.config)}")
+    if host not in LOOPBACK_HOSTS:
+        click.echo(f"warning: listening on {host}, reachable from other machines", err=True)
+    click.echo(f'try:  runware-archive submit --prompt "a lighthouse at dawn"', err=False)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")
+
+
+PARAM_OPTIONS = [
+    ("prompt", "positivePrompt", str), ("negative_prompt", "negativePrompt", str),
+    ("seed", "seed", int), ("width", "width", int), ("height", "height", int),
+    ("steps", "steps", int), ("cfg_scale", "CFGScale", float),
+    ("scheduler", "scheduler", str), ("number_results", "numberResults", int),
+    ("output_type", "outputType", str), ("output_format", "outputFormat", str),
+    ("output_quality", "outputQuality", int), ("label", "label", str),
+]
+
+
+@main.command()
+@click.option("--prompt", help="positivePrompt (2–3000 characters).")
+@click.option("--negative-prompt", help="negativePrompt.")
+@click.option("--seed", type=int, help="Seed (0 … 2^63−1); random when left out.")
+@click.option("--width", type=int, help="Width, a multiple of 16 (default 1024).")
+@click.option("--height", type=int, help="Height, a multiple of 16 (default 1024).")
+@click.option("--steps", type=int, help="Steps, 1–50.")
+@click.option("--cfg-scale", type=float, help="CFGScale, 0–50.")
+@click.option("--scheduler", help="One of the model's 75 schedulers.")
+@click.option("--number-results", type=int, help="Images to make, 1–20.")
+@click.option("--output-type", help="URL, base64Data or dataURI.")
+@click.option("--output-format", help="JPG, PNG or WEBP.")
+@click.option("--output-quality", type=int, help="20–99.")
+@click.option("--label", help="A project or client name to group costs by (not sent).")
+@click.option("--json", "json_file", type=click.File(), help="A JSON file with the task "
+              "(Runware's field names); the options above override its fields.")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Wait for the results to arrive and list them.")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait.")
+def submit(json_file, wait, timeout, **options):
+    """Submit one imageInference task and print its taskUUID."""
+    params = json.load(json_file) if json_file else {}
+    if not isinstance(params, dict):
+        raise click.ClickException("the --json file must hold one JSON object")
+    for option, field, _ in PARAM_OPTIONS:
+        if options.get(option) is not None:
+            params[field] = options[option]
+    app = create_app()
+    try:
+        params = load_submission(params)
+    except ParameterError as exc:
+        for error in exc.errors:
+            click.echo(f"error: {error['parameter'] or 'task'}: {error['message']}", err=True)
+        sys.exit(2)
+    outcome = submit_in_app(app, params)
+    click.echo(f"taskUUID: {outcome.task_uuid}")
+    if outcome.errors:
+        for error in outcome.errors:
+            click.echo(f"error: {error.get('code', '')}: {error.get('message', '')}", err=True)
+        if outcome.errors[0].get("code") == "providerUnreachable":
+            click.echo("is the service running?  start it with: runware-archive serve", err=True)
+        sys.exit(1)
+    click.echo(f"status: {outcome.status}")
+    if wait:
+        wait_for(app, outcome.task_uuid, timeout)
+
+
+def wait_for(app, task_uuid, timeout):
+    """Poll the catalogue until the task is complete or failed, then list its results."""
+    catalogue = app.extensions["catalogue"]
+    deadline = time.monotonic() + timeout
+    task = catalogue.get_task(task_uuid)
+    while task["status"] not in ("complete", "error") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        task = catalogue.get_task(task_uuid)
+    for result in task["results"]:
+        cost = "no cost" if result["cost"] is None else f"${result['cost']:.4f}"
+        click.echo(f"  image {result['image_uuid']}  seed {result['seed']}  {cost}")
+    click.echo(f"status: {task['status']}  ({task['results_received']} of "
+               f"{task['number_results']} results)")
+    if task["status"] == "error":
+        click.echo(f"error: {task['error_code']}: {task['error_message']}", err=True)
+        sys.exit(1)
+    if task["status"] != "complete":
+        click.echo(f"still waiting after {timeout:g}s; see GET /api/tasks/{task_uuid}")
