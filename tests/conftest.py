@@ -1,0 +1,117 @@
+"""Shared fixtures: an app on a real temporary data folder, clients, a live loopback server,
+and a :class:`WebhookSender` that posts Runware-shaped deliveries (flaskr's ``AuthActions``)."""
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from receiver import config as settings
+from receiver import create_app
+from receiver.cli import RedactingRequestHandler
+from receiver.tokens import make_token
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SEED_EXAMPLES = SHARED / "fixtures" / "seed-examples.json"
+
+
+def seed_examples():
+    """The four example tasks of the original specification, with their results."""
+    return json.loads(SEED_EXAMPLES.read_text())["examples"]
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    """An empty data folder."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def app_config(data_dir):
+    """The test mapping for ``create_app``; tests may add to it before ``app`` is made."""
+    return {"TESTING": True, "RUNWARE_ARCHIVE_DIR": str(data_dir),
+            "RUNWARE_ARCHIVE_SUBMIT_RETRIES": 1, "RUNWARE_ARCHIVE_SUBMIT_BACKOFF": 0.01}
+
+
+@pytest.fixture
+def app(app_config, monkeypatch):
+    """The app, with no ``RUNWARE_*`` variable of the caller's environment leaking in."""
+    for key in list(settings.DEFAULTS):
+        monkeypatch.delenv(key, raising=False)
+    return create_app(app_config)
+
+
+@pytest.fixture
+def client(app):
+    """Flask's test client."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    """Flask's CLI runner."""
+    return app.test_cli_runner()
+
+
+class LiveServer:
+    """The app served by Werkzeug's threaded server on a free loopback port, in a thread."""
+
+    def __init__(self, app):
+        self.app = app
+        self.server = make_server("127.0.0.1", 0, app, threaded=True,
+                                  request_handler=RedactingRequestHandler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        settings.record_server_address(app.config, self.url)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def live_server(app):
+    """The app on a real loopback port (``live_server.url``)."""
+    server = LiveServer(app).start()
+    yield server
+    server.stop()
+
+
+class WebhookSender:
+    """Posts Runware-shaped deliveries to a task's webhook URL."""
+
+    def __init__(self, base_url, secret):
+        self.base_url, self.secret = base_url, secret
+
+    def url(self, task_uuid, token=None):
+        token = make_token(task_uuid, secret=self.secret) if token is None else token
+        query = f"?token={token}" if token != "" else ""
+        return f"{self.base_url}/webhooks/runware/{task_uuid}{query}"
+
+    def post(self, task_uuid, payload, *, token=None, raw=None, headers=None):
+        body = raw if raw is not None else json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json", **(headers or {})}
+        return requests.post(self.url(task_uuid, token), data=body, headers=headers,
+                             timeout=10)
+
+    def result(self, task_uuid, result, *, envelope=True, **kwargs):
+        """One result, in the ``{"data": [...]}`` envelope or as a bare object."""
+        payload = {"data": [result]} if envelope else result
+        return self.post(task_uuid, payload, **kwargs)
+
+
+@pytest.fixture
+def sender(live_server):
+    """A :class:`WebhookSender` aimed at the live server."""
+    return WebhookSender(live_server.url, live_server.app.extensions["webhook_secret"])

@@ -1,0 +1,185 @@
+import json
+import sqlite3
+import threading
+import uuid
+
+import pytest
+
+from archive.catalogue import BODY_CAP, Catalogue, ForeignResult, UnknownTask
+from archive.migrations import MIGRATIONS
+
+
+@pytest.fixture
+def catalogue(tmp_path):
+    cat = Catalogue(tmp_path / "catalogue.db")
+    cat.migrate()
+    return cat
+
+
+def add_task(catalogue, number_results=2, **extra):
+    task_uuid = str(uuid.uuid4())
+    catalogue.create_task({
+        "task_uuid": task_uuid, "model": "runware:twinflow-z-image-turbo@0",
+        "positive_prompt": extra.pop("prompt", "a copper aviary market"),
+        "params": {"taskUUID": task_uuid}, "provider": "sandbox",
+        "number_results": number_results, **extra,
+    })
+    return task_uuid
+
+
+def result(task_uuid, seed=1, cost=0.0006, **extra):
+    return {"taskType": "imageInference", "taskUUID": task_uuid,
+            "imageUUID": str(uuid.uuid4()), "seed": seed, "cost": cost,
+            "imageURL": "https://im.runware.ai/image/x.jpg", **extra}
+
+
+def count(catalogue, table, where="1", args=()):
+    return catalogue.conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", args).fetchone()[0]
+
+
+def test_migrations_are_recorded_and_idempotent(tmp_path, catalogue):
+    assert catalogue.migrate() == len(MIGRATIONS)
+    again = Catalogue(tmp_path / "catalogue.db")
+    assert again.migrate() == len(MIGRATIONS)
+    assert count(again, "_migrations") == len(MIGRATIONS)
+    assert again.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert again.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert again.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+
+
+def test_status_moves_submitted_partial_complete(catalogue):
+    task = add_task(catalogue, number_results=2)
+    catalogue.mark_acknowledged(task, ack={"data": [{"taskUUID": task}]})
+    assert catalogue.get_task(task)["status"] == "submitted"
+    first = catalogue.ingest(task, results=[result(task, seed=7)])
+    assert first.status == "partial" and first.verdict == "accepted"
+    second = catalogue.ingest(task, results=[result(task, seed=8, cost=0.0013)])
+    assert second.status == "complete"
+    row = catalogue.get_task(task)
+    assert row["results_received"] == 2
+    assert row["cost"] == pytest.approx(0.0019)
+    assert row["completed_at"] is not None
+    assert [r["seed"] for r in row["results"]] == [7, 8]
+
+
+def test_a_late_ack_does_not_move_a_task_back(catalogue):
+    task = add_task(catalogue, number_results=1)
+    catalogue.ingest(task, results=[result(task)])
+    catalogue.mark_acknowledged(task, ack={"data": []})
+    assert catalogue.get_task(task)["status"] == "complete"
+
+
+def test_a_duplicate_changes_nothing_but_the_log(catalogue):
+    task = add_task(catalogue, number_results=2)
+    item = result(task)
+    catalogue.ingest(task, results=[item])
+    before = catalogue.get_task(task)
+    again = catalogue.ingest(task, results=[item])
+    assert again.verdict == "duplicate" and again.duplicates == [item["imageUUID"]]
+    after = catalogue.get_task(task)
+    assert after == before
+    assert count(catalogue, "results") == 1
+    verdicts = [d["verdict"] for d in catalogue.deliveries(task_uuid=task)]
+    assert verdicts == ["duplicate", "accepted"]
+
+
+def test_an_error_delivery_marks_the_task_with_the_providers_code(catalogue):
+    task = add_task(catalogue, number_results=2)
+    outcome = catalogue.ingest(task, errors=[{
+        "taskUUID": task, "code": "timeoutProvider", "message": "the provider timed out"}])
+    assert outcome.status == "error" and outcome.verdict == "accepted"
+    row = catalogue.get_task(task)
+    assert (row["status"], row["error_code"], row["error_message"]) == (
+        "error", "timeoutProvider", "the provider timed out")
+    catalogue.ingest(task, results=[result(task)])
+    assert catalogue.get_task(task)["status"] == "error"
+    catalogue.ingest(task, results=[result(task)])
+    assert catalogue.get_task(task)["status"] == "complete"
+
+
+def test_a_result_without_cost_is_counted_apart(catalogue):
+    task = add_task(catalogue, number_results=2)
+    catalogue.ingest(task, results=[result(task, cost=None), result(task, cost=0.0006)])
+    row = catalogue.get_task(task)
+    assert row["cost"] == pytest.approx(0.0006) and row["cost_missing"] == 1
+
+
+def test_unknown_task_writes_nothing(catalogue):
+    ghost = str(uuid.uuid4())
+    with pytest.raises(UnknownTask):
+        catalogue.ingest(ghost, results=[result(ghost)])
+    assert count(catalogue, "results") == 0 and count(catalogue, "deliveries") == 0
+
+
+def test_a_result_of_another_task_writes_nothing(catalogue):
+    mine, theirs = add_task(catalogue), add_task(catalogue)
+    with pytest.raises(ForeignResult):
+        catalogue.ingest(mine, results=[result(mine), result(theirs)])
+    assert count(catalogue, "results") == 0 and count(catalogue, "deliveries") == 0
+
+
+def test_a_failure_inside_the_transaction_rolls_everything_back(catalogue):
+    task = add_task(catalogue, number_results=2)
+    bad = result(task)
+    bad["seed"] = 2**70  # too big for SQLite: fails after the first insert
+    with pytest.raises(OverflowError):
+        catalogue.ingest(task, results=[result(task), bad])
+    assert count(catalogue, "results") == 0 and count(catalogue, "deliveries") == 0
+    assert catalogue.get_task(task)["status"] == "sending"
+
+
+def test_concurrent_duplicates_are_stored_once(tmp_path, catalogue):
+    task = add_task(catalogue, number_results=1)
+    item = result(task)
+    outcomes = []
+
+    def deliver():
+        mine = Catalogue(tmp_path / "catalogue.db")
+        outcomes.append(mine.ingest(task, results=[item]).verdict)
+
+    threads = [threading.Thread(target=deliver) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["accepted"] + ["duplicate"] * 7
+    assert count(catalogue, "results") == 1
+
+
+def test_the_logged_body_is_capped_and_inline_data_elided(catalogue):
+    task = add_task(catalogue, number_results=1)
+    catalogue.ingest(task, results=[result(task)], raw_body=b"x" * (BODY_CAP + 10))
+    logged = catalogue.deliveries(task_uuid=task)[0]
+    assert logged["body_size"] == BODY_CAP + 10
+    assert len(logged["body"]) < BODY_CAP + 100 and "10 more bytes" in logged["body"]
+    inline = result(task, imageBase64Data="QUJD" * 1000)
+    del inline["imageURL"]
+    catalogue.ingest(task, results=[inline])
+    raw = json.loads(catalogue.get_task(task)["results"][-1]["raw"])
+    assert raw["imageBase64Data"] == "<4000 characters, archived separately>"
+
+
+def test_rejections_are_logged(catalogue):
+    catalogue.log_rejection(source="webhook", reason="invalid token", status_code=403,
+                            task_uuid="t", raw_body=None, remote_addr="127.0.0.1")
+    row = catalogue.deliveries(verdict="rejected")[0]
+    assert (row["reason"], row["status_code"], row["body"]) == ("invalid token", 403, None)
+
+
+def test_prompts_are_searchable_and_status_updates_do_not_reindex(catalogue):
+    task = add_task(catalogue, prompt="glasshouse tea train platform")
+    add_task(catalogue, prompt="lantern bazaar ice harbor")
+    catalogue.ingest(task, results=[result(task)])
+    hits = catalogue.conn.execute(
+        "SELECT t.task_uuid FROM tasks_fts JOIN tasks t ON t.id = tasks_fts.rowid"
+        " WHERE tasks_fts MATCH ?", ["glass*"]).fetchall()
+    assert hits == [(task,)]
+    assert count(catalogue, "tasks_fts") == 2
+
+
+def test_keyset_listing_is_newest_first(catalogue):
+    made = [add_task(catalogue) for _ in range(5)]
+    page = catalogue.list_tasks(limit=2)
+    assert [t["task_uuid"] for t in page] == made[:-3:-1]
+    rest = catalogue.list_tasks(limit=10, before_id=page[-1]["id"])
+    assert [t["task_uuid"] for t in rest] == made[2::-1]

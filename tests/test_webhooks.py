@@ -1,0 +1,193 @@
+"""The webhook receiver over real loopback HTTP: each check, its status code, the log."""
+
+import json
+import logging
+import socket
+import uuid
+
+import pytest
+import requests
+
+from tests.conftest import seed_examples
+
+
+@pytest.fixture
+def catalogue(app):
+    return app.extensions["catalogue"]
+
+
+def make_task(catalogue, number_results=2):
+    task_uuid = str(uuid.uuid4())
+    catalogue.create_task({
+        "task_uuid": task_uuid, "model": "runware:twinflow-z-image-turbo@0",
+        "positive_prompt": "a tidal library atrium", "params": {"taskUUID": task_uuid},
+        "provider": "runware", "number_results": number_results, "status": "submitted",
+    })
+    return task_uuid
+
+
+def result_for(task_uuid, seed=1, cost=0.0006):
+    image = str(uuid.uuid4())
+    return {"taskType": "imageInference", "taskUUID": task_uuid, "imageUUID": image,
+            "imageURL": f"https://im.runware.ai/image/os/a14d18/ws/2/ii/{image}.jpg",
+            "seed": seed, "cost": cost}
+
+
+def rows(catalogue, sql, args=()):
+    return catalogue.conn.execute(sql, args).fetchall()
+
+
+def test_a_valid_delivery_is_stored_and_acknowledged(catalogue, sender):
+    task = make_task(catalogue)
+    response = sender.result(task, result_for(task, seed=22452))
+    assert response.status_code == 200
+    assert response.json()["verdict"] == "accepted"
+    assert rows(catalogue, "SELECT seed FROM results WHERE task_uuid = ?", (task,)) == [(22452,)]
+    assert catalogue.get_task(task)["status"] == "partial"
+
+
+def test_all_three_shapes_are_accepted(catalogue, sender):
+    task = make_task(catalogue, number_results=3)
+    assert sender.result(task, result_for(task), envelope=True).status_code == 200
+    assert sender.result(task, result_for(task), envelope=False).status_code == 200
+    error = {"errors": [{"code": "timeoutProvider", "message": "slow", "taskUUID": task}]}
+    assert sender.post(task, error).status_code == 200
+    row = catalogue.get_task(task)
+    assert row["results_received"] == 2 and row["error_code"] == "timeoutProvider"
+
+
+def test_the_seed_examples_arrive_as_runware_sent_them(catalogue, sender):
+    for example in seed_examples():
+        response = example["response"]
+        catalogue.create_task({
+            "task_uuid": response["taskUUID"], "model": example["request"]["model"],
+            "positive_prompt": example["request"]["positivePrompt"],
+            "params": example["request"], "provider": "runware", "number_results": 1,
+        })
+        assert sender.result(response["taskUUID"], response).status_code == 200
+    got = rows(catalogue, "SELECT seed, cost FROM results ORDER BY id")
+    assert got == [(e["response"]["seed"], e["response"]["cost"]) for e in seed_examples()]
+
+
+def test_a_duplicate_is_acknowledged_and_stored_once(catalogue, sender):
+    task = make_task(catalogue)
+    item = result_for(task)
+    assert sender.result(task, item).json()["verdict"] == "accepted"
+    again = sender.result(task, item)
+    assert again.status_code == 200 and again.json()["verdict"] == "duplicate"
+    assert rows(catalogue, "SELECT count(*) FROM results") == [(1,)]
+
+
+@pytest.mark.parametrize("token,status", [("", 401), ("0" * 64, 403), ("x" * 10_000, 403)])
+def test_missing_or_wrong_tokens_are_refused_before_the_body_is_read(
+        catalogue, sender, token, status):
+    task = make_task(catalogue)
+    response = sender.result(task, result_for(task), token=token)
+    assert response.status_code == status
+    assert response.json()["errors"][0]["message"]
+    assert rows(catalogue, "SELECT count(*) FROM results") == [(0,)]
+    logged = catalogue.deliveries(verdict="rejected")[0]
+    assert logged["status_code"] == status and logged["body"] is None
+
+
+def test_a_token_for_another_task_is_refused(catalogue, sender):
+    mine, other = make_task(catalogue), make_task(catalogue)
+    response = requests.post(
+        sender.url(mine).replace(mine, other), json={"data": [result_for(other)]}, timeout=5)
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("body,headers,status,reason", [
+    (b"{not json", None, 400, "malformed JSON"),
+    (b'{"data": [{"taskUUID": "x"}]}', None, 400, "invalid payload"),
+    (b'{"data": []}', None, 400, "invalid payload"),
+    (b"[1, 2]", None, 400, "invalid payload"),
+    (b'{"data": []}', {"Content-Type": "text/plain"}, 415, "content type"),
+    (b'{"data": []}', {"Content-Type": ""}, 415, "content type"),
+])
+def test_bad_bodies_are_refused_and_logged(catalogue, sender, body, headers, status, reason):
+    task = make_task(catalogue)
+    response = sender.post(task, None, raw=body, headers=headers)
+    assert response.status_code == status, response.text
+    logged = catalogue.deliveries(verdict="rejected")[0]
+    assert logged["status_code"] == status and reason in logged["reason"]
+    assert logged["body"] == body.decode()
+
+
+def test_schema_errors_name_the_field(catalogue, sender):
+    task = make_task(catalogue)
+    item = result_for(task)
+    item["seed"] = "seven"
+    errors = sender.result(task, item).json()["errors"]
+    assert any(e["parameter"] == "data[0].seed" for e in errors)
+
+
+def test_a_result_of_another_task_is_refused(catalogue, sender):
+    mine, other = make_task(catalogue), make_task(catalogue)
+    response = sender.post(mine, {"data": [result_for(mine), result_for(other)]})
+    assert response.status_code == 409
+    assert rows(catalogue, "SELECT count(*) FROM results") == [(0,)]
+
+
+def test_an_unknown_task_with_a_valid_token_is_404(catalogue, sender):
+    ghost = str(uuid.uuid4())
+    assert sender.result(ghost, result_for(ghost)).status_code == 404
+
+
+def test_oversized_bodies_are_refused_with_and_without_content_length(app, catalogue, sender):
+    app.config["RUNWARE_ARCHIVE_MAX_DELIVERY_BYTES"] = 1000
+    task = make_task(catalogue)
+    big = json.dumps({"data": [dict(result_for(task), pad="x" * 5000)]}).encode()
+    assert sender.post(task, None, raw=big).status_code == 413
+
+    def chunks():
+        for i in range(0, len(big), 500):
+            yield big[i:i + 500]
+
+    chunked = requests.post(sender.url(task), data=chunks(), timeout=10,
+                            headers={"Content-Type": "application/json"})
+    assert chunked.status_code == 413
+    assert rows(catalogue, "SELECT count(*) FROM results") == [(0,)]
+    assert [d["status_code"] for d in catalogue.deliveries(verdict="rejected")] == [413, 413]
+
+
+def test_wrong_method_is_405(catalogue, sender):
+    task = make_task(catalogue)
+    assert requests.get(sender.url(task), timeout=5).status_code == 405
+
+
+def test_a_locked_catalogue_answers_503_and_stores_nothing(app, catalogue, sender, tmp_path):
+    import sqlite3
+    task = make_task(catalogue)
+    app.extensions["catalogue"].conn.execute("PRAGMA busy_timeout = 100")
+    blocker = sqlite3.connect(catalogue.path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        from archive import catalogue as module
+        original = module.BUSY_TIMEOUT_MS
+        module.BUSY_TIMEOUT_MS = 100
+        catalogue.close()
+        response = sender.result(task, result_for(task))
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        module.BUSY_TIMEOUT_MS = original
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert rows(catalogue, "SELECT count(*) FROM results") == [(0,)]
+    assert sender.result(task, result_for(task)).status_code == 200
+
+
+def test_the_token_never_reaches_the_access_log(catalogue, sender, caplog):
+    task = make_task(catalogue)
+    url = sender.url(task)
+    token = url.split("token=")[1]
+    with caplog.at_level(logging.INFO, logger="werkzeug"):
+        sender.result(task, result_for(task))
+        sender.result(task, result_for(task), token="f" * 64)
+        raw = socket.create_connection(("127.0.0.1", int(sender.base_url.rsplit(":", 1)[1])))
+        raw.sendall(f"GARBAGE /webhooks/runware/{task}?token={token} HTTP/9\r\n\r\n".encode())
+        raw.recv(1000)
+        raw.close()
+    text = caplog.text + "".join(str(d) for d in catalogue.deliveries())
+    assert "webhooks/runware" in caplog.text
+    assert token not in text and "f" * 64 not in text
