@@ -43,10 +43,11 @@ def create_app(test_config=None):
     catalogue.migrate()
     app.extensions["catalogue"] = catalogue
 
-    from receiver import api, webhooks
+    from receiver import api, ops, webhooks
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(ops.bp)
     return app
 
 

@@ -8,6 +8,7 @@ so Runware retries, and never a 2xx for something not stored.
 
 import json
 import sqlite3
+import time
 
 from flask import Blueprint, current_app, jsonify, request
 from marshmallow import ValidationError
@@ -15,6 +16,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from archive.catalogue import ForeignResult, UnknownTask, elide_inline
 from receiver import get_catalogue, get_secret
+from receiver.ops import INGEST_SECONDS
 from receiver.schemas import parse_delivery, validation_errors
 from receiver.tokens import TokenError, verify_token
 
@@ -34,7 +36,7 @@ def receive(task_uuid):
     """Take one delivery for ``task_uuid``: ``{"data": [...]}``, ``{"errors": [...]}`` or
     a bare result object (runware-api.md §4)."""
     catalogue = get_catalogue()
-    body = None
+    started, body = time.perf_counter(), None
     try:
         check_token(task_uuid)
         body = read_body()
@@ -53,6 +55,7 @@ def receive(task_uuid):
         return refuse(task_uuid, Refusal(404, "unknown task"), body)
     except sqlite3.Error as exc:
         return unavailable(exc)
+    INGEST_SECONDS.observe(time.perf_counter() - started)
     return jsonify(
         taskUUID=task_uuid, verdict=outcome.verdict, new=len(outcome.new),
         duplicates=len(outcome.duplicates), status=outcome.status,
