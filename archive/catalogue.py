@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 import sqlite_utils
 
 from archive import migrations
+from archive.committer import GroupCommitter
 
 BODY_CAP = 64 * 1024  # bytes of a delivery body kept in the log
 BUSY_TIMEOUT_MS = 5000
@@ -99,12 +100,16 @@ class Catalogue:
     :param path: the database file; its folder is created if missing.
     :param synchronous: SQLite's ``synchronous`` pragma; ``FULL`` makes every
         acknowledged commit survive power loss, ``NORMAL`` only a process crash.
+    :param busy_timeout_ms: how long a write waits for another process's lock before
+        it fails (and the webhook answers 503).
     """
 
-    def __init__(self, path, *, synchronous="FULL"):
+    def __init__(self, path, *, synchronous="FULL", busy_timeout_ms=BUSY_TIMEOUT_MS):
         self.path = str(path)
         self.synchronous = synchronous
+        self.busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
+        self._group = GroupCommitter(lambda: self._connect().conn)
         if self.path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
 
@@ -112,10 +117,10 @@ class Catalogue:
 
     def _connect(self):
         conn = sqlite3.connect(
-            self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+            self.path, isolation_level=None, timeout=self.busy_timeout_ms / 1000,
             check_same_thread=False,
         )
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         return sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False)
@@ -236,6 +241,9 @@ class Catalogue:
                raw_body=None, remote_addr=None, prepare=None):
         """Store one delivery for ``task_uuid`` in one transaction and log it.
 
+        The transaction is shared with other deliveries arriving at the same moment
+        (group commit, see :mod:`archive.committer`); this returns after it committed.
+
         :param results: loaded result items (Runware field names).
         :param errors: loaded error items.
         :param prepare: optional ``prepare(item) -> dict`` of extra result columns,
@@ -250,33 +258,42 @@ class Catalogue:
                 raise ForeignResult(f"item belongs to task {claimed}, not {task_uuid}")
         extra = [prepare(item) if prepare else {} for item in results]
         body, size = cap_body(raw_body)
+
+        def work(conn):
+            return self._ingest(conn, task_uuid, results, errors, extra, source, body,
+                                size, remote_addr)
+
+        return self._group.run(work)
+
+    def _ingest(self, conn, task_uuid, results, errors, extra, source, body, size,
+                remote_addr):
+        """The body of :meth:`ingest`, inside the (shared) write transaction."""
         now = utcnow()
         outcome = IngestResult(task_uuid)
-        with self.write() as conn:
-            task = conn.execute(
-                "SELECT number_results, status, ttl FROM tasks WHERE task_uuid = ?",
-                (task_uuid,),
-            ).fetchone()
-            if task is None:
-                raise UnknownTask(task_uuid)
-            for item, cols in zip(results, extra):
-                if self._insert_result(conn, task_uuid, item, cols, now, task[2]):
-                    outcome.new.append(item["imageUUID"])
-                else:
-                    outcome.duplicates.append(item["imageUUID"])
-            outcome.errors = len(errors)
-            if outcome.new or errors:
-                outcome.status = self._update_task(conn, task_uuid, task, errors, now)
+        task = conn.execute(
+            "SELECT number_results, status, ttl FROM tasks WHERE task_uuid = ?",
+            (task_uuid,),
+        ).fetchone()
+        if task is None:
+            raise UnknownTask(task_uuid)
+        for item, cols in zip(results, extra):
+            if self._insert_result(conn, task_uuid, item, cols, now, task[2]):
+                outcome.new.append(item["imageUUID"])
             else:
-                outcome.status = task[1]
-            cur = conn.execute(
-                "INSERT INTO deliveries (received_at, source, task_uuid, verdict, reason,"
-                " status_code, results_new, results_duplicate, errors, body, body_size,"
-                " remote_addr) VALUES (?, ?, ?, ?, NULL, 200, ?, ?, ?, ?, ?, ?)",
-                (now, source, task_uuid, outcome.verdict, len(outcome.new),
-                 len(outcome.duplicates), len(errors), body, size, remote_addr),
-            )
-            outcome.delivery_id = cur.lastrowid
+                outcome.duplicates.append(item["imageUUID"])
+        outcome.errors = len(errors)
+        if outcome.new or errors:
+            outcome.status = self._update_task(conn, task_uuid, task, errors, now)
+        else:
+            outcome.status = task[1]
+        cur = conn.execute(
+            "INSERT INTO deliveries (received_at, source, task_uuid, verdict, reason,"
+            " status_code, results_new, results_duplicate, errors, body, body_size,"
+            " remote_addr) VALUES (?, ?, ?, ?, NULL, 200, ?, ?, ?, ?, ?, ?)",
+            (now, source, task_uuid, outcome.verdict, len(outcome.new),
+             len(outcome.duplicates), len(errors), body, size, remote_addr),
+        )
+        outcome.delivery_id = cur.lastrowid
         return outcome
 
     def _insert_result(self, conn, task_uuid, item, cols, now, ttl):
@@ -324,16 +341,18 @@ class Catalogue:
 
     def log_rejection(self, *, source, reason, status_code, task_uuid=None,
                       raw_body=None, remote_addr=None):
-        """Log a refused delivery (its own small transaction); returns its id."""
+        """Log a refused delivery (group-committed like ingests); returns its id."""
         body, size = cap_body(raw_body)
-        with self.write() as conn:
-            cur = conn.execute(
+
+        def work(conn):
+            return conn.execute(
                 "INSERT INTO deliveries (received_at, source, task_uuid, verdict, reason,"
                 " status_code, body, body_size, remote_addr)"
                 " VALUES (?, ?, ?, 'rejected', ?, ?, ?, ?, ?)",
                 (utcnow(), source, task_uuid, reason, status_code, body, size, remote_addr),
-            )
-            return cur.lastrowid
+            ).lastrowid
+
+        return self._group.run(work)
 
     def deliveries(self, *, task_uuid=None, verdict=None, limit=100, before_id=None):
         """The delivery log, newest first, optionally for one task or verdict."""

@@ -512,7 +512,7 @@ def _add_item(delivery, item, as_error, where, problems):
     if not isinstance(item, dict):
         problems[where] = ["must be an object"]
         return
-    schema = ErrorItemSchema() if as_error else ResultItemSchema()
+    schema = _ERROR_ITEM if as_error else _RESULT_ITEM
     try:
         loaded = schema.load(item)
     except ValidationError as err:
@@ -526,6 +526,12 @@ def _add_item(delivery, item, as_error, where, problems):
         delivery.processing.append(loaded)
     else:
         delivery.results.append(loaded)
+
+
+# One instance each: building a marshmallow schema deep-copies its fields, which cost
+# more than the load itself on the webhook's hot path. Schemas hold no per-load state.
+_RESULT_ITEM = ResultItemSchema()
+_ERROR_ITEM = ErrorItemSchema()
 
 
 def _add_list(delivery, payload, key, problems):
