@@ -48,6 +48,10 @@ def create_app(test_config=None):
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)
+    if app.config["PROVIDER"] == "sandbox":
+        from receiver import sandbox
+
+        sandbox.init_app(app)
     return app
 
 

@@ -139,3 +139,8 @@ def wait_for(app, task_uuid, timeout):
         sys.exit(1)
     if task["status"] != "complete":
         click.echo(f"still waiting after {timeout:g}s; see GET /api/tasks/{task_uuid}")
+
+
+from receiver.sandbox import sandbox_command  # noqa: E402  (sandbox imports cli lazily)
+
+main.add_command(sandbox_command, "sandbox")

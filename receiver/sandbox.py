@@ -1,0 +1,312 @@
+"""The sandbox provider: a local Runware that speaks its REST protocol over real HTTP.
+
+Mounted at ``/sandbox/v1`` when no ``RUNWARE_API_KEY`` is set (``runware-archive sandbox``
+runs it alone). It follows ``../shared/runware-api.md``: a JSON array of tasks with a Bearer
+key (any non-empty key; or a first ``authentication`` element), ``imageInference`` validated
+by the receiver's own schema, ``getResponse``, Runware's ``errors`` objects and HTTP codes,
+per-result webhooks with retries, ``uploadEndpoint`` PUTs, ``URL``/``base64Data``/``dataURI``
+outputs served until ``ttl`` runs out, and a deterministic picture marked SANDBOX. A repeated
+taskUUID with the same parameters gets the same answer and generates nothing new. The header
+``X-Runware-Dry-Run: 1`` validates and prices without generating. State lives in
+``sandbox.db`` beside the images (:mod:`receiver.sandbox_state`), shared by worker processes.
+
+Faults on demand
+----------------
+``RUNWARE_SANDBOX_FAULTS`` (setting or environment) or the ``X-Sandbox-Faults`` header of
+the submitting POST (the header wins; an empty header turns every fault off). Syntax:
+comma-separated ``key=value``, e.g.
+``duplicate=0.3,shuffle=1,delay=0.05,drop_first=2,submit_status=503:0.5,submit_429=0.2``.
+
+=================  ==========================================================================
+``duplicate=P``    each delivered webhook is sent once more, soon after, with probability P
+``shuffle=P``      with probability P a task's results finish in a shuffled order
+``delay=S``        each result of an async or webhook task finishes up to S seconds later
+``drop_first=N``   the first N attempts of every webhook and upload are lost before they
+                   are sent (logged as dropped), so the retry schedule has to deliver them
+``submit_status``  ``CODE:P``: answer the submitting POST with HTTP CODE (429, 500, 502, 503,
+                   504) with probability P, before anything is recorded; ``submit_CODE=P``
+                   (e.g. ``submit_429=0.2``) says the same
+``reply_lost=P``   accept the tasks, then answer 502 as if the reply were lost on the way, so
+                   the client retries a POST that was already done
+``submit_max=N``   at most N fault answers (both kinds above) to the same request body
+                   (default 2), so a client that retries gets through
+``fail=P``         each result fails with ``timeoutProvider`` with probability P
+``bare=P``         the webhook body is the bare result or error object instead of the
+                   ``{"data": [...]}`` / ``{"errors": [...]}`` envelope, with probability P
+``seed=N``         seeds every fault decision, so a run can be repeated exactly
+=================  ==========================================================================
+
+Timings: ``RUNWARE_SANDBOX_RESULT_DELAY`` (seconds between results finishing, 0.2),
+``RUNWARE_SANDBOX_RETRY_BASE`` (0.25), ``RUNWARE_SANDBOX_RETRY_CAP`` (8),
+``RUNWARE_SANDBOX_MAX_ATTEMPTS`` (10), ``RUNWARE_SANDBOX_WEBHOOK_TIMEOUT`` (5).
+"""
+
+import hashlib
+import os
+
+import click
+from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
+from werkzeug.serving import make_server
+
+from archive.pricing import estimate_cost
+from receiver import config as settings
+from receiver import sandbox_render
+from receiver.sandbox_delivery import Deliverer, error_item, result_item
+from receiver.sandbox_faults import FaultSyntaxError, parse_faults
+from receiver.sandbox_state import SandboxState, TaskConflict, extension
+from receiver.schemas import DEFAULT_STEPS, ParameterError, load_task
+
+bp = Blueprint("sandbox", __name__)
+DEFAULT_PORT = 5001
+DOCS = "https://runware.ai/docs/image-inference/api-reference"
+SUBMIT_FAULT_CODES = {429: "tooManyRequests", 500: "internalServerError", 502: "badGateway",
+                      503: "serviceUnavailable", 504: "timeoutQueue"}
+
+
+def init_app(app):
+    """Mount the sandbox on ``app`` at ``SANDBOX_PATH``, its state in the data folder."""
+    folder = app.config.get("RUNWARE_SANDBOX_DIR") or app.config["RUNWARE_ARCHIVE_DIR"]
+    state = SandboxState(folder)
+    app.extensions["sandbox"] = state
+    app.extensions["sandbox_deliverer"] = Deliverer(state, app.config)
+    app.register_blueprint(bp, url_prefix=settings.SANDBOX_PATH)
+
+
+def state():
+    """The app's :class:`SandboxState`."""
+    return current_app.extensions["sandbox"]
+
+
+def runware_error(code, message, *, task_type="imageInference", task_uuid=None,
+                  parameter=None, documentation=None):
+    """An error object as Runware writes them (§1); absent fields are left out."""
+    error = {"code": code, "message": message, "parameter": parameter,
+             "taskType": task_type, "taskUUID": task_uuid, "documentation": documentation}
+    return {key: value for key, value in error.items() if value is not None}
+
+
+def envelope(data, errors, status):
+    """``{"data": [...]}``, ``{"errors": [...]}`` or both, with ``status``."""
+    body = {"data": data} if data or not errors else {}
+    if errors:
+        body["errors"] = errors
+    return jsonify(body), status
+
+
+@bp.post("")
+def submit():
+    """Take a JSON array of tasks; answer each in ``data`` or ``errors``."""
+    tasks = request.get_json(silent=True)
+    key, tasks = api_key(tasks)
+    if not key:
+        return envelope([], [runware_error(
+            "invalidApiKey", "Invalid API key. Send 'Authorization: Bearer <key>' or a first "
+            "task {\"taskType\": \"authentication\", \"apiKey\": ...} (any key will do "
+            "here).", task_type="authentication", parameter="apiKey")], 401)
+    if not isinstance(tasks, list) or not tasks:
+        return envelope([], [runware_error(
+            "invalidRequestBody", "The body must be a JSON array of task objects.",
+            task_type=None)], 400)
+    try:
+        faults_text = request.headers.get("X-Sandbox-Faults",
+                                          current_app.config["RUNWARE_SANDBOX_FAULTS"] or "")
+        faults = parse_faults(faults_text)
+    except FaultSyntaxError as exc:
+        return envelope([], [runware_error("invalidSandboxFaults", str(exc), task_type=None,
+                                           parameter="X-Sandbox-Faults")], 400)
+    state().sweep()
+    body_hash = hashlib.sha256(request.get_data()).hexdigest()
+    refused = submit_fault(faults, body_hash, "submit")
+    if refused:
+        return refused
+    data, errors = [], []
+    for entry in tasks:
+        run_task(entry, faults, faults_text, data, errors)
+    return submit_fault(faults, body_hash, "reply_lost") or envelope(
+        data, [error for _, error in errors],
+        200 if data else max(status for status, _ in errors))
+
+
+def api_key(tasks):
+    """The key (Bearer header, else a first ``authentication`` task) and the other tasks."""
+    header = request.headers.get("Authorization", "")
+    key = header[7:].strip() if header[:7].lower() == "bearer " else ""
+    if isinstance(tasks, list) and tasks and isinstance(tasks[0], dict) \
+            and tasks[0].get("taskType") == "authentication":
+        given = tasks[0].get("apiKey")
+        key = key or (given.strip() if isinstance(given, str) else "")
+        tasks = tasks[1:]
+    return key, tasks
+
+
+def submit_fault(faults, body_hash, kind):
+    """The 429/5xx answer the faults call for now (``submit`` or ``reply_lost``), or None."""
+    def decide(count):
+        rng = faults.rng(kind, body_hash, count)
+        if kind == "reply_lost":
+            return 502 if rng.random() < faults.reply_lost else None
+        for code, probability in sorted(faults.submit.items()):
+            if rng.random() < probability:
+                return code
+        return None
+
+    if not (faults.submit if kind == "submit" else faults.reply_lost):
+        return None
+    status = state().charge_submit_fault(body_hash, faults.submit_max, decide)
+    if status is None:
+        return None
+    return envelope([], [runware_error(
+        SUBMIT_FAULT_CODES[status], f"Sandbox fault '{kind}': HTTP {status}; retry with "
+        "backoff.", task_type=None)], status)
+
+
+def run_task(entry, faults, faults_text, data, errors):
+    """Answer one task of the array into ``data`` and ``errors`` (``(status, error)``)."""
+    task_type = entry.get("taskType") if isinstance(entry, dict) else None
+    if task_type == "imageInference":
+        image_inference(entry, faults, faults_text, data, errors)
+    elif task_type == "getResponse":
+        get_response(entry, data, errors)
+    else:
+        task_uuid = entry.get("taskUUID") if isinstance(entry, dict) else None
+        errors.append((400, runware_error(
+            "unsupportedTaskType", f"Task type {task_type!r} is not supported by the sandbox "
+            "(imageInference, getResponse).", task_type=task_type if isinstance(
+                task_type, str) else None, task_uuid=_text(task_uuid), parameter="taskType")))
+
+
+def image_inference(entry, faults, faults_text, data, errors):
+    """Validate, then accept (or recognise) one ``imageInference`` task and answer it."""
+    try:
+        task = load_task(entry)
+    except ParameterError as exc:
+        errors.extend((400, validation_error(error, entry)) for error in exc.errors)
+        return
+    if request.headers.get("X-Runware-Dry-Run") == "1":
+        data.append({"taskType": "imageInference", "taskUUID": task["taskUUID"],
+                     "cost": estimate_cost(task["width"], task["height"],
+                                           task.get("steps", DEFAULT_STEPS),
+                                           task.get("numberResults", 1))})
+        return
+    mode = "webhook" if "webhookURL" in task else task.get("deliveryMethod", "sync")
+    images_url = url_for("sandbox.image", name="x", _external=True)[:-1]
+    try:
+        record, created = state().accept(
+            task, faults=faults, faults_text=faults_text, images_url=images_url, mode=mode,
+            result_delay=current_app.config["RUNWARE_SANDBOX_RESULT_DELAY"])
+    except TaskConflict:
+        errors.append((400, runware_error(
+            "duplicateTaskUUID", "This taskUUID was already used for a task with other "
+            "parameters; use a new UUID v4.", task_uuid=task["taskUUID"],
+            parameter="taskUUID")))
+        return
+    if created and ("webhookURL" in task or "uploadEndpoint" in task):
+        current_app.extensions["sandbox_deliverer"].start(record)
+    if mode != "sync":
+        data.append({"taskType": "imageInference", "taskUUID": record.task_uuid})
+        return
+    for item in state().items(record.task_uuid):
+        if item.outcome == "success":
+            data.append(result_item(state(), record, item))
+        else:
+            errors.append((500, error_item(record, item)))
+
+
+def get_response(entry, data, errors):
+    """Every generation of a task so far: processing, success (``data``) or error."""
+    task_uuid = _text(entry.get("taskUUID"))
+    record = state().task(task_uuid) if task_uuid else None
+    if record is None:
+        errors.append((404 if task_uuid else 400, runware_error(
+            "taskNotFound" if task_uuid else "missingTaskUUID",
+            "No task with this taskUUID." if task_uuid else "taskUUID is required.",
+            task_type="getResponse", task_uuid=task_uuid, parameter="taskUUID")))
+        return
+    now = state().clock()
+    for item in state().items(task_uuid):
+        if now < item.ready_at:
+            span = max(item.ready_at - record.created_at, 1e-6)
+            data.append({"taskType": "imageInference", "taskUUID": task_uuid,
+                         "status": "processing",
+                         "progress": int(100 * max(0.0, now - record.created_at) / span)})
+        elif item.outcome == "success":
+            data.append(result_item(state(), record, item, status="success"))
+        else:
+            errors.append((200, error_item(record, item)))
+
+
+def validation_error(error, entry):
+    """A schema error (``{"parameter", "message"}``) as Runware's error object."""
+    parameter, message = error["parameter"] or None, error["message"]
+    name = (parameter or "task").split("[")[0].split(".")[0]
+    if message == "is required":
+        code = f"missing{name[0].upper()}{name[1:]}"
+    elif message == "is not a known parameter":
+        code = "unsupportedParameter"
+    else:
+        code = f"invalid{name[0].upper()}{name[1:]}"
+    return runware_error(
+        code, f"{parameter} {message}" if parameter else message,
+        task_uuid=_text(entry.get("taskUUID")), parameter=parameter,
+        documentation=None if code == "unsupportedParameter"
+        else f"{DOCS}#request-{name.lower()}")
+
+
+def _text(value):
+    return value if isinstance(value, str) else None
+
+
+@bp.get("/images/<name>")
+def image(name):
+    """A hosted image while its ``ttl`` lasts: 404 unknown or unfinished, 410 expired."""
+    state().sweep()
+    image_uuid, _, ext = name.partition(".")
+    item = state().item(image_uuid.lower())
+    record = state().task(item.task_uuid) if item else None
+    now = state().clock()
+    if record is None or item.outcome != "success" or ext != extension(record) \
+            or now < item.ready_at:
+        return jsonify(errors=[runware_error("imageNotFound", "No such image.",
+                                             task_type=None)]), 404
+    if now >= item.expires_at:
+        return jsonify(errors=[runware_error("imageExpired", "This image URL has expired "
+                                             "(ttl).", task_type=None)]), 410
+    data = state().image_bytes(record, item)
+    return Response(data, mimetype=sandbox_render.content_type(
+        record.task.get("outputFormat")), headers={"Cache-Control": "private, max-age=60"})
+
+
+def standalone_app(folder):
+    """A Flask app with the sandbox alone, its state in ``folder``."""
+    app = Flask(__name__)
+    app.config.from_mapping(settings.DEFAULTS)
+    settings.from_environment(app.config)
+    app.config["RUNWARE_ARCHIVE_DIR"] = app.config["RUNWARE_SANDBOX_DIR"] = folder
+    os.makedirs(folder, exist_ok=True)
+    init_app(app)
+    return app
+
+
+@click.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int,
+              help="Port to listen on (0 picks a free one).")
+@click.option("--data-dir", envvar="RUNWARE_SANDBOX_DIR", type=click.Path(file_okay=False),
+              help="Folder for sandbox.db and the hosted images [env RUNWARE_SANDBOX_DIR; "
+                   "default: the data folder].")
+def sandbox_command(host, port, data_dir):
+    """Run the sandbox provider alone: a local Runware REST endpoint, no key needed."""
+    from receiver.cli import RedactingRequestHandler  # cli imports this module
+
+    folder = os.path.abspath(data_dir or settings.data_dir())
+    app = standalone_app(folder)
+    server = make_server(host, port, app, threaded=True,
+                         request_handler=RedactingRequestHandler)
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{server.server_port}"
+    click.echo(f"Runware sandbox at {url}{settings.SANDBOX_PATH}  (state: {folder})")
+    click.echo(f"use it with: RUNWARE_API_URL={url}{settings.SANDBOX_PATH} "
+               "runware-archive serve --port <another port>")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")
