@@ -90,7 +90,103 @@ def m001_core(db):
     )
 
 
-MIGRATIONS = [m001_core]
+# The cost rollup: results summed per 15-minute UTC bucket × model × size × label × provider.
+# Every UTC offset in use today is a multiple of 15 minutes, so a local day, week or month in
+# any time zone is a whole number of buckets and is folded from this small table instead of
+# the result rows (issue 6). Triggers keep it exact inside the writing transaction, whatever
+# path writes results. The bucket is read from the text truncated to whole seconds: SQLite's
+# julian-day arithmetic rounds 23:59:59.9999995 up into the next day.
+
+
+def _bucket(received_at):
+    return f"CAST(strftime('%s', substr({received_at}, 1, 19)) AS INTEGER) / 900 * 900"
+
+
+def _key(task):
+    return (f"{task}.model, coalesce({task}.width || 'x' || {task}.height, ''),"
+            f" coalesce({task}.label, ''), {task}.provider")
+
+
+def _share(task):  # the estimate of one image of the task, for results without a cost
+    return f"coalesce({task}.estimate / {task}.number_results, 0)"
+
+
+def _upsert(select):
+    return (
+        "INSERT INTO cost_rollup (bucket, model, size, label, provider, cost, results,"
+        f" missing, missing_estimate) {select}"
+        " ON CONFLICT (bucket, model, size, label, provider) DO UPDATE SET"
+        " cost = cost + excluded.cost, results = results + excluded.results,"
+        " missing = missing + excluded.missing,"
+        " missing_estimate = missing_estimate + excluded.missing_estimate;"
+    )
+
+
+def _add_result(row, sign=""):
+    """Add (or with sign "-" take away) one result row, ``new`` or ``old``."""
+    return _upsert(
+        f"SELECT {_bucket(row + '.received_at')}, {_key('t')}, {sign}coalesce({row}.cost, 0),"
+        f" {sign}1, {sign}({row}.cost IS NULL),"
+        f" {sign}(CASE WHEN {row}.cost IS NULL THEN {_share('t')} ELSE 0 END)"
+        f" FROM tasks t WHERE t.task_uuid = {row}.task_uuid"
+    )
+
+
+def _add_task(task, sign=""):
+    """Add (or take away) every result of a task under its ``new`` or ``old`` row."""
+    return _upsert(
+        f"SELECT {_bucket('r.received_at')}, {_key(task)}, {sign}total(r.cost),"
+        f" {sign}count(*), {sign}total(r.cost IS NULL),"
+        f" {sign}total(CASE WHEN r.cost IS NULL THEN {_share(task)} ELSE 0 END)"
+        f" FROM results r WHERE r.task_uuid = {task}.task_uuid GROUP BY 1"
+    )
+
+
+def m002_cost_ledger(db):
+    """The cost rollup and its triggers, budget threshold crossings, cost indexes."""
+    db.execute(
+        "CREATE TABLE cost_rollup (bucket INTEGER NOT NULL, model TEXT NOT NULL,"
+        " size TEXT NOT NULL, label TEXT NOT NULL, provider TEXT NOT NULL,"
+        " cost REAL NOT NULL, results INTEGER NOT NULL, missing INTEGER NOT NULL,"
+        " missing_estimate REAL NOT NULL,"
+        " PRIMARY KEY (bucket, model, size, label, provider)) WITHOUT ROWID"
+    )
+    db.execute(_upsert(  # the results stored before this migration
+        f"SELECT {_bucket('r.received_at')}, {_key('t')}, total(r.cost), count(*),"
+        f" total(r.cost IS NULL), total(CASE WHEN r.cost IS NULL THEN {_share('t')} ELSE 0 END)"
+        " FROM results r JOIN tasks t ON t.task_uuid = r.task_uuid WHERE 1"
+        " GROUP BY 1, 2, 3, 4, 5"
+    ))
+    db.executescript(f"""
+        CREATE TRIGGER results_cost_ai AFTER INSERT ON results BEGIN
+          {_add_result("new")}
+        END;
+        CREATE TRIGGER results_cost_ad AFTER DELETE ON results BEGIN
+          {_add_result("old", "-")}
+        END;
+        CREATE TRIGGER results_cost_au AFTER UPDATE OF cost, received_at, task_uuid
+        ON results BEGIN
+          {_add_result("old", "-")}
+          {_add_result("new")}
+        END;
+        CREATE TRIGGER tasks_cost_au AFTER UPDATE OF model, width, height, label, provider,
+          estimate, number_results ON tasks BEGIN
+          {_add_task("old", "-")}
+          {_add_task("new")}
+        END;
+    """)
+    db.execute(
+        "CREATE TABLE budget_crossings (period TEXT NOT NULL, period_key TEXT NOT NULL,"
+        " threshold REAL NOT NULL, limit_usd REAL NOT NULL, crossed_at TEXT NOT NULL,"
+        " committed REAL NOT NULL, alert_sent_at TEXT, alert_error TEXT,"
+        " PRIMARY KEY (period, period_key, threshold, limit_usd))"
+    )
+    db.execute("CREATE INDEX results_received_at ON results (received_at)")
+    db.execute("CREATE INDEX results_keepers ON results (task_uuid) WHERE starred = 1")
+    db.execute("CREATE INDEX tasks_cost ON tasks (cost)")
+
+
+MIGRATIONS = [m001_core, m002_cost_ledger]
 
 
 def current_version(db):
