@@ -186,7 +186,30 @@ def m002_cost_ledger(db):
     db.execute("CREATE INDEX tasks_cost ON tasks (cost)")
 
 
-MIGRATIONS = [m001_core, m002_cost_ledger]
+def m003_image_archive(db):
+    """Uploads (the provider's PUTs to uploadEndpoint), reconcile bookkeeping on tasks,
+    and the index the fetcher's claim query walks (issue 4)."""
+    db["uploads"].create(
+        {
+            "id": int, "task_uuid": str, "received_at": str, "sha256": str,
+            "file_ext": str, "file_size": int, "img_width": int, "img_height": int,
+            "image_uuid": str, "matched_by": str, "matched_at": str, "remote_addr": str,
+        },
+        pk="id",
+        not_null=["task_uuid", "received_at", "sha256", "file_ext", "file_size"],
+        foreign_keys=[("task_uuid", "tasks", "task_uuid")],
+    )
+    db["uploads"].create_index(["task_uuid", "sha256"], unique=True)
+    db["uploads"].create_index(["sha256"])
+    db.execute("CREATE INDEX uploads_unmatched ON uploads (received_at)"
+               " WHERE matched_at IS NULL")
+    db["tasks"].add_column("reconciled_at", str)
+    db["tasks"].add_column("reconcile_count", int, not_null_default=0)
+    db.execute("CREATE INDEX results_pending ON results (url_expires_at, received_at)"
+               " WHERE archive_state = 'pending'")
+
+
+MIGRATIONS = [m001_core, m002_cost_ledger, m003_image_archive]
 
 
 def current_version(db):
