@@ -8,8 +8,9 @@ import os
 
 bind = os.environ.get("RUNWARE_ARCHIVE_BIND", "127.0.0.1:5000")
 workers = int(os.environ.get("RUNWARE_ARCHIVE_WORKERS", "2"))
-worker_class = "gthread"
+worker_class = os.environ.get("RUNWARE_ARCHIVE_WORKER_CLASS", "gevent")
 threads = int(os.environ.get("RUNWARE_ARCHIVE_THREADS", "8"))
+worker_connections = 1000
 timeout = 60
 # %(U)s is the path without its query string: the webhook token never reaches the log.
 accesslog = "-"

@@ -161,7 +161,8 @@ class Catalogue:
     def migrate(self):
         """Create or upgrade the schema and switch to WAL; returns the schema version."""
         db = self.db
-        db.conn.execute("PRAGMA journal_mode = WAL")
+        if db.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.conn.execute("PRAGMA journal_mode = WAL")  # once: it is kept in the file
         return migrations.apply(db, self.write)
 
     # -- tasks ---------------------------------------------------------------------

@@ -226,6 +226,8 @@ def apply(db, write):
     :param write: the catalogue's ``write`` context manager (``BEGIN IMMEDIATE``), so two
         processes starting at once serialise here and the loser sees the work done.
     """
+    if current_version(db) >= len(MIGRATIONS):
+        return current_version(db)  # up to date: start without taking the write lock
     with write():
         db["_migrations"].create(
             {"version": int, "name": str, "applied_at": str}, pk="version",

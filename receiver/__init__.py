@@ -39,6 +39,7 @@ def create_app(test_config=None):
     catalogue = Catalogue(
         os.path.join(folder, "catalogue.db"),
         synchronous=app.config["RUNWARE_ARCHIVE_SYNCHRONOUS"],
+        busy_timeout_ms=app.config["RUNWARE_ARCHIVE_BUSY_TIMEOUT_MS"],
     )
     catalogue.migrate()
     app.extensions["catalogue"] = catalogue

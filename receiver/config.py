@@ -21,6 +21,7 @@ DEFAULTS = {
     "RUNWARE_ARCHIVE_IMAGE_HOSTS": None,
     "RUNWARE_ARCHIVE_MAX_DELIVERY_BYTES": 40 * 1024 * 1024,
     "RUNWARE_ARCHIVE_SYNCHRONOUS": "FULL",
+    "RUNWARE_ARCHIVE_BUSY_TIMEOUT_MS": 3000,
     "RUNWARE_ARCHIVE_SUBMIT_TIMEOUT": 120.0,
     "RUNWARE_ARCHIVE_SUBMIT_RETRIES": 4,
     "RUNWARE_ARCHIVE_SUBMIT_BACKOFF": 0.5,
@@ -51,6 +52,7 @@ _PARSERS = {
 def data_dir(test_config=None):
     """The absolute data folder: test config, then environment, then the default."""
     folder = (test_config or {}).get("RUNWARE_ARCHIVE_DIR") or os.environ.get(
+    "RUNWARE_ARCHIVE_BUSY_TIMEOUT_MS": int,
         "RUNWARE_ARCHIVE_DIR"
     ) or DEFAULTS["RUNWARE_ARCHIVE_DIR"]
     return os.path.abspath(folder)

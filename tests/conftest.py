@@ -115,3 +115,21 @@ class WebhookSender:
 def sender(live_server):
     """A :class:`WebhookSender` aimed at the live server."""
     return WebhookSender(live_server.url, live_server.app.extensions["webhook_secret"])
+
+
+@pytest.fixture
+def live_server_factory(monkeypatch):
+    """Make live servers on data folders of the test's choosing (stopped afterwards)."""
+    for key in list(settings.DEFAULTS):
+        monkeypatch.delenv(key, raising=False)
+    servers = []
+
+    def make(data_dir, **config):
+        app = create_app({"TESTING": True, "RUNWARE_ARCHIVE_DIR": str(data_dir),
+                          "RUNWARE_API_KEY": "test", **config})
+        servers.append(LiveServer(app).start())
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.stop()

@@ -156,22 +156,21 @@ def test_wrong_method_is_405(catalogue, sender):
     assert requests.get(sender.url(task), timeout=5).status_code == 405
 
 
-def test_a_locked_catalogue_answers_503_and_stores_nothing(app, catalogue, sender, tmp_path):
+@pytest.fixture
+def quick_busy(app_config):
+    app_config["RUNWARE_ARCHIVE_BUSY_TIMEOUT_MS"] = 200
+
+
+def test_a_locked_catalogue_answers_503_and_stores_nothing(quick_busy, catalogue, sender):
     import sqlite3
     task = make_task(catalogue)
-    app.extensions["catalogue"].conn.execute("PRAGMA busy_timeout = 100")
     blocker = sqlite3.connect(catalogue.path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     try:
-        from archive import catalogue as module
-        original = module.BUSY_TIMEOUT_MS
-        module.BUSY_TIMEOUT_MS = 100
-        catalogue.close()
         response = sender.result(task, result_for(task))
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-        module.BUSY_TIMEOUT_MS = original
     assert response.status_code == 503 and response.headers["Retry-After"] == "1"
     assert rows(catalogue, "SELECT count(*) FROM results") == [(0,)]
     assert sender.result(task, result_for(task)).status_code == 200
