@@ -1,24 +1,273 @@
-"""Cost aggregation over the catalogue (no Flask): the ``cost`` Runware returned is the truth."""
+"""Cost aggregation over the catalogue (no Flask): the ``cost`` Runware returned is the truth.
+
+Totals and breakdowns read ``cost_rollup`` (results summed per 15-minute UTC bucket × model ×
+size × label × provider, kept by triggers; ``migrations.m002_cost_ledger``), never the result
+rows, so they stay fast on millions of results. Calendar groups (day, ISO week, month) are in a
+configured time zone: each bucket is folded into the local date it falls on, so a DST change
+day has 23 or 25 hours and a result at 23:30 UTC is the next day in Berlin. All UTC offsets in
+use since 1972 are multiples of 15 minutes, so no bucket straddles a local midnight.
+
+A result without a cost is never counted as zero silently: it is counted in
+``resultsWithoutCost``, and the estimate of its share of the task in ``estimateWithoutCost``.
+"""
+
+import csv
+import io
+import re
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+CALENDAR_GROUPS = ("day", "week", "month")
+DIMENSIONS = ("model", "size", "label", "provider")  # cost_rollup columns
+GROUPS = CALENDAR_GROUPS + DIMENSIONS
+PLACES = 10  # rounding of reported sums: float noise off, every 4-decimal cost kept
+LEDGER_COLUMNS = ("task", "image", "time", "utc_offset", "prompt", "size", "steps", "seed",
+                  "model", "label", "provider", "cost", "cost_status", "estimate")
+DAY_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP's CSV injection list
 
 
-def summary(conn):
-    """Total, by day (UTC) and by model, over every result with a cost; results without
-    one are counted apart so a missing cost never passes silently as zero."""
-    total, counted, missing = conn.execute(
-        "SELECT coalesce(sum(cost), 0), count(cost), sum(cost IS NULL) FROM results"
-    ).fetchone()
-    by_day = conn.execute(
-        "SELECT substr(received_at, 1, 10) AS day, sum(cost), count(*) FROM results"
-        " GROUP BY day ORDER BY day"
-    ).fetchall()
-    by_model = conn.execute(
-        "SELECT t.model, sum(r.cost), count(*) FROM results r"
-        " JOIN tasks t ON t.task_uuid = r.task_uuid GROUP BY t.model ORDER BY t.model"
-    ).fetchall()
+def zone(name):
+    """The :class:`ZoneInfo` for an IANA name; :raises ValueError: for an unknown one."""
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r} (an IANA name such as "
+                         f"'Europe/Berlin' or 'UTC')") from exc
+
+
+def local_midnight(day, tz):
+    """The UTC epoch second at which local ``day`` begins in ``tz``."""
+    return int(datetime.combine(day, time(), tz).timestamp())
+
+
+def local_today(tz, now=None):
+    """Today's date in ``tz`` (``now`` an aware datetime, default the current time)."""
+    return (now or datetime.now(timezone.utc)).astimezone(tz).date()
+
+
+def bounds(tz, first=None, last=None):
+    """``(start, end)`` epoch seconds of the local dates ``first`` … ``last`` inclusive;
+    either may be None (open)."""
+    start = local_midnight(first, tz) if first else None
+    end = local_midnight(last + timedelta(days=1), tz) if last else None
+    return start, end
+
+
+def _where(column, start, end):
+    clauses, args = [], []
+    if start is not None:
+        clauses.append(f"{column} >= ?")
+        args.append(start)
+    if end is not None:
+        clauses.append(f"{column} < ?")
+        args.append(end)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+def usd(value):
+    """A sum of USD for reports: None as 0, float noise rounded off."""
+    return round(value or 0.0, PLACES)
+
+
+def _row(key, cost, results, missing, missing_estimate):
+    return {"key": key, "cost": usd(cost), "results": results or 0,
+            "resultsWithoutCost": int(missing or 0),
+            "estimateWithoutCost": usd(missing_estimate)}
+
+
+def totals(conn, start=None, end=None):
+    """``{"cost", "results", "resultsWithoutCost", "estimateWithoutCost"}`` over
+    ``[start, end)`` (epoch seconds, None for open)."""
+    where, args = _where("bucket", start, end)
+    row = conn.execute("SELECT total(cost), sum(results), total(missing),"
+                       f" total(missing_estimate) FROM cost_rollup{where}", args).fetchone()
+    out = _row(None, *row)
+    del out["key"]
+    return out
+
+
+def calendar_key(day, group):
+    """A local date's key: ``2024-03-31``, ISO week ``2025-W01``, or month ``2024-03``."""
+    if group == "day":
+        return day.isoformat()
+    if group == "week":
+        year, week, _ = day.isocalendar()
+        return f"{year}-W{week:02d}"
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def breakdown(conn, group, tz, start=None, end=None):
+    """Rows ``{"key", "cost", "results", "resultsWithoutCost", "estimateWithoutCost"}``:
+    calendar groups in date order, the others most expensive first."""
+    if group not in GROUPS:
+        raise ValueError(f"group must be one of {', '.join(GROUPS)}")
+    where, args = _where("bucket", start, end)
+    if group in DIMENSIONS:
+        rows = conn.execute(
+            f"SELECT {group}, total(cost), sum(results), total(missing),"
+            f" total(missing_estimate) FROM cost_rollup{where} GROUP BY {group}"
+            " HAVING sum(results) > 0 ORDER BY 2 DESC, 1", args).fetchall()
+        return [_row(key or None, *rest) for key, *rest in rows]
+    folded = {}
+    for bucket, *sums in conn.execute(
+            "SELECT bucket, total(cost), sum(results), total(missing),"
+            f" total(missing_estimate) FROM cost_rollup{where} GROUP BY bucket", args):
+        key = calendar_key(datetime.fromtimestamp(bucket, tz).date(), group)
+        acc = folded.setdefault(key, [0.0, 0, 0, 0.0])
+        for i, value in enumerate(sums):
+            acc[i] += value
+    return [_row(key, *folded[key]) for key in sorted(folded) if folded[key][1]]
+
+
+def report(conn, tz, *, first=None, last=None, group="day"):
+    """What ``GET /api/costs`` answers: totals of the local dates ``first`` … ``last``
+    (None: open) and the ``groups`` of ``group``."""
+    start, end = bounds(tz, first, last)
+    sums = totals(conn, start, end)
     return {
-        "total": round(total, 10), "currency": "USD", "results": counted,
-        "resultsWithoutCost": missing or 0,
-        "byDay": [{"day": d, "cost": round(c or 0, 10), "results": n} for d, c, n in by_day],
-        "byModel": [{"model": m, "cost": round(c or 0, 10), "results": n}
-                    for m, c, n in by_model],
+        "total": sums.pop("cost"), **sums, "currency": "USD", "timezone": tz.key,
+        "from": first.isoformat() if first else None,
+        "to": last.isoformat() if last else None,
+        "group": group, "groups": breakdown(conn, group, tz, start, end),
     }
+
+
+def daily_series(conn, tz, last, days=30):
+    """``[(date, cost, results)]`` for the ``days`` local dates ending with ``last``,
+    days without results included as zero."""
+    first = last - timedelta(days=days - 1)
+    start, end = bounds(tz, first, last)
+    found = {row["key"]: row for row in breakdown(conn, "day", tz, start, end)}
+    series = []
+    for n in range(days):
+        day = first + timedelta(days=n)
+        row = found.get(day.isoformat(), {"cost": 0.0, "results": 0})
+        series.append((day, row["cost"], row["results"]))
+    return series
+
+
+def _iso(epoch):
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _text_bounds(start, end):
+    return (None if start is None else _iso(start)), (None if end is None else _iso(end))
+
+
+TASK_COLUMNS = ("task_uuid", "created_at", "positive_prompt", "model", "width", "height",
+                "steps", "number_results", "results_received", "cost", "cost_missing",
+                "estimate", "label", "provider", "status", "parent_task_uuid")
+
+
+def top_tasks(conn, *, start=None, end=None, limit=10):
+    """The most expensive tasks created in ``[start, end)``, as dicts of ``TASK_COLUMNS``."""
+    where, args = _where("created_at", *_text_bounds(start, end))
+    where = (where + " AND" if where else " WHERE") + " cost IS NOT NULL"
+    cur = conn.execute(f"SELECT {', '.join(TASK_COLUMNS)} FROM tasks{where}"
+                       " ORDER BY cost DESC, id LIMIT ?", [*args, limit])
+    return [dict(zip(TASK_COLUMNS, row)) for row in cur]
+
+
+# A lineage family: an original task (the root) and every re-run below it, however deep.
+_FAMILY_SUMS = """
+  SELECT f.root, count(*), total(t.cost), sum(t.cost_missing), sum(t.results_received),
+         sum((SELECT count(*) FROM results r WHERE r.task_uuid = t.task_uuid
+              AND r.starred = 1))
+  FROM family f JOIN tasks t ON t.task_uuid = f.task_uuid GROUP BY f.root"""
+
+
+def _family_row(root, tasks, total, missing, results, keepers):
+    return {"root": root, "tasks": tasks, "cost": usd(total), "results": results or 0,
+            "resultsWithoutCost": missing or 0, "keepers": keepers or 0,
+            "costPerKeeper": usd(total / keepers) if keepers else None}
+
+
+def families(conn, *, limit=10):
+    """The most expensive families with at least one re-run: ``{"root", "tasks", "cost",
+    "results", "resultsWithoutCost", "keepers" (starred results), "costPerKeeper"}``."""
+    rows = conn.execute(f"""
+        WITH RECURSIVE family(task_uuid, root) AS (
+          SELECT DISTINCT p.task_uuid, p.task_uuid FROM tasks c
+            JOIN tasks p ON p.task_uuid = c.parent_task_uuid
+            WHERE c.parent_task_uuid IS NOT NULL AND p.parent_task_uuid IS NULL
+          UNION
+          SELECT c.task_uuid, f.root FROM family f
+            JOIN tasks c ON c.parent_task_uuid = f.task_uuid)
+        {_FAMILY_SUMS} ORDER BY 3 DESC, 1 LIMIT ?""", (limit,)).fetchall()
+    return [_family_row(*row) for row in rows]
+
+
+def family(conn, task_uuid):
+    """The family ``task_uuid`` belongs to (as :func:`families`), or None for no such task."""
+    row = conn.execute(f"""
+        WITH RECURSIVE up(task_uuid, parent) AS (
+          SELECT task_uuid, parent_task_uuid FROM tasks WHERE task_uuid = ?
+          UNION
+          SELECT t.task_uuid, t.parent_task_uuid FROM up
+            JOIN tasks t ON t.task_uuid = up.parent),
+        family(task_uuid, root) AS (
+          SELECT task_uuid, task_uuid FROM up WHERE parent IS NULL
+          UNION
+          SELECT c.task_uuid, f.root FROM family f
+            JOIN tasks c ON c.parent_task_uuid = f.task_uuid)
+        {_FAMILY_SUMS}""", (task_uuid,)).fetchone()
+    return _family_row(*row) if row else None
+
+
+def csv_safe(value):
+    """A cell a spreadsheet will not run: text starting like a formula gets a ``'``."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _ledger_row(row, tz):
+    task, image, received_at, prompt, width, height, steps, seed, model, label, provider, \
+        cost, share = row
+    at = datetime.fromisoformat(received_at).astimezone(tz)
+    offset = at.strftime("%z")
+    return (task, image, at.strftime("%Y-%m-%d %H:%M:%S"), f"UTC{offset[:3]}:{offset[3:]}",
+            prompt, f"{width}x{height}" if width and height else "", steps, seed, model,
+            label or "", provider, "" if cost is None else cost,
+            "returned" if cost is not None else "missing",
+            "" if share is None else round(share, PLACES))
+
+
+def ledger_rows(conn, tz, start=None, end=None):
+    """One tuple of ``LEDGER_COLUMNS`` per result received in ``[start, end)``, in order."""
+    where, args = _where("r.received_at", *_text_bounds(start, end))
+    cur = conn.execute(
+        "SELECT r.task_uuid, r.image_uuid, r.received_at, t.positive_prompt, t.width,"
+        " t.height, t.steps, r.seed, t.model, t.label, t.provider, r.cost,"
+        " t.estimate / t.number_results FROM results r"
+        f" JOIN tasks t ON t.task_uuid = r.task_uuid{where} ORDER BY r.received_at, r.id",
+        args)
+    for row in cur:
+        yield _ledger_row(row, tz)
+
+
+def ledger_csv(conn, tz, start=None, end=None, *, chunk=500):
+    """The ledger as CSV text in pieces (a UTF-8 BOM first, for spreadsheets), safe
+    against formula injection; ``estimate`` is the task's estimate per image."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    buffer.write("\ufeff")
+    writer.writerow(LEDGER_COLUMNS)
+    for n, row in enumerate(ledger_rows(conn, tz, start, end), start=1):
+        writer.writerow([csv_safe(cell) for cell in row])
+        if n % chunk == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def parse_day(text, name):
+    """A ``YYYY-MM-DD`` query value as a date; :raises ValueError: naming ``name``."""
+    try:
+        if not DAY_PATTERN.fullmatch(text):
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a date as YYYY-MM-DD") from None

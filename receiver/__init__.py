@@ -44,11 +44,12 @@ def create_app(test_config=None):
     catalogue.migrate()
     app.extensions["catalogue"] = catalogue
 
-    from receiver import api, ops, webhooks
+    from receiver import api, costs, ops, webhooks
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)
+    app.register_blueprint(costs.bp)
     if app.config["PROVIDER"] == "sandbox":
         from receiver import sandbox
 

@@ -4,7 +4,7 @@ import json
 
 from flask import Blueprint, abort, current_app, jsonify, request
 
-from archive import costs
+from receiver import costs as cost_views
 from receiver import get_catalogue
 from receiver.schemas import ParameterError, load_submission
 from receiver.submit import submit_in_app
@@ -65,8 +65,8 @@ def index():
 
 @bp.get("/costs")
 def cost_summary():
-    """Total cost with breakdowns by day and by model."""
-    return jsonify(costs.summary(get_catalogue().conn))
+    """Costs of a date range grouped by ``group``, as JSON or (``format=csv``) the ledger."""
+    return cost_views.api_costs()
 
 
 def task_json(task, *, with_results=False):

@@ -109,7 +109,8 @@ def submit(json_file, wait, timeout, **options):
             click.echo(f"error: {error['parameter'] or 'task'}: {error['message']}", err=True)
         sys.exit(2)
     outcome = submit_in_app(app, params)
-    click.echo(f"taskUUID: {outcome.task_uuid}")
+    if outcome.status != "refused":  # a task refused by the budget was never recorded
+        click.echo(f"taskUUID: {outcome.task_uuid}")
     if outcome.errors:
         for error in outcome.errors:
             click.echo(f"error: {error.get('code', '')}: {error.get('message', '')}", err=True)
@@ -142,5 +143,7 @@ def wait_for(app, task_uuid, timeout):
 
 
 from receiver.sandbox import sandbox_command  # noqa: E402  (sandbox imports cli lazily)
+from receiver.stats import stats as stats_command  # noqa: E402
 
 main.add_command(sandbox_command, "sandbox")
+main.add_command(stats_command)

@@ -25,6 +25,11 @@ DEFAULTS = {
     "RUNWARE_ARCHIVE_SUBMIT_TIMEOUT": 120.0,
     "RUNWARE_ARCHIVE_SUBMIT_RETRIES": 4,
     "RUNWARE_ARCHIVE_SUBMIT_BACKOFF": 0.5,
+    # Cost tracking and budgets (archive/costs.py, archive/budgets.py).
+    "RUNWARE_ARCHIVE_TIMEZONE": "UTC",
+    "RUNWARE_ARCHIVE_BUDGET_DAILY": None,
+    "RUNWARE_ARCHIVE_BUDGET_MONTHLY": None,
+    "RUNWARE_ARCHIVE_ALERT_URL": None,
     # The sandbox provider (receiver/sandbox.py documents the fault syntax).
     "RUNWARE_SANDBOX_DIR": None,
     "RUNWARE_SANDBOX_FAULTS": None,
@@ -37,10 +42,13 @@ DEFAULTS = {
 
 # How each environment variable is parsed; all others are kept as text.
 _PARSERS = {
+    "RUNWARE_ARCHIVE_BUSY_TIMEOUT_MS": int,
     "RUNWARE_ARCHIVE_MAX_DELIVERY_BYTES": int,
     "RUNWARE_ARCHIVE_SUBMIT_TIMEOUT": float,
     "RUNWARE_ARCHIVE_SUBMIT_RETRIES": int,
     "RUNWARE_ARCHIVE_SUBMIT_BACKOFF": float,
+    "RUNWARE_ARCHIVE_BUDGET_DAILY": float,
+    "RUNWARE_ARCHIVE_BUDGET_MONTHLY": float,
     "RUNWARE_SANDBOX_RETRY_BASE": float,
     "RUNWARE_SANDBOX_RETRY_CAP": float,
     "RUNWARE_SANDBOX_MAX_ATTEMPTS": int,
@@ -52,7 +60,6 @@ _PARSERS = {
 def data_dir(test_config=None):
     """The absolute data folder: test config, then environment, then the default."""
     folder = (test_config or {}).get("RUNWARE_ARCHIVE_DIR") or os.environ.get(
-    "RUNWARE_ARCHIVE_BUSY_TIMEOUT_MS": int,
         "RUNWARE_ARCHIVE_DIR"
     ) or DEFAULTS["RUNWARE_ARCHIVE_DIR"]
     return os.path.abspath(folder)

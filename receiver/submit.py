@@ -14,8 +14,9 @@ from urllib3.util.retry import Retry
 
 from marshmallow import ValidationError
 
+from archive import budgets, pricing
 from archive.catalogue import elide_inline
-from receiver.schemas import parse_delivery, validation_errors
+from receiver.schemas import DEFAULT_STEPS, parse_delivery, validation_errors
 from receiver import config as settings
 from receiver.tokens import make_token
 
@@ -114,19 +115,34 @@ def task_row(task, *, provider, parent=None, rerun_mode=None, label=None, estima
     return row
 
 
+def estimate_of(task):
+    """The task's estimated USD (``archive.pricing``), as shown to the user."""
+    return pricing.estimate_cost(task.get("width", 1024), task.get("height", 1024),
+                                 task.get("steps", DEFAULT_STEPS), task.get("numberResults", 1))
+
+
 def submit(params, *, catalogue, client, secret, public_url, provider, parent=None,
-           rerun_mode=None, estimate=None):
+           rerun_mode=None, estimate=None, budget=None):
     """Record and send one validated task; returns a :class:`Submission`.
 
     :param params: the output of ``schemas.load_submission`` (``taskUUID`` set).
+    :param estimate: USD stored as the task's estimate; default :func:`estimate_of`.
+    :param budget: an ``archive.budgets.Budget``; a task past a limit is refused (402,
+        ``budgetExceeded``), recording and sending nothing.
     """
     task = build_task(params, webhook=webhook_url(
         params["taskUUID"], public_url=public_url, secret=secret))
-    catalogue.create_task(task_row(
+    task_uuid = task["taskUUID"]
+    estimate = estimate_of(task) if estimate is None else estimate
+    refused, crossings = budgets.admit(catalogue, task_row(
         task, provider=provider, parent=parent, rerun_mode=rerun_mode,
         label=params.get("label"), estimate=estimate,
-    ))
-    task_uuid = task["taskUUID"]
+    ), estimate, budget)
+    if refused:
+        return Submission(task_uuid, "refused", [{"code": "budgetExceeded",
+                                                  "message": refused}], 402)
+    if crossings:
+        budgets.send_alerts(catalogue, budget.alert_url, crossings)
     try:
         status_code, body = client.post([task])
     except requests.RequestException as exc:
@@ -208,5 +224,6 @@ def submit_in_app(app, params, *, request_root=None, **kwargs):
         params, catalogue=app.extensions["catalogue"], client=provider_client(app),
         secret=app.extensions["webhook_secret"],
         public_url=settings.public_url(app.config, request_root),
-        provider=app.config["PROVIDER"], **kwargs,
+        provider=app.config["PROVIDER"],
+        budget=budgets.Budget.from_settings(app.config), **kwargs,
     )

@@ -1,0 +1,224 @@
+"""Daily and monthly budgets (no Flask): refuse a task before it is sent, warn at 80%.
+
+The rule (issue 6): a task is refused when
+
+    spent in the period + in flight + the task's estimate  >  the period's limit
+
+strictly greater: reaching the limit exactly is allowed (sums compared to 1e-8 USD, so float
+noise never decides). *Spent* is what the period's results cost (local day or month in the
+configured time zone), plus the estimated share of each result that came without a cost;
+*in flight* is, for every task not yet ``complete`` or ``error``, its estimate minus what its
+results already cost (never below zero). The check and the task's insert run in one
+``BEGIN IMMEDIATE`` transaction, so two submissions cannot both fit into the same room.
+
+Each time a period's committed sum (spent + in flight) reaches 80% and 100% of its limit, the
+crossing is recorded once in ``budget_crossings`` (per period, threshold and limit) and, with
+an alert URL, one JSON alert is POSTed from a background thread after the commit.
+"""
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import date
+from zoneinfo import ZoneInfo
+
+import requests
+
+from archive import costs
+from archive.catalogue import utcnow
+
+WARN_AT = 0.8
+THRESHOLDS = (WARN_AT, 1.0)
+FINISHED = ("complete", "error")
+EPSILON = 1e-8
+ALERT_TIMEOUT = 5.0
+
+log = logging.getLogger(__name__)
+
+
+def _float_or_none(value):
+    return None if value in (None, "") else float(value)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Limits in USD (None: no limit), the zone their days and months are in, where to alert."""
+
+    daily: float | None = None
+    monthly: float | None = None
+    tz: ZoneInfo = ZoneInfo("UTC")
+    alert_url: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings):
+        """From a mapping of ``RUNWARE_ARCHIVE_*`` settings (the app's config)."""
+        return cls(
+            daily=_float_or_none(settings.get("RUNWARE_ARCHIVE_BUDGET_DAILY")),
+            monthly=_float_or_none(settings.get("RUNWARE_ARCHIVE_BUDGET_MONTHLY")),
+            tz=costs.zone(settings.get("RUNWARE_ARCHIVE_TIMEZONE")),
+            alert_url=settings.get("RUNWARE_ARCHIVE_ALERT_URL") or None,
+        )
+
+    @property
+    def active(self):
+        """True when at least one limit is set."""
+        return self.daily is not None or self.monthly is not None
+
+
+def periods(budget, now=None):
+    """``[(name, key, limit, start epoch second)]`` for each limit that is set."""
+    today = costs.local_today(budget.tz, now)
+    found = []
+    if budget.daily is not None:
+        found.append(("daily", today.isoformat(), budget.daily,
+                      costs.local_midnight(today, budget.tz)))
+    if budget.monthly is not None:
+        first = date(today.year, today.month, 1)
+        found.append(("monthly", first.strftime("%Y-%m"), budget.monthly,
+                      costs.local_midnight(first, budget.tz)))
+    return found
+
+
+def spent_since(conn, start):
+    """USD spent from epoch second ``start`` on, missing costs at their estimate."""
+    return conn.execute("SELECT total(cost) + total(missing_estimate) FROM cost_rollup"
+                        " WHERE bucket >= ?", (start,)).fetchone()[0]
+
+
+def in_flight(conn):
+    """USD still to come: estimates of unfinished tasks minus what they already cost."""
+    return conn.execute(
+        "SELECT total(max(estimate - coalesce(cost, 0), 0)) FROM tasks"
+        f" WHERE status NOT IN ({', '.join('?' for _ in FINISHED)}) AND estimate IS NOT NULL",
+        FINISHED).fetchone()[0]
+
+
+def status(conn, budget, now=None):
+    """One dict per limit set: ``period``, ``key``, ``limit``, ``spent``, ``inFlight``,
+    ``committed``, ``ratio``, ``warning`` (≥ 80%) and ``reached`` (≥ 100%)."""
+    flight = in_flight(conn)
+    out = []
+    for name, key, limit, start in periods(budget, now):
+        spent = spent_since(conn, start)
+        committed = spent + flight
+        ratio = committed / limit if limit > 0 else (0.0 if committed <= 0 else float("inf"))
+        out.append({"period": name, "key": key, "limit": limit, "spent": costs.usd(spent),
+                    "inFlight": costs.usd(flight), "committed": costs.usd(committed),
+                    "ratio": ratio, "warning": ratio >= WARN_AT - EPSILON,
+                    "reached": ratio >= 1 - EPSILON, "timezone": budget.tz.key})
+    return out
+
+
+def refusal(conn, budget, estimate, now=None):
+    """The message refusing a task of ``estimate`` USD, or None when it fits every limit."""
+    for period in status(conn, budget, now):
+        after = period["committed"] + estimate
+        if after > period["limit"] + EPSILON:
+            when = "today" if period["period"] == "daily" else "this month"
+            return (
+                f"budget exceeded: this task's estimate ${estimate:.4f} would take {when}'s "
+                f"spending ({period['key']}, {period['timezone']}) to ${after:.4f} "
+                f"(${period['spent']:.4f} spent + ${period['inFlight']:.4f} in flight), past "
+                f"the {period['period']} budget of ${period['limit']:.4f}; nothing was sent"
+            )
+    return None
+
+
+def record_crossings(conn, budget, now=None):
+    """Record each threshold the committed sums have reached and that was not recorded yet
+    (inside the caller's transaction); returns the new crossings as alert payloads."""
+    new = []
+    for period in status(conn, budget, now):
+        for threshold in THRESHOLDS:
+            if period["committed"] <= 0 or period["ratio"] < threshold - EPSILON:
+                continue
+            crossed_at = utcnow()
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO budget_crossings (period, period_key, threshold,"
+                " limit_usd, crossed_at, committed) VALUES (?, ?, ?, ?, ?, ?)",
+                (period["period"], period["key"], threshold, period["limit"], crossed_at,
+                 period["committed"]))
+            if cur.rowcount == 1:
+                new.append(alert_payload(period, threshold, crossed_at))
+    return new
+
+
+def unrecorded(conn, budget, now=None):
+    """True when some threshold is reached but not yet recorded (a read, no lock)."""
+    for period in status(conn, budget, now):
+        for threshold in THRESHOLDS:
+            if period["committed"] > 0 and period["ratio"] >= threshold - EPSILON and \
+                    conn.execute("SELECT 1 FROM budget_crossings WHERE period = ? AND"
+                                 " period_key = ? AND threshold = ? AND limit_usd = ?",
+                                 (period["period"], period["key"], threshold,
+                                  period["limit"])).fetchone() is None:
+                return True
+    return False
+
+
+def alert_payload(period, threshold, crossed_at):
+    """The JSON body POSTed to the alert URL for one crossing."""
+    return {
+        "type": "budgetThreshold", "period": period["period"], "periodKey": period["key"],
+        "timezone": period["timezone"], "threshold": threshold, "limit": period["limit"],
+        "spent": period["spent"], "inFlight": period["inFlight"],
+        "committed": period["committed"], "crossedAt": crossed_at, "currency": "USD",
+        "message": f"{threshold:.0%} of the {period['period']} budget "
+                   f"(${period['limit']:.4f}) reached for {period['key']}: "
+                   f"${period['committed']:.4f} spent or in flight",
+    }
+
+
+def admit(catalogue, row, estimate, budget, now=None):
+    """Insert the task ``row`` unless its ``estimate`` would pass a limit, in one
+    ``BEGIN IMMEDIATE`` transaction; returns ``(refusal message or None, new crossings)``."""
+    with catalogue.write() as conn:
+        if budget is not None and budget.active:
+            message = refusal(conn, budget, estimate, now)
+            if message:
+                return message, []
+        catalogue.create_task(row, conn=conn)
+        if budget is None or not budget.active:
+            return None, []
+        return None, record_crossings(conn, budget, now)
+
+
+def observe(catalogue, budget, now=None):
+    """The budget :func:`status` for pages; records (and alerts) crossings reached since
+    the last look, e.g. by results that cost more than their estimate."""
+    found = status(catalogue.conn, budget, now)
+    if any(p["warning"] for p in found) and unrecorded(catalogue.conn, budget, now):
+        with catalogue.write() as conn:
+            crossings = record_crossings(conn, budget, now)
+        send_alerts(catalogue, budget.alert_url, crossings)
+    return found
+
+
+def send_alerts(catalogue, url, crossings, *, post=requests.post, timeout=ALERT_TIMEOUT):
+    """POST each crossing to ``url`` from a daemon thread (never blocking the caller) and
+    note the outcome on its row; returns the thread, or None when there is nothing to send."""
+    if not url or not crossings:
+        return None
+    thread = threading.Thread(target=_deliver, args=(catalogue, url, crossings, post, timeout),
+                              name="budget-alerts", daemon=True)
+    thread.start()
+    return thread
+
+
+def _deliver(catalogue, url, crossings, post, timeout):
+    try:
+        for crossing in crossings:
+            error = None
+            try:
+                post(url, json=crossing, timeout=timeout).raise_for_status()
+            except requests.RequestException as exc:
+                error = f"{type(exc).__name__}: {exc}"[:500]
+                log.warning("budget alert to %s failed: %s", url, error)
+            with catalogue.write() as conn:
+                conn.execute(
+                    "UPDATE budget_crossings SET alert_sent_at = ?, alert_error = ?"
+                    " WHERE period = ? AND period_key = ? AND threshold = ? AND limit_usd = ?",
+                    (None if error else utcnow(), error, crossing["period"],
+                     crossing["periodKey"], crossing["threshold"], crossing["limit"]))
+    finally:
+        catalogue.close()
