@@ -1,0 +1,297 @@
+"""The image store (no Flask): originals by content address, WEBP thumbnails, inline images.
+
+Layout under the data folder::
+
+    images/ab/<sha256>.<ext>    the original, byte for byte as delivered (ext: jpg, png, webp)
+    thumbs/ab/<sha256>.webp     its thumbnail, ~384 px on the long side, made once
+    images/.tmp/                downloads and uploads in progress (never served, swept)
+
+Identical bytes are stored once. A file enters the store only by ``os.replace`` of a
+complete, verified temporary file in the same file system, so a reader (or a crash) never
+sees half a file. Every image is checked with Pillow before it is kept: JPEG, PNG or WEBP
+only, a sane size (no decompression bombs), fully decodable (not truncated).
+"""
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from archive.catalogue import INLINE_FIELDS, utcnow
+
+# Pillow format -> file extension, and what we serve each extension as.
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+# Runware's sizes stop at 2048 px; these limits leave room and still cap a decode at
+# ~100 MB of memory, so a small file claiming 50 000 x 50 000 pixels is refused unread.
+MAX_SIDE = 8192
+MAX_PIXELS = 25_000_000
+THUMB_SIDE = 384
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+DATA_URI = re.compile(r"^data:(?:image/[A-Za-z0-9.+-]+)?(?:;[^,;]*)*;base64,", re.I)
+TEMP_MAX_AGE = 3600  # seconds after which a leftover temporary file is swept
+
+
+class BadImage(ValueError):
+    """Bytes refused as an image; the message says why (it goes to ``archive_error``)."""
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """An original in the store."""
+
+    sha256: str
+    ext: str
+    size: int
+    width: int
+    height: int
+
+    def columns(self):
+        """The ``results`` columns that mark a result archived as this file."""
+        return {
+            "archive_state": "archived", "archive_error": None, "sha256": self.sha256,
+            "file_ext": self.ext, "file_size": self.size, "img_width": self.width,
+            "img_height": self.height, "archived_at": utcnow(),
+        }
+
+
+def inspect_image(path):
+    """The ``(ext, width, height)`` of the image file at ``path``.
+
+    :raises BadImage: not JPEG/PNG/WEBP, too large in pixels, or damaged/truncated.
+    """
+    try:
+        with Image.open(path, formats=list(EXTENSIONS)) as im:
+            fmt, (width, height) = im.format, im.size
+            check_dimensions(width, height)
+            im.verify()
+        with Image.open(path, formats=list(EXTENSIONS)) as im:
+            im.load()
+    except BadImage:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise BadImage(f"decompression bomb refused: {exc}") from None
+    except UnidentifiedImageError:
+        raise BadImage("not an image (no JPEG, PNG or WEBP data)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # Pillow's ways to say "damaged"
+        raise BadImage(f"damaged image: {exc}") from None
+    return EXTENSIONS[fmt], width, height
+
+
+def check_dimensions(width, height):
+    """Refuse sizes no generation has: the decompression-bomb guard, before decoding."""
+    if width < 1 or height < 1:
+        raise BadImage(f"image has no pixels ({width}x{height})")
+    if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
+        raise BadImage(f"decompression bomb refused: {width}x{height} pixels is over the "
+                       f"limit ({MAX_SIDE} px a side, {MAX_PIXELS} pixels)")
+
+
+def hash_file(path):
+    """The sha256 (hex) of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class ImageStore:
+    """The content-addressed files under ``data_dir``.
+
+    :param max_bytes: the largest original accepted (downloads, uploads, inline data).
+    """
+
+    def __init__(self, data_dir, *, max_bytes=DEFAULT_MAX_BYTES):
+        self.root = os.path.abspath(data_dir)
+        self.images = os.path.join(self.root, "images")
+        self.thumbs = os.path.join(self.root, "thumbs")
+        self.tmp = os.path.join(self.images, ".tmp")
+        self.max_bytes = max_bytes
+        os.makedirs(self.tmp, exist_ok=True)
+
+    def path(self, sha256, ext):
+        """Where the original with ``sha256`` lives."""
+        return os.path.join(self.images, sha256[:2], f"{sha256}.{ext}")
+
+    def thumb_path(self, sha256):
+        """Where its thumbnail lives."""
+        return os.path.join(self.thumbs, sha256[:2], f"{sha256}.webp")
+
+    def has(self, sha256, ext):
+        """Whether the original is in the store."""
+        return os.path.exists(self.path(sha256, ext))
+
+    def temp_file(self):
+        """A new temporary file in the store's file system: ``(file object, path)``."""
+        fd, path = tempfile.mkstemp(prefix="part-", suffix=".tmp", dir=self.tmp)
+        return os.fdopen(fd, "wb"), path
+
+    def add_file(self, tmp_path, *, sha256=None):
+        """Verify the temporary file at ``tmp_path`` and move it into the store.
+
+        The temporary file is consumed: moved into place, or removed when the same
+        bytes are already stored or when it is refused.
+
+        :raises BadImage: see :func:`inspect_image`.
+        """
+        try:
+            size = os.path.getsize(tmp_path)
+            if size > self.max_bytes:
+                raise BadImage(f"{size} bytes is over the {self.max_bytes}-byte limit")
+            ext, width, height = inspect_image(tmp_path)
+            sha256 = sha256 or hash_file(tmp_path)
+            dest = self.path(sha256, ext)
+            if os.path.exists(dest):
+                os.utime(dest)  # fresh mtime: delete_unreferenced leaves it alone a while
+            else:
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                _durable_replace(tmp_path, dest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_path)
+        return StoredImage(sha256, ext, size, width, height)
+
+    def add_bytes(self, data):
+        """Store ``data`` (bytes) like :meth:`add_file`; returns a :class:`StoredImage`."""
+        if len(data) > self.max_bytes:
+            raise BadImage(f"{len(data)} bytes is over the {self.max_bytes}-byte limit")
+        f, path = self.temp_file()
+        try:
+            with f:
+                f.write(data)
+        except BaseException:
+            os.unlink(path)
+            raise
+        return self.add_file(path, sha256=hashlib.sha256(data).hexdigest())
+
+    def thumbnail(self, sha256, ext):
+        """The thumbnail's path, made from the original the first time it is asked for."""
+        dest = self.thumb_path(sha256)
+        if os.path.exists(dest):
+            return dest
+        with Image.open(self.path(sha256, ext), formats=list(EXTENSIONS)) as im:
+            im.draft("RGB", (THUMB_SIDE, THUMB_SIDE))  # JPEG: decode at a fraction of size
+            im.thumbnail((THUMB_SIDE, THUMB_SIDE))
+            if im.mode not in ("RGB", "RGBA"):
+                im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            f, tmp = self.temp_file()
+            try:
+                with f:
+                    im.save(f, "WEBP", quality=80, method=4)
+                os.replace(tmp, dest)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+        return dest
+
+    def delete_unreferenced(self, catalogue, sha256, *, grace=60.0):
+        """Delete the original and thumbnail of ``sha256`` if nothing references it.
+
+        Checked inside a write transaction, so no result can be committed against the
+        file meanwhile; a file stored in the last ``grace`` seconds is kept, since an
+        ingest that stored it may not have committed its row yet.
+        :returns: whether anything was deleted.
+        """
+        with catalogue.write() as conn:
+            if _referenced(conn, sha256):
+                return False
+            paths = [os.path.join(self.images, sha256[:2], name)
+                     for name in _names_of(os.path.join(self.images, sha256[:2]), sha256)]
+            if any(time.time() - os.path.getmtime(p) < grace for p in paths):
+                return False
+            for path in [*paths, self.thumb_path(sha256)]:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+        return bool(paths)
+
+    def sweep_temp(self, older_than=TEMP_MAX_AGE):
+        """Remove temporary files left by a killed process; returns how many."""
+        removed, cutoff = 0, time.time() - older_than
+        for name in os.listdir(self.tmp):
+            path = os.path.join(self.tmp, name)
+            with contextlib.suppress(FileNotFoundError):
+                if os.path.getmtime(path) < cutoff:
+                    os.unlink(path)
+                    removed += 1
+        return removed
+
+
+def _durable_replace(src, dest):
+    """``os.replace`` after an fsync of the file, then of the folder: an archived row
+    never points at a file a power cut took away."""
+    with open(src, "rb") as f:
+        os.fsync(f.fileno())
+    os.chmod(src, 0o644)
+    os.replace(src, dest)
+    fd = os.open(os.path.dirname(dest), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _names_of(folder, sha256):
+    if not SHA256_PATTERN.match(sha256) or not os.path.isdir(folder):
+        return []
+    return [name for name in os.listdir(folder) if name.split(".")[0] == sha256]
+
+
+def _referenced(conn, sha256):
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM results WHERE sha256 = ?)"
+        " OR EXISTS (SELECT 1 FROM uploads WHERE sha256 = ?)", (sha256, sha256),
+    ).fetchone()
+    return bool(row[0])
+
+
+def decode_inline(item, max_bytes):
+    """The image bytes of an ``imageBase64Data`` or ``imageDataURI`` result item.
+
+    :raises BadImage: not base64, not an image data URI, or over ``max_bytes`` (checked
+        on the text's length before anything is decoded).
+    """
+    if "imageDataURI" in item:
+        text = item["imageDataURI"]
+        match = DATA_URI.match(text)
+        if not match:
+            raise BadImage("imageDataURI is not a base64 image data URI")
+        text = text[match.end():]
+    else:
+        text = item["imageBase64Data"]
+    if len(text) > (max_bytes + 2) // 3 * 4 + len(text) // 64 + 4:  # + room for newlines
+        raise BadImage(f"inline image is over the {max_bytes}-byte limit")
+    try:
+        data = base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadImage(f"inline image is not valid base64: {exc}") from None
+    if len(data) > max_bytes:
+        raise BadImage(f"inline image is over the {max_bytes}-byte limit")
+    return data
+
+
+def inline_preparer(store):
+    """The ``prepare=`` hook for :meth:`Catalogue.ingest`: stores an inline image and
+    returns the columns that mark its result archived (or failed, with the reason), so
+    the row and its archive state are committed in one transaction."""
+
+    def prepare(item):
+        if not any(key in item for key in INLINE_FIELDS):
+            return {}
+        try:
+            stored = store.add_bytes(decode_inline(item, store.max_bytes))
+        except BadImage as exc:
+            return {"archive_state": "failed", "archive_error": f"inline image refused: {exc}",
+                    "archive_attempts": 1}
+        return dict(stored.columns(), archive_attempts=1)
+
+    return prepare
