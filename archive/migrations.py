@@ -209,7 +209,24 @@ def m003_image_archive(db):
                " WHERE archive_state = 'pending'")
 
 
-MIGRATIONS = [m001_core, m002_cost_ledger, m003_image_archive]
+def m004_browsing(db):
+    """The gallery's indexes and each image's perceptual hash (issue 5).
+
+    The gallery walks tasks newest first through an index per filter (``model``,
+    ``provider``, ``width, height``; ``status`` and ``created_at`` exist), and counts what
+    a filter selects from one narrow covering index instead of the wide task rows; see
+    ``archive/history.py`` and ``bench/history.py``. ``results.dhash`` caches the 64-bit
+    difference hash of ``archive/verdict.py`` (16 hex digits), computed on first use.
+    """
+    db["results"].add_column("dhash", str)
+    db.execute("CREATE INDEX tasks_model ON tasks (model)")
+    db.execute("CREATE INDEX tasks_provider ON tasks (provider)")
+    db.execute("CREATE INDEX tasks_size ON tasks (width, height)")
+    db.execute("CREATE INDEX tasks_gallery_totals ON tasks (provider, status, model, width,"
+               " height, created_at, results_received, cost)")
+
+
+MIGRATIONS = [m001_core, m002_cost_ledger, m003_image_archive, m004_browsing]
 
 
 def current_version(db):
