@@ -1,0 +1,179 @@
+"""archive.history: the gallery's keyset pages, its search and filters, and its counts."""
+
+import sqlite3
+
+import pytest
+
+from archive import history
+from archive.catalogue import Catalogue
+from tests.history_helpers import deliver, make_task
+
+
+@pytest.fixture
+def catalogue(tmp_path):
+    cat = Catalogue(tmp_path / "catalogue.db")
+    cat.migrate()
+    return cat
+
+
+def uuids(page):
+    return [(c["task_uuid"], c["image_uuid"]) for c in page.cards]
+
+
+@pytest.mark.parametrize("text,query", [
+    ("lighthouse", 'positive_prompt : "lighthouse"*'),
+    ("light house", 'positive_prompt : "light"* AND positive_prompt : "house"*'),
+    ('"golden hour" fog', 'positive_prompt : "golden hour" AND positive_prompt : "fog"*'),
+    ('NEAR(a b) -x "unclosed', 'positive_prompt : "unclosed" AND positive_prompt : "NEAR"* '
+                              'AND positive_prompt : "a"* AND positive_prompt : "b"* '
+                              'AND positive_prompt : "x"*'),
+    ("l'été", 'positive_prompt : "l"* AND positive_prompt : "été"*'),
+    ('"', None), ("*", None), ("-", None), ("'", None), ("NEAR(", 'positive_prompt : "NEAR"*'),
+    ("a_b", 'positive_prompt : "a"* AND positive_prompt : "b"*'),
+])
+def test_fts_query_quotes_every_token(text, query):
+    assert history.fts_query(text) == query
+
+
+def test_keyset_pages_do_not_overlap_and_end(catalogue):
+    for i in range(7):
+        task = make_task(catalogue, f"harbor number {i}", numberResults=2)
+        deliver(catalogue, task, 10 * i, 10 * i + 1)
+    make_task(catalogue, "still waiting")  # a placeholder card, newest
+    seen, cursor, pages = [], None, 0
+    while True:
+        page = history.gallery(catalogue.conn, cursor=cursor, limit=4)
+        seen += uuids(page)
+        pages += 1
+        if page.next is None:
+            break
+        cursor = page.next
+    assert pages == 4 and len(seen) == 15 and len(set(seen)) == 15
+    assert seen[0][1] is None  # the task without results comes first, as a placeholder
+    ids = [c["task_id"] for c in history.gallery(catalogue.conn, limit=100).cards]
+    assert ids == sorted(ids, reverse=True)
+
+
+def test_a_malformed_cursor_is_the_first_page(catalogue):
+    deliver(catalogue, make_task(catalogue), 1)
+    for cursor in ("x", "1.", "-1.2", "9" * 40 + ".1"):
+        assert len(history.gallery(catalogue.conn, cursor=cursor).cards) == 1
+
+
+def test_search_prefix_phrase_and_nothing(catalogue):
+    a = make_task(catalogue, "a lighthouse at golden hour")
+    b = make_task(catalogue, "golden retriever in the hour of fog")
+    make_task(catalogue, "harbor", negativePrompt="lighthouse")  # negative prompts don't count
+    for task in (a, b):
+        deliver(catalogue, task, 1)
+
+    def found(q):
+        return {c["task_uuid"] for c in history.gallery(catalogue.conn, history.Filters(q=q)).cards}
+
+    assert found("light") == {a}
+    assert found("gold hour") == {a, b}
+    assert found('"golden hour"') == {a}
+    assert found("zebra") == set()
+    for hostile in ('"', "*", "NEAR(", "-", "'", "AND OR NOT", '"" * ^ :', "light*)("):
+        page = history.gallery(catalogue.conn, history.Filters(q=hostile))
+        history.summary(catalogue.conn, history.Filters(q=hostile))
+        assert isinstance(page.cards, list)
+
+
+def test_search_walks_past_a_batch(catalogue, monkeypatch):
+    monkeypatch.setattr(history, "SEARCH_BATCH", 1)
+    wanted = [make_task(catalogue, f"lantern {i}") for i in range(5)]
+    for i in range(12):
+        make_task(catalogue, f"other {i}")
+    filters = history.Filters(q="lantern", status="sending")
+    assert [c["task_uuid"] for c in history.gallery(catalogue.conn, filters).cards] == wanted[::-1]
+
+
+def test_filters(catalogue):
+    old = make_task(catalogue, "old one", created_at="2025-01-10T12:00:00.000000Z",
+                    provider="runware", width=512, height=768)
+    new = make_task(catalogue, "new one")
+    failed = make_task(catalogue, "broken", status="error")
+    deliver(catalogue, old, 1)
+    starred = deliver(catalogue, new, 2, 3)[1]
+    catalogue.conn.execute("UPDATE results SET starred = 1 WHERE image_uuid = ?", (starred,))
+
+    def tasks(**kw):
+        return [c["task_uuid"] for c in history.gallery(catalogue.conn, history.Filters(**kw)).cards]
+
+    assert tasks(provider="runware") == [old]
+    assert tasks(size="512x768") == [old]
+    assert tasks(status="error") == [failed]
+    assert tasks(since="2025-01-10", until="2025-01-10") == [old]
+    assert tasks(until="2025-01-09") == []
+    assert old not in tasks(since="2025-01-11")
+    assert tasks(starred=True) == [new]
+    assert tasks(model="other:model@1") == []
+    assert history.models(catalogue.conn) == ["runware:twinflow-z-image-turbo@0"]
+    assert history.sizes(catalogue.conn) == ["512x768", "1024x1024"]
+
+
+def test_filters_from_args_drop_what_does_not_parse():
+    f = history.Filters.from_args({"since": "2025-13-01", "size": "big", "status": "weird",
+                                   "provider": "sandbox", "starred": "1", "q": " fog "})
+    assert (f.since, f.size, f.status, f.provider, f.starred, f.q) == (
+        "", "", "", "sandbox", True, "fog")
+    assert len(f.problems) == 3
+    assert f.args() == {"q": "fog", "provider": "sandbox", "starred": "1"}
+
+
+def test_summary_counts_what_the_filters_select(catalogue):
+    a = make_task(catalogue, "lantern bazaar", numberResults=2)
+    b = make_task(catalogue, "ice harbor", provider="runware")
+    deliver(catalogue, a, 1, 2, cost=0.0006)
+    starred = deliver(catalogue, b, 3, cost=0.0013)[0]
+    make_task(catalogue, "pending")
+    catalogue.conn.execute("UPDATE results SET starred = 1 WHERE image_uuid = ?", (starred,))
+    conn = catalogue.conn
+    assert history.summary(conn) == {"images": 3, "tasks": 3, "cost": pytest.approx(0.0025)}
+    assert history.summary(conn, history.Filters(q="lantern")) == {
+        "images": 2, "tasks": 1, "cost": pytest.approx(0.0012)}
+    assert history.summary(conn, history.Filters(provider="runware"))["images"] == 1
+    assert history.summary(conn, history.Filters(starred=True)) == {
+        "images": 1, "tasks": 1, "cost": pytest.approx(0.0013)}
+    assert history.summary(conn, history.Filters(starred=True, q="lantern"))["images"] == 0
+
+
+@pytest.mark.parametrize("filters", [
+    history.Filters(), history.Filters(model="m"), history.Filters(provider="sandbox"),
+    history.Filters(size="512x512"), history.Filters(status="error"),
+    history.Filters(since="2025-01-01", until="2025-02-01"),
+])
+def test_the_gallery_walk_uses_an_index_and_no_sort(catalogue, filters):
+    clauses, args = history.task_clauses(filters)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    plan = " | ".join(row[3] for row in catalogue.conn.execute(
+        f"EXPLAIN QUERY PLAN SELECT {history.CARD_COLUMNS} FROM tasks t LEFT JOIN results r"
+        f" ON r.task_uuid = t.task_uuid{where} ORDER BY t.id DESC, r.id DESC LIMIT 49", args))
+    assert "TEMP B-TREE" not in plan, plan  # walked in order: stops after LIMIT rows
+    if filters.active:
+        assert plan.startswith("SEARCH t USING"), plan
+
+
+def test_deliveries_filter_by_verdict_and_reason(catalogue):
+    task = make_task(catalogue)
+    deliver(catalogue, task, 1)
+    catalogue.log_rejection(source="webhook", reason="invalid token", status_code=403,
+                            task_uuid=task)
+    catalogue.log_rejection(source="webhook", reason="malformed JSON: Expecting value",
+                            status_code=400, task_uuid=task)
+    conn = catalogue.conn
+    rows, nxt = history.deliveries(conn, verdict="rejected")
+    assert [r["reason"] for r in rows] == ["malformed JSON: Expecting value", "invalid token"]
+    assert nxt is None
+    assert [r["status_code"] for r in history.deliveries(conn, reason="malformed JSON")[0]] == [400]
+    assert history.deliveries(conn, reason="%")[0] == []
+    assert dict(history.reason_kinds(conn)) == {"malformed JSON": 1, "invalid token": 1}
+    first, nxt = history.deliveries(conn, limit=2)
+    rest, _ = history.deliveries(conn, before=nxt, limit=2)
+    assert len(first) == 2 and [r["verdict"] for r in rest] == ["accepted"]
+
+
+def test_sqlite_has_fts5():
+    assert sqlite3.connect(":memory:").execute(
+        "SELECT sqlite_compileoption_used('ENABLE_FTS5')").fetchone()[0] == 1
