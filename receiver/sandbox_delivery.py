@@ -8,6 +8,8 @@ schedule: 250 ms doubling to 8 s, each wait jittered to between half and all of 
 bounded number of attempts (``RUNWARE_SANDBOX_RETRY_BASE``, ``_RETRY_CAP``,
 ``_MAX_ATTEMPTS``). The work runs on a few daemon threads of the process that accepted the
 task, fed by a time-ordered queue, so a slow or failing receiver never holds up a request.
+The queue is in memory: deliveries still queued when that process exits are not sent (the
+plan in ``sandbox.db`` keeps them visible to ``getResponse``, which is how a client recovers).
 """
 
 import base64
