@@ -49,6 +49,8 @@ def create_app(test_config=None):
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)
+    from receiver import files  # the image archive: originals, thumbnails, uploads
+    app.register_blueprint(files.bp)
     app.register_blueprint(costs.bp)
     if app.config["PROVIDER"] == "sandbox":
         from receiver import sandbox

@@ -6,6 +6,7 @@ from flask import Blueprint, abort, current_app, jsonify, request
 
 from receiver import costs as cost_views
 from receiver import get_catalogue
+from receiver.files import file_links
 from receiver.schemas import ParameterError, load_submission
 from receiver.submit import submit_in_app
 
@@ -99,6 +100,9 @@ def result_json(result):
         "archived": result["archive_state"] == "archived",
         "archiveState": result["archive_state"], "archiveError": result["archive_error"],
         "sha256": result["sha256"], "starred": bool(result["starred"]),
+        "archivedAt": result["archived_at"], "width": result["img_width"],
+        "height": result["img_height"], "fileSize": result["file_size"],
+        **file_links(result),
     }
 
 

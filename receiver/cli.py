@@ -10,6 +10,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from receiver import config as settings
 from receiver import create_app
+from receiver.archiving import start_fetcher
 from receiver.schemas import ParameterError, load_submission
 from receiver.submit import submit_in_app
 
@@ -48,6 +49,8 @@ def serve(host, port):
     shown = host if host not in ("0.0.0.0", "::", "") else "127.0.0.1"
     url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{server.server_port}"
     settings.record_server_address(app.config, url)
+    if start_fetcher(app) is None:  # started once the sandbox's image host is known
+        click.echo("image archive: RUNWARE_ARCHIVE_FETCHER=off; run `runware-archive worker`")
     provider = app.config["PROVIDER"]
     click.echo(f"runware-archive is serving at {url}/  (data: {app.config['RUNWARE_ARCHIVE_DIR']})")
     if provider == "sandbox":
@@ -146,4 +149,11 @@ from receiver.sandbox import sandbox_command  # noqa: E402  (sandbox imports cli
 from receiver.stats import stats as stats_command  # noqa: E402
 
 main.add_command(sandbox_command, "sandbox")
+from receiver.cli_archive import (  # noqa: E402  (the image archive, issue 4)
+    export_command, import_command, reconcile_command, worker)
+
+main.add_command(worker)
+main.add_command(reconcile_command)
+main.add_command(export_command)
+main.add_command(import_command)
 main.add_command(stats_command)

@@ -17,10 +17,12 @@ from marshmallow import ValidationError
 from archive import budgets, pricing
 from archive.catalogue import elide_inline
 from receiver.schemas import DEFAULT_STEPS, parse_delivery, validation_errors
+from receiver import archiving
 from receiver import config as settings
 from receiver.tokens import make_token
 
 WEBHOOK_ROUTE = "/webhooks/runware/{task_uuid}"
+UPLOAD_ROUTE = "/uploads/{task_uuid}"  # receiver/files.py; matching rule in archive/uploads.py
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 SERVICE_FIELDS = ("label",)  # accepted by our API, stored here, never sent to Runware
 
@@ -95,17 +97,28 @@ def without_query(url):
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
-def build_task(params, *, webhook):
-    """The task as sent: the user's parameters, ``includeCost`` and our ``webhookURL``."""
+def upload_url(task_uuid, *, public_url, secret):
+    """The task's ``uploadEndpoint``: where the provider PUTs each image's bytes."""
+    token = make_token(task_uuid, secret=secret, purpose="upload")
+    return f"{public_url}{UPLOAD_ROUTE.format(task_uuid=task_uuid)}?token={token}"
+
+
+def build_task(params, *, webhook, upload=None):
+    """The task as sent: the user's parameters, ``includeCost``, our ``webhookURL`` and,
+    when given, our ``uploadEndpoint``."""
     task = {k: v for k, v in params.items() if k not in SERVICE_FIELDS}
     task["includeCost"] = True
     task["webhookURL"] = webhook
+    if upload:
+        task["uploadEndpoint"] = upload
     return task
 
 
 def task_row(task, *, provider, parent=None, rerun_mode=None, label=None, estimate=None):
     """The ``tasks`` row for a task about to be sent (its token-free copy in ``params``)."""
     stored = dict(task, webhookURL=without_query(task["webhookURL"]))
+    if "uploadEndpoint" in task:
+        stored["uploadEndpoint"] = without_query(task["uploadEndpoint"])
     row = {column: task.get(name) for name, column in COLUMNS.items()}
     row["number_results"] = task.get("numberResults", 1)
     row.update(
@@ -121,17 +134,21 @@ def estimate_of(task):
                                  task.get("steps", DEFAULT_STEPS), task.get("numberResults", 1))
 
 
-def submit(params, *, catalogue, client, secret, public_url, provider, parent=None,
+def submit(params, *, catalogue, client, secret, public_url, provider, uploads=False,
+           prepare=None, parent=None,
            rerun_mode=None, estimate=None, budget=None):
     """Record and send one validated task; returns a :class:`Submission`.
 
     :param params: the output of ``schemas.load_submission`` (``taskUUID`` set).
+    :param uploads: also send our ``uploadEndpoint`` (``RUNWARE_ARCHIVE_UPLOADS``).
+    :param prepare: the ingest hook that archives inline results of a sync reply.
     :param estimate: USD stored as the task's estimate; default :func:`estimate_of`.
     :param budget: an ``archive.budgets.Budget``; a task past a limit is refused (402,
         ``budgetExceeded``), recording and sending nothing.
     """
     task = build_task(params, webhook=webhook_url(
-        params["taskUUID"], public_url=public_url, secret=secret))
+        params["taskUUID"], public_url=public_url, secret=secret), upload=upload_url(
+        params["taskUUID"], public_url=public_url, secret=secret) if uploads else None)
     task_uuid = task["taskUUID"]
     estimate = estimate_of(task) if estimate is None else estimate
     refused, crossings = budgets.admit(catalogue, task_row(
@@ -150,10 +167,10 @@ def submit(params, *, catalogue, client, secret, public_url, provider, parent=No
         catalogue.mark_failed(task_uuid, code="providerUnreachable", message=message)
         return Submission(task_uuid, "error", [{"code": "providerUnreachable",
                                                 "message": message}], 502)
-    return record_reply(catalogue, task_uuid, status_code, body)
+    return record_reply(catalogue, task_uuid, status_code, body, prepare=prepare)
 
 
-def record_reply(catalogue, task_uuid, status_code, body):
+def record_reply(catalogue, task_uuid, status_code, body, *, prepare=None):
     """Record the provider's reply to our POST: its errors, its ack, inline results."""
     errors = [e for e in _as_list(body.get("errors")) if _is_for(e, task_uuid)]
     data = [d for d in _as_list(body.get("data")) if _is_for(d, task_uuid)]
@@ -176,7 +193,8 @@ def record_reply(catalogue, task_uuid, status_code, body):
             return Submission(task_uuid, "error", errors, 502)
         outcome = catalogue.ingest(task_uuid, results=delivery.results,
                                    errors=delivery.errors, source="sync",
-                                   raw_body=json.dumps({"data": [elide_inline(r) for r in results]}))
+                                   raw_body=json.dumps({"data": [elide_inline(r) for r in results]}),
+                                   prepare=prepare)
         return Submission(task_uuid, outcome.status)
     return Submission(task_uuid, catalogue.get_task(task_uuid)["status"])
 
@@ -222,6 +240,7 @@ def submit_in_app(app, params, *, request_root=None, **kwargs):
     """:func:`submit` with the app's catalogue, client, secret and addresses."""
     return submit(
         params, catalogue=app.extensions["catalogue"], client=provider_client(app),
+        uploads=archiving.uploads_enabled(app.config), prepare=archiving.inline_prepare(app),
         secret=app.extensions["webhook_secret"],
         public_url=settings.public_url(app.config, request_root),
         provider=app.config["PROVIDER"],

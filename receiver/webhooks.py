@@ -16,6 +16,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from archive.catalogue import ForeignResult, UnknownTask, elide_inline
 from receiver import get_catalogue, get_secret
+from receiver.archiving import inline_prepare
 from receiver.ops import INGEST_SECONDS
 from receiver.schemas import parse_delivery, validation_errors
 from receiver.tokens import TokenError, verify_token
@@ -45,7 +46,7 @@ def receive(task_uuid):
         outcome = catalogue.ingest(
             task_uuid, results=delivery.results, errors=delivery.errors,
             source="webhook", raw_body=loggable(body, delivery),
-            remote_addr=request.remote_addr,
+            remote_addr=request.remote_addr, prepare=inline_prepare(current_app),
         )
     except Refusal as refusal:
         return refuse(task_uuid, refusal, body)

@@ -1,0 +1,262 @@
+"""Export and import of the archive (no Flask): a zip of originals and a JSON-lines manifest.
+
+``FILE.zip`` holds::
+
+    manifest.jsonl          {"format": "runware-archive-export", "version": 1, ...}   header
+                            {"task": {...}, "results": [{...}, ...]}                   a task
+                            ...                                      (oldest first, so parents
+                                                                      come before re-runs)
+                            {"end": {"tasks": N, "results": N, "files": N}}           footer
+    images/<sha256>.<ext>   each archived original once, byte for byte
+
+Every column of ``tasks`` and ``results`` is kept (``params`` as a JSON object) except row
+ids and fetch claims: parameters, seeds, costs, sha256, provider, lineage, timestamps. An
+export always includes the ancestors of the tasks it selects, so lineage survives a filter.
+Both directions hash every file: an export refuses a file that no longer matches its
+sha256, an import one that does not match its name. Importing is idempotent: tasks and
+results already present (same taskUUID / imageUUID) are left as they are, except that a
+result not yet archived here is completed from the file.
+"""
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import re
+import sqlite3
+import zipfile
+from dataclasses import dataclass, field
+
+from archive.catalogue import utcnow
+from archive.images import BadImage
+
+FORMAT, VERSION = "runware-archive-export", 1
+MANIFEST = "manifest.jsonl"
+RESULT_SKIP = ("id", "claimed_by", "claimed_until")
+ARCHIVE_COLUMNS = ("archive_state", "archive_error", "sha256", "file_ext", "file_size",
+                   "img_width", "img_height", "archived_at")
+MEMBER = re.compile(r"^[0-9a-f]{64}\.(jpg|png|webp)$")
+
+
+class ExchangeError(Exception):
+    """An export or import that cannot be done as asked; nothing was changed."""
+
+
+@dataclass
+class Summary:
+    """What an export wrote or an import changed."""
+
+    tasks: int = 0
+    results: int = 0
+    files: int = 0
+    updated: int = 0
+    skipped: list = field(default_factory=list)
+
+
+def _rows(conn, sql, args=()):
+    cur = conn.execute(sql, args)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def select_tasks(db, *, since=None, query=None):
+    """The task rows to export, oldest first: those created at or after ``since`` (ISO
+    date or time) whose prompts match ``query`` (every word), plus their ancestors."""
+    sql, args = "SELECT task_uuid, parent_task_uuid FROM tasks WHERE 1", []
+    if since:
+        sql += " AND created_at >= ?"
+        args.append(since)
+    if query:
+        sql += " AND id IN (SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH ?)"
+        args.append(db.quote_fts(query))
+    picked = {uuid: parent for uuid, parent in db.conn.execute(sql, args)}
+    missing = {p for p in picked.values() if p and p not in picked}
+    while missing:
+        marks = ",".join("?" * len(missing))
+        found = dict(db.conn.execute(f"SELECT task_uuid, parent_task_uuid FROM tasks"
+                                     f" WHERE task_uuid IN ({marks})", list(missing)))
+        picked.update(found)
+        missing = {p for p in found.values() if p and p not in picked}
+    rows = _rows(db.conn, "SELECT * FROM tasks ORDER BY created_at, id")
+    return [row for row in rows if row["task_uuid"] in picked]
+
+
+def export(catalogue, store, out_path, *, since=None, query=None):
+    """Write the archive (or the selected part) to ``out_path``; returns a :class:`Summary`.
+
+    :raises ExchangeError: an archived file is missing or no longer matches its sha256
+        (nothing is left at ``out_path``).
+    """
+    tasks = select_tasks(catalogue.db, since=since, query=query)
+    tmp, summary, written = f"{out_path}.{os.getpid()}.part", Summary(), set()
+    lines, lines_path = store.temp_file()  # a zip takes one member at a time
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            with io.TextIOWrapper(lines, encoding="utf-8") as manifest:
+                _line(manifest, {"format": FORMAT, "version": VERSION,
+                                 "exportedAt": utcnow(), "since": since, "query": query})
+                for task in tasks:
+                    results = _rows(catalogue.conn, "SELECT * FROM results"
+                                    " WHERE task_uuid = ? ORDER BY id", (task["task_uuid"],))
+                    _line(manifest, _task_line(task, results))
+                    summary.tasks += 1
+                    summary.results += len(results)
+                    for r in results:
+                        if r["archive_state"] == "archived" and r["sha256"] not in written:
+                            written.add(r["sha256"])
+                            _export_file(zf, store, r["sha256"], r["file_ext"])
+                summary.files = len(written)
+                _line(manifest, {"end": {"tasks": summary.tasks, "results": summary.results,
+                                         "files": summary.files}})
+            zf.write(lines_path, MANIFEST)
+        os.replace(tmp, out_path)
+    finally:
+        for path in (tmp, lines_path):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+    return summary
+
+
+def _line(stream, obj):
+    stream.write(json.dumps(obj, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def _task_line(task, results):
+    task = {k: v for k, v in task.items() if k != "id"}
+    task["params"] = json.loads(task["params"])
+    return {"task": task, "results": [{k: v for k, v in r.items() if k not in RESULT_SKIP}
+                                      for r in results]}
+
+
+def _export_file(zf, store, sha256, ext):
+    """Copy one original into the zip (stored, not compressed), hashing it on the way.
+
+    Members of a zip being written cannot be overwritten, so the check happens after the
+    copy; the ExchangeError then discards the whole temporary zip.
+    """
+    digest = hashlib.sha256()
+    info = zipfile.ZipInfo(f"images/{sha256}.{ext}", date_time=(2000, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_STORED
+    try:
+        with open(store.path(sha256, ext), "rb") as src, zf.open(info, "w") as dst:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                digest.update(chunk)
+                dst.write(chunk)
+    except FileNotFoundError:
+        raise ExchangeError(f"archived file {sha256}.{ext} is missing from the store") from None
+    if digest.hexdigest() != sha256:
+        raise ExchangeError(f"file {sha256}.{ext} no longer matches its sha256")
+
+
+def read_manifest(zf):
+    """The header and the task lines of an export (a list of dicts each).
+
+    :raises ExchangeError: not an export of this format, or cut short.
+    """
+    try:
+        with zf.open(MANIFEST) as raw:
+            lines = [json.loads(line) for line in io.TextIOWrapper(raw, encoding="utf-8")
+                     if line.strip()]
+    except (KeyError, ValueError) as exc:
+        raise ExchangeError(f"not a runware-archive export: {exc}") from None
+    if not lines or lines[0].get("format") != FORMAT or lines[0].get("version") != VERSION:
+        raise ExchangeError(f"not a {FORMAT} version {VERSION} file")
+    if "end" not in lines[-1]:
+        raise ExchangeError("the manifest is incomplete (no end line)")
+    return lines[0], lines[1:-1]
+
+
+def import_archive(catalogue, store, zip_path):
+    """Restore an export into ``catalogue`` and ``store``; returns a :class:`Summary`.
+
+    Every file is hashed and checked as an image before any row is written; the rows go
+    in one transaction.
+    :raises ExchangeError: a bad file, a sha256 mismatch, a task whose parent is absent.
+    """
+    summary = Summary()
+    try:
+        zf = zipfile.ZipFile(zip_path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise ExchangeError(f"cannot read {zip_path}: {exc}") from None
+    with zf:
+        _, entries = read_manifest(zf)
+        for entry in entries:
+            for result in entry["results"]:
+                if result["archive_state"] == "archived":
+                    summary.files += _import_file(zf, store, result["sha256"],
+                                                  result["file_ext"])
+    try:
+        with catalogue.write() as conn:
+            for entry in entries:
+                _import_task(conn, entry, summary)
+    except sqlite3.IntegrityError as exc:
+        raise ExchangeError(f"the rows do not fit this catalogue: {exc}") from None
+    return summary
+
+
+def _import_file(zf, store, sha256, ext):
+    """Hash the member into a temporary file and add it to the store; 1 if it was new."""
+    name = f"{sha256}.{ext}"
+    if not MEMBER.match(name):
+        raise ExchangeError(f"bad file name in the manifest: {name!r}")
+    existed = store.has(sha256, ext)
+    digest, size = hashlib.sha256(), 0
+    f, tmp = store.temp_file()
+    try:
+        with f, zf.open(f"images/{name}") as src:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                size += len(chunk)
+                if size > store.max_bytes:
+                    raise ExchangeError(f"{name} is over the {store.max_bytes}-byte limit")
+                digest.update(chunk)
+                f.write(chunk)
+        if digest.hexdigest() != sha256:
+            raise ExchangeError(f"{name}: the bytes do not match the sha256 in its name")
+        store.add_file(tmp, sha256=sha256)
+    except KeyError:
+        raise ExchangeError(f"{name} is in the manifest but not in the zip") from None
+    except BadImage as exc:
+        raise ExchangeError(f"{name}: {exc}") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return 0 if existed else 1
+
+
+def _insert(conn, table, row):
+    columns = [name for (_, name, *_rest) in conn.execute(f"PRAGMA table_info({table})")]
+    row = {k: v for k, v in row.items() if k in columns and k != "id"}
+    return conn.execute(
+        f"INSERT OR IGNORE INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+        list(row.values()),
+    ).rowcount
+
+
+def _import_task(conn, entry, summary):
+    task = dict(entry["task"], params=json.dumps(entry["task"]["params"], sort_keys=True))
+    summary.tasks += _insert(conn, "tasks", task)
+    added = 0
+    for result in entry["results"]:
+        if _insert(conn, "results", result):
+            added += 1
+        elif result["archive_state"] == "archived":
+            summary.updated += _complete(conn, result)
+    summary.results += added
+    if added:  # a task that was here already: its counters follow its rows
+        conn.execute(
+            "UPDATE tasks SET results_received = (SELECT count(*) FROM results r"
+            " WHERE r.task_uuid = tasks.task_uuid), cost = (SELECT sum(cost) FROM results r"
+            " WHERE r.task_uuid = tasks.task_uuid), cost_missing = (SELECT total(cost IS NULL)"
+            " FROM results r WHERE r.task_uuid = tasks.task_uuid) WHERE task_uuid = ?",
+            (task["task_uuid"],))
+
+
+def _complete(conn, result):
+    """Archive a result that is here but not archived, from the imported file."""
+    sets = ", ".join(f"{c} = ?" for c in ARCHIVE_COLUMNS)
+    return conn.execute(
+        f"UPDATE results SET {sets}, claimed_by = NULL, claimed_until = NULL"
+        " WHERE image_uuid = ? AND archive_state != 'archived'",
+        [result[c] for c in ARCHIVE_COLUMNS] + [result["image_uuid"]],
+    ).rowcount

@@ -1,0 +1,141 @@
+"""Images the provider PUTs to our ``uploadEndpoint``, and how each finds its result.
+
+Runware PUTs the raw bytes of each finished image to the task's one ``uploadEndpoint``,
+with no documented header naming the image and no documented order against the webhook
+(runware-api.md §6). An upload is therefore stored at once (verified, content-addressed)
+and recorded in ``uploads``; it is matched to a result of its task by, in order:
+
+1. **identity**: an ``imageUUID`` given in the upload URL's query names the result;
+2. **content**: a result of the task whose image has the same sha256 (inline data, or
+   the URL the fetcher downloaded): the upload confirms it;
+3. **uniqueness**: a task of ``numberResults`` 1 has one result, so its one upload is
+   its image, whichever of PUT and webhook arrives first. The result is then archived
+   from the upload and the fetcher has nothing to download.
+
+Never by arrival order among several images of one task: a wrong guess would attach an
+image to another image's seed, which a reproducibility archive must not do. An upload no
+rule matches stays visible as unmatched (``runware-archive reconcile`` lists them).
+"""
+
+from dataclasses import dataclass
+
+from archive.catalogue import UnknownTask, utcnow
+
+RECENT = "-1 day"  # matching passes look at uploads this recent (SQLite modifier)
+
+
+@dataclass
+class UploadOutcome:
+    """What one PUT stored."""
+
+    upload_id: int
+    sha256: str
+    ext: str
+    new: bool
+    matched_to: str = None
+
+
+def record_upload(catalogue, store, task_uuid, tmp_path, *, image_uuid=None,
+                  remote_addr=None):
+    """Verify and store the uploaded file at ``tmp_path`` (consumed) for ``task_uuid``.
+
+    :raises archive.images.BadImage: not an acceptable image; nothing recorded.
+    :raises UnknownTask: no such task; nothing recorded (the file may stay unreferenced).
+    """
+    stored = store.add_file(tmp_path)
+    now = utcnow()
+    with catalogue.write() as conn:
+        if conn.execute("SELECT 1 FROM tasks WHERE task_uuid = ?", (task_uuid,)).fetchone() \
+                is None:
+            raise UnknownTask(task_uuid)
+        row = conn.execute(
+            "SELECT id FROM uploads WHERE task_uuid = ? AND sha256 = ?", (task_uuid, stored.sha256)
+        ).fetchone()
+        new = row is None
+        if new:  # a repeated PUT of the same bytes is stored once
+            row = (conn.execute(
+                "INSERT INTO uploads (task_uuid, received_at, sha256, file_ext, file_size,"
+                " img_width, img_height, image_uuid, remote_addr)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (task_uuid, now, stored.sha256, stored.ext, stored.size, stored.width,
+                 stored.height, image_uuid, remote_addr),
+            ).lastrowid,)
+        match_uploads(conn, task_uuid)
+        matched = conn.execute("SELECT image_uuid, matched_at FROM uploads WHERE id = ?",
+                               (row[0],)).fetchone()
+    return UploadOutcome(row[0], stored.sha256, stored.ext, new,
+                         matched[0] if matched[1] else None)
+
+
+def match_uploads(conn, task_uuid):
+    """Match the task's unmatched uploads to its results (rules in the module docstring),
+    inside the caller's write transaction; returns how many were matched."""
+    uploads = _rows(conn, "SELECT * FROM uploads WHERE task_uuid = ? AND matched_at IS NULL"
+                          " ORDER BY id", task_uuid)
+    if not uploads:
+        return 0
+    results = _rows(conn, "SELECT id, image_uuid, sha256, archive_state FROM results"
+                          " WHERE task_uuid = ? ORDER BY id", task_uuid)
+    wanted = conn.execute("SELECT number_results FROM tasks WHERE task_uuid = ?",
+                          (task_uuid,)).fetchone()[0]
+    matched = 0
+    for upload in uploads:
+        target, rule = _target(upload, results, wanted)
+        if target is None:
+            continue
+        if target["archive_state"] != "archived":
+            _archive_from(conn, target["id"], upload)
+            target.update(archive_state="archived", sha256=upload["sha256"])
+        conn.execute("UPDATE uploads SET image_uuid = ?, matched_by = ?, matched_at = ?"
+                     " WHERE id = ?", (target["image_uuid"], rule, utcnow(), upload["id"]))
+        matched += 1
+    return matched
+
+
+def _target(upload, results, wanted):
+    """The result ``upload`` belongs to and the rule that says so, or ``(None, None)``."""
+    if upload["image_uuid"]:
+        named = [r for r in results if r["image_uuid"] == upload["image_uuid"]]
+        return (named[0], "imageUUID") if named else (None, None)
+    same = [r for r in results if r["sha256"] == upload["sha256"]]
+    if same:
+        return same[0], "sha256"
+    if wanted == 1 and len(results) == 1 and results[0]["archive_state"] != "archived":
+        return results[0], "only result"
+    return None, None
+
+
+def _archive_from(conn, result_id, upload):
+    conn.execute(
+        "UPDATE results SET archive_state = 'archived', archive_error = NULL, sha256 = ?,"
+        " file_ext = ?, file_size = ?, img_width = ?, img_height = ?, archived_at = ?,"
+        " claimed_by = NULL, claimed_until = NULL, next_attempt_at = NULL"
+        " WHERE id = ?",
+        (upload["sha256"], upload["file_ext"], upload["file_size"], upload["img_width"],
+         upload["img_height"], utcnow(), result_id),
+    )
+
+
+def match_pending(catalogue):
+    """Run :func:`match_uploads` for every task with a recent unmatched upload (the
+    worker's housekeeping: a webhook may arrive after its upload); returns the count."""
+    tasks = [row[0] for row in catalogue.conn.execute(
+        "SELECT DISTINCT task_uuid FROM uploads WHERE matched_at IS NULL"
+        " AND received_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)", (RECENT,))]
+    matched = 0
+    for task_uuid in tasks:
+        with catalogue.write() as conn:
+            matched += match_uploads(conn, task_uuid)
+    return matched
+
+
+def unmatched(conn, *, limit=100):
+    """Uploads no rule matched yet, oldest first (for the reconcile report)."""
+    return _rows(conn, "SELECT * FROM uploads WHERE matched_at IS NULL ORDER BY id LIMIT ?",
+                 limit)
+
+
+def _rows(conn, sql, *args):
+    cur = conn.execute(sql, args)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row)) for row in cur.fetchall()]

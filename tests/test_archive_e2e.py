@@ -1,0 +1,177 @@
+"""End to end on the sandbox over real loopback HTTP: tasks with URL, base64Data and
+dataURI outputs and with ``uploadEndpoint``; every result archived, served, downloadable
+with its parameters inside; a lost webhook recovered by ``reconcile``; and ``serve`` as a
+subprocess archiving on its own fetcher thread."""
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image
+
+from archive.uploads import match_pending
+from receiver.archiving import make_fetcher
+from receiver.reconcile import reconcile
+
+BIN = Path(sys.executable).parent
+
+
+def wait_until(predicate, timeout=15.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+@pytest.fixture
+def app_config(app_config, request):
+    config = dict(app_config, RUNWARE_ARCHIVE_UPLOADS="on", RUNWARE_SANDBOX_RESULT_DELAY=0.01,
+                  RUNWARE_SANDBOX_RETRY_BASE=0.02, RUNWARE_SANDBOX_RETRY_CAP=0.1)
+    if getattr(request, "param", None) == "lost":  # every webhook lost; the sandbox gives up
+        config.update(RUNWARE_SANDBOX_FAULTS="drop_first=5", RUNWARE_SANDBOX_MAX_ATTEMPTS=2,
+                      RUNWARE_ARCHIVE_UPLOADS="off")
+    return config
+
+
+@pytest.fixture
+def fetcher(live_server):
+    fetcher = make_fetcher(live_server.app, reconcile=False)
+    fetcher.poll_interval = 0.05
+    stop = fetcher.start()
+    yield fetcher
+    stop.set()
+
+
+def submit(url, **params):
+    body = {"positivePrompt": "a copper aviary market canopy", "width": 256, "height": 192,
+            "steps": 4, "CFGScale": 3.5, "scheduler": "Euler", "seed": 84065, **params}
+    response = requests.post(f"{url}/api/tasks", json=body, timeout=10)
+    assert response.status_code == 202, response.text
+    return response.json()["taskUUID"]
+
+
+def archived(url, task_uuid):
+    task = requests.get(f"{url}/api/tasks/{task_uuid}", timeout=5).json()
+    if task["resultsReceived"] < task["numberResults"]:
+        return None
+    return task if all(r["archived"] for r in task["results"]) else None
+
+
+CASES = [
+    ({"outputType": "URL", "outputFormat": "JPG", "numberResults": 2, "ttl": 120}, "jpg"),
+    ({"outputType": "URL", "outputFormat": "WEBP"}, "webp"),
+    ({"outputType": "base64Data", "outputFormat": "PNG", "numberResults": 2}, "png"),
+    ({"outputType": "dataURI", "outputFormat": "JPG"}, "jpg"),
+]
+
+
+def test_every_output_type_with_uploads_is_archived(live_server, fetcher):
+    url, app = live_server.url, live_server.app
+    tasks = {submit(url, **params): ext for params, ext in CASES}
+    for task_uuid in tasks:
+        assert wait_until(lambda: archived(url, task_uuid)), archived(url, task_uuid)
+    catalogue = app.extensions["catalogue"]
+    assert wait_until(lambda: catalogue.conn.execute(
+        "SELECT count(*) FROM uploads").fetchone()[0] == 6)
+    match_pending(catalogue)
+    for task_uuid, ext in tasks.items():
+        task = archived(url, task_uuid)
+        for result in task["results"]:
+            check_served(url, task, result, ext)
+    rules = dict(catalogue.conn.execute(
+        "SELECT matched_by, count(*) FROM uploads GROUP BY matched_by").fetchall())
+    assert sum(rules.values()) == 6 and None not in rules, rules
+
+
+def check_served(url, task, result, ext):
+    assert result["file"] == f"/files/{result['sha256']}.{ext}"
+    original = requests.get(url + result["file"], timeout=5)
+    assert original.status_code == 200
+    assert hashlib.sha256(original.content).hexdigest() == result["sha256"]
+    assert original.headers["ETag"].strip('"') == result["sha256"]
+    assert original.headers["X-Content-Type-Options"] == "nosniff"
+    assert original.headers["Content-Type"] == {"jpg": "image/jpeg", "png": "image/png",
+                                                "webp": "image/webp"}[ext]
+    again = requests.get(url + result["file"], headers={"If-None-Match": f'"{result["sha256"]}"'},
+                         timeout=5)
+    assert again.status_code == 304
+    thumb = requests.get(url + result["thumbnail"], timeout=5)
+    assert thumb.headers["Content-Type"] == "image/webp"
+    assert max(Image.open(io.BytesIO(thumb.content)).size) <= 384
+    download = requests.get(url + result["download"], timeout=5)
+    assert download.headers["Content-Disposition"].startswith("attachment")
+    assert f"Seed: {result['seed']}" in embedded_text(download.content, ext)
+    sidecar = requests.get(f"{url}{result['download']}.json", timeout=5).json()
+    assert sidecar["taskUUID"] == task["taskUUID"] and sidecar["sha256"] == result["sha256"]
+    assert "token" not in json.dumps(sidecar)
+
+
+def embedded_text(data, ext):
+    im = Image.open(io.BytesIO(data))
+    if ext == "png":
+        return im.info["parameters"]
+    return im.getexif().get_ifd(0x8769)[0x9286][8:].decode("utf-16-be")
+
+
+def test_unknown_and_unarchived_images_are_not_served(live_server):
+    url = live_server.url
+    assert requests.get(f"{url}/files/{'0' * 64}.jpg", timeout=5).status_code == 404
+    assert requests.get(f"{url}/files/..%2F..%2Fcatalogue.db.jpg", timeout=5).status_code == 404
+    assert requests.get(f"{url}/thumbs/{'0' * 64}.webp", timeout=5).status_code == 404
+    missing = "11111111-2222-4333-8444-555555555555"
+    assert requests.get(f"{url}/download/{missing}", timeout=5).status_code == 404
+    assert requests.get(f"{url}/download/{missing}.json", timeout=5).status_code == 404
+
+
+@pytest.mark.parametrize("app_config", ["lost"], indirect=True)
+def test_reconcile_asks_for_what_the_webhooks_lost(live_server, fetcher):
+    url, app = live_server.url, live_server.app
+    task_uuid = submit(url, numberResults=3, outputType="URL")
+    sandbox = app.extensions["sandbox"]
+    assert wait_until(lambda: len(sandbox.attempts()) >= 6)  # 3 results x 2 lost attempts
+    assert requests.get(f"{url}/api/tasks/{task_uuid}", timeout=5).json()["resultsReceived"] == 0
+    report = reconcile(app, after=0)
+    assert report.asked == [task_uuid] and report.new_results == 3
+    assert wait_until(lambda: archived(url, task_uuid))
+    sources = {d["source"] for d in app.extensions["catalogue"].deliveries(task_uuid=task_uuid)}
+    assert sources == {"getResponse"}
+    assert reconcile(app, after=0).asked == []  # complete now: nothing to ask
+
+
+def test_serve_archives_on_its_own_fetcher_thread(tmp_path):
+    if not (BIN / "runware-archive").exists():
+        pytest.skip("run: .venv/bin/pip install -e '.[test]'")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path),
+           "RUNWARE_ARCHIVE_DIR": str(tmp_path / "data"),
+           "RUNWARE_SANDBOX_RESULT_DELAY": "0.01"}
+    log = open(tmp_path / "serve.log", "wb")
+    proc = subprocess.Popen([str(BIN / "runware-archive"), "serve", "--port", "0"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        server = tmp_path / "data" / "server.json"
+        assert wait_until(lambda: server.exists() and server.stat().st_size, 20)
+        url = json.loads(server.read_text())["url"]
+        assert wait_until(lambda: _answers(url), 20), (tmp_path / "serve.log").read_text()
+        task_uuid = submit(url, numberResults=2)
+        assert wait_until(lambda: archived(url, task_uuid), 20), \
+            (tmp_path / "serve.log").read_text()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+def _answers(url):
+    try:
+        return requests.get(f"{url}/api/tasks", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
