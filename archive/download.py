@@ -108,7 +108,8 @@ def non_public(ip):
             return "a NAT64 address"
     for name in CATEGORIES:
         if getattr(ip, f"is_{name}", False):
-            return f"a {name.replace('_', '-')} address"
+            article = "an" if name[0] in "aeiou" else "a"
+            return f"{article} {name.replace('_', '-')} address"
     if not ip.is_global:
         return "not a global address"
     return None
@@ -302,6 +303,8 @@ def _receive(response, conn, policy, store, deadline):
                     raise PermanentError(f"body over the {policy.max_bytes}-byte cap")
                 digest.update(chunk)
                 f.write(chunk)
+        if length and length.isdigit() and size != int(length):  # read1 ends quietly at EOF
+            raise TransientError(f"connection broke after {size} of {length} bytes")
         try:
             return store.add_file(tmp, sha256=digest.hexdigest())
         except BadImage as exc:

@@ -1,0 +1,220 @@
+"""The fetcher's claims over one catalogue file: ttl first, leases, retries with backoff,
+reasons recorded; two workers fetch each image exactly once; a worker killed mid-download
+leaves no visible half file and its image is fetched once its lease runs out."""
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from archive.catalogue import Catalogue
+from archive.download import Policy
+from archive.fetcher import Fetcher
+from archive.images import ImageStore
+from tests.imagehost import ConnectionRecorder, ImageHost, picture, status
+
+BIN = Path(sys.executable).parent
+
+
+def add_task(catalogue, urls, *, ttl=None):
+    """A task with one URL result per entry of ``urls``; returns the imageUUIDs."""
+    task_uuid = str(uuid.uuid4())
+    catalogue.create_task({"task_uuid": task_uuid, "model": "m", "positive_prompt": "p",
+                           "params": {}, "provider": "sandbox", "number_results": len(urls),
+                           "ttl": ttl})
+    items = [{"imageUUID": str(uuid.uuid4()), "imageURL": url, "seed": i}
+             for i, url in enumerate(urls)]
+    catalogue.ingest(task_uuid, results=items)
+    return [item["imageUUID"] for item in items]
+
+
+def rows(catalogue):
+    cur = catalogue.conn.execute("SELECT * FROM results ORDER BY id")
+    names = [d[0] for d in cur.description]
+    return {row[1]: dict(zip(names, row)) for row in cur.fetchall()}
+
+
+@pytest.fixture
+def catalogue(tmp_path):
+    cat = Catalogue(tmp_path / "data" / "catalogue.db")
+    cat.migrate()
+    return cat
+
+
+@pytest.fixture
+def store(tmp_path):
+    return ImageStore(tmp_path / "data")
+
+
+@pytest.fixture
+def host():
+    h = ImageHost()
+    yield h
+    h.stop()
+
+
+def fetcher_for(catalogue, store, host, **kwargs):
+    policy = Policy([f"http://{host.netloc}"], total_timeout=kwargs.pop("timeout", 5.0))
+    return Fetcher(catalogue, store, policy, **kwargs)
+
+
+def test_results_with_a_ttl_are_claimed_first_then_the_oldest(catalogue, store, host):
+    old = add_task(catalogue, [f"{host.url}/old.jpg"])
+    new = add_task(catalogue, [f"{host.url}/new.jpg"])
+    expiring = add_task(catalogue, [f"{host.url}/ttl.jpg"], ttl=60)
+    fetcher = fetcher_for(catalogue, store, host)
+    order = [fetcher.claim("w")["image_uuid"] for _ in range(3)]
+    assert order == expiring + old + new
+    assert fetcher.claim("w") is None
+
+
+def test_a_claim_is_exclusive_until_its_lease_runs_out(catalogue, store, host):
+    (image,) = add_task(catalogue, [f"{host.url}/a.jpg"])
+    fetcher = fetcher_for(catalogue, store, host, lease=0.3)
+    first = fetcher.claim("worker-1")
+    assert first["image_uuid"] == image
+    assert fetcher.claim("worker-2") is None
+    time.sleep(0.35)
+    assert fetcher.claim("worker-2")["image_uuid"] == image
+    assert rows(catalogue)[image]["claimed_by"] == "worker-2"
+
+
+def test_forbidden_urls_are_recorded_as_refused_with_their_reason(catalogue, store, host):
+    recorder = ConnectionRecorder()
+    p = recorder.port
+    urls = [f"http://127.0.0.1:{p}/a.jpg", "http://169.254.169.254/latest/meta-data/",
+            f"http://2130706433:{p}/", f"http://0x7f000001:{p}/", f"http://localhost:{p}/",
+            "file:///etc/passwd", f"ftp://127.0.0.1:{p}/a.jpg", "data:image/png;base64,AAAA",
+            f"http://[::ffff:127.0.0.1]:{p}/"]
+    images = add_task(catalogue, urls)
+    assert fetcher_for(catalogue, store, host).drain() == len(urls)
+    recorder.stop()
+    assert recorder.accepted == 0
+    table = rows(catalogue)
+    for image, url in zip(images, urls):
+        row = table[image]
+        assert row["archive_state"] == "refused", url
+        assert row["archive_error"].startswith("refused: "), row["archive_error"]
+        assert ("allowlist" in row["archive_error"] or "scheme" in row["archive_error"])
+        assert row["claimed_by"] is None and row["sha256"] is None
+
+
+def test_transient_failures_back_off_then_fail_permanent_ones_fail_at_once(
+        catalogue, store, host):
+    host.routes.update({"/busy.jpg": status(503), "/gone.jpg": status(404)})
+    busy, gone = add_task(catalogue, [f"{host.url}/busy.jpg", f"{host.url}/gone.jpg"])
+    fetcher = fetcher_for(catalogue, store, host, max_attempts=3, backoff=0.05)
+    fetcher.drain()
+    table = rows(catalogue)
+    assert (table[gone]["archive_state"], table[gone]["archive_error"]) == ("failed", "HTTP 404 Not Found")
+    assert table[busy]["archive_state"] == "pending"
+    assert table[busy]["archive_attempts"] == 1
+    assert table[busy]["archive_error"] == "attempt 1: HTTP 503 Service Unavailable"
+    assert table[busy]["next_attempt_at"] > table[busy]["received_at"]
+    assert fetcher.drain() == 0  # not due yet
+    deadline = time.monotonic() + 5
+    while rows(catalogue)[busy]["archive_state"] == "pending" and time.monotonic() < deadline:
+        fetcher.drain()
+        time.sleep(0.05)
+    row = rows(catalogue)[busy]
+    assert row["archive_state"] == "failed" and row["archive_attempts"] == 3
+    assert row["archive_error"].startswith("gave up after 3 attempts: HTTP 503")
+    assert host.gets["/busy.jpg"] == 3 and host.gets["/gone.jpg"] == 1
+
+
+def test_two_workers_on_one_catalogue_fetch_each_image_exactly_once(tmp_path, catalogue, host):
+    count = 24
+    for i in range(count):
+        host.routes[f"/{i}.png"] = _slowly(picture("PNG", colour=(i * 10, 255 - i * 10, 7)))
+    add_task(catalogue, [f"{host.url}/{i}.png" for i in range(count)])
+    path = tmp_path / "data" / "catalogue.db"
+    workers = [fetcher_for(Catalogue(path), ImageStore(tmp_path / "data"), host, concurrency=3,
+                           poll_interval=0.02) for _ in range(2)]
+    stops = [w.start() for w in workers]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(
+            r["archive_state"] != "archived" for r in rows(catalogue).values()):
+        time.sleep(0.05)
+    for stop in stops:
+        stop.set()
+    assert all(r["archive_state"] == "archived" for r in rows(catalogue).values())
+    assert sorted(host.gets.values()) == [1] * count
+    assert {r["archive_attempts"] for r in rows(catalogue).values()} == {1}
+
+
+def _slowly(data, delay=0.03):
+    def route(handler):
+        time.sleep(delay)  # long enough for the workers' claims to overlap
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+    return route
+
+
+def test_a_worker_killed_mid_download_leaves_no_half_file_and_the_image_comes_later(
+        tmp_path, catalogue, store, host):
+    if not (BIN / "runware-archive").exists():
+        pytest.skip("run: .venv/bin/pip install -e '.[test]'")
+    data = picture("PNG", size=(640, 480), colour=(10, 200, 30))
+    half_sent, release = threading.Event(), threading.Event()
+
+    def route(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        if host.gets["/big.png"] == 1:  # the first worker gets half, then silence
+            handler.wfile.write(data[: len(data) // 2])
+            handler.wfile.flush()
+            half_sent.set()
+            release.wait(10)
+            return
+        handler.wfile.write(data)
+
+    host.routes["/big.png"] = route
+    (image,) = add_task(catalogue, [f"{host.url}/big.png"])
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path),
+           "RUNWARE_ARCHIVE_DIR": str(tmp_path / "data"),
+           "RUNWARE_ARCHIVE_IMAGE_HOSTS": f"http://{host.netloc}",
+           "RUNWARE_ARCHIVE_FETCH_LEASE": "1", "RUNWARE_ARCHIVE_FETCH_CONCURRENCY": "1"}
+    worker = subprocess.Popen([str(BIN / "runware-archive"), "worker"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert half_sent.wait(20), "the worker never started the download"
+        time.sleep(0.2)  # let the half reach its temporary file
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(5)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        release.set()
+    row = rows(catalogue)[image]
+    assert row["archive_state"] == "pending" and f":{worker.pid}:" in row["claimed_by"]
+    assert [f for folder, _, files in os.walk(store.images) for f in files
+            if folder != store.tmp] == []
+    fetcher = fetcher_for(catalogue, store, host, lease=1)
+    assert fetcher.drain() == 0  # the dead worker's lease still holds
+    time.sleep(max(0.0, _seconds_until(row["claimed_until"])) + 0.05)
+    assert fetcher.drain() == 1
+    row = rows(catalogue)[image]
+    assert row["archive_state"] == "archived" and row["archive_attempts"] == 1
+    assert row["sha256"] == hashlib.sha256(data).hexdigest()
+    with open(store.path(row["sha256"], "png"), "rb") as f:
+        assert f.read() == data
+    assert host.gets["/big.png"] == 2
+    assert store.sweep_temp(older_than=0) <= 1  # the dead worker's part file, if any
+    assert os.listdir(store.tmp) == []
+
+
+def _seconds_until(stamp):
+    from datetime import datetime, timezone
+
+    moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return moment.timestamp() - time.time()
