@@ -9,6 +9,7 @@ nothing is half-committed and nothing stays open by accident.
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import sqlite3
@@ -282,6 +283,7 @@ class Catalogue:
                 outcome.new.append(item["imageUUID"])
             else:
                 outcome.duplicates.append(item["imageUUID"])
+        errors = [e for e in errors if self._insert_error(conn, task_uuid, e, now)]
         outcome.errors = len(errors)
         if outcome.new or errors:
             outcome.status = self._update_task(conn, task_uuid, task, errors, now)
@@ -316,6 +318,16 @@ class Catalogue:
             list(row.values()),
         )
         return cur.rowcount == 1
+
+    def _insert_error(self, conn, task_uuid, item, now):
+        """Record an error item once; False when the same error was already recorded."""
+        fingerprint = hashlib.sha256(
+            json.dumps(item, sort_keys=True, default=str).encode()).hexdigest()
+        return conn.execute(
+            "INSERT OR IGNORE INTO task_errors (task_uuid, fingerprint, code, message,"
+            " received_at) VALUES (?, ?, ?, ?, ?)",
+            (task_uuid, fingerprint, item.get("code"), item.get("message"), now),
+        ).rowcount == 1
 
     def _update_task(self, conn, task_uuid, task, errors, now):
         wanted, current = task[0], task[1]

@@ -226,7 +226,19 @@ def m004_browsing(db):
                " height, created_at, results_received, cost)")
 
 
-MIGRATIONS = [m001_core, m002_cost_ledger, m003_image_archive, m004_browsing]
+def m005_task_errors(db):
+    """Error items, deduplicated: they carry no imageUUID, so a repeated error webhook
+    is known by the fingerprint of its content (issue 3's sandbox found the double count)."""
+    db["task_errors"].create(
+        {"task_uuid": str, "fingerprint": str, "code": str, "message": str,
+         "received_at": str},
+        pk=("task_uuid", "fingerprint"), not_null=["received_at"],
+        foreign_keys=[("task_uuid", "tasks", "task_uuid")],
+    )
+
+
+MIGRATIONS = [m001_core, m002_cost_ledger, m003_image_archive, m004_browsing,
+              m005_task_errors]
 
 
 def current_version(db):

@@ -183,3 +183,14 @@ def test_keyset_listing_is_newest_first(catalogue):
     assert [t["task_uuid"] for t in page] == made[:-3:-1]
     rest = catalogue.list_tasks(limit=10, before_id=page[-1]["id"])
     assert [t["task_uuid"] for t in rest] == made[2::-1]
+
+
+def test_a_repeated_error_delivery_is_counted_once(catalogue):
+    task = add_task(catalogue, number_results=2)
+    error = {"taskUUID": task, "code": "timeoutProvider", "message": "slow"}
+    assert catalogue.ingest(task, errors=[error]).verdict == "accepted"
+    again = catalogue.ingest(task, errors=[dict(error)])
+    assert again.verdict == "duplicate" and again.errors == 0
+    other = catalogue.ingest(task, errors=[dict(error, message="another failure")])
+    assert other.verdict == "accepted"
+    assert catalogue.get_task(task)["errors_received"] == 2
