@@ -179,24 +179,33 @@ def import_archive(catalogue, store, zip_path):
         zf = zipfile.ZipFile(zip_path)
     except (OSError, zipfile.BadZipFile) as exc:
         raise ExchangeError(f"cannot read {zip_path}: {exc}") from None
-    with zf:
-        _, entries = read_manifest(zf)
-        for entry in entries:
-            for result in entry["results"]:
-                if result["archive_state"] == "archived":
-                    summary.files += _import_file(zf, store, result["sha256"],
-                                                  result["file_ext"])
+    added, seen = [], set()  # added: new to the store, removed again if the import fails
     try:
-        with catalogue.write() as conn:
+        with zf:
+            _, entries = read_manifest(zf)
             for entry in entries:
-                _import_task(conn, entry, summary)
-    except sqlite3.IntegrityError as exc:
-        raise ExchangeError(f"the rows do not fit this catalogue: {exc}") from None
+                for result in entry["results"]:
+                    if result["archive_state"] != "archived" or result["sha256"] in seen:
+                        continue
+                    seen.add(result["sha256"])
+                    if _import_file(zf, store, result["sha256"], result["file_ext"]):
+                        added.append(result["sha256"])
+        try:
+            with catalogue.write() as conn:
+                for entry in entries:
+                    _import_task(conn, entry, summary)
+        except sqlite3.IntegrityError as exc:
+            raise ExchangeError(f"the rows do not fit this catalogue: {exc}") from None
+    except ExchangeError:
+        for sha256 in added:
+            store.delete_unreferenced(catalogue, sha256, grace=0)
+        raise
+    summary.files = len(added)
     return summary
 
 
 def _import_file(zf, store, sha256, ext):
-    """Hash the member into a temporary file and add it to the store; 1 if it was new."""
+    """Hash the member into a temporary file and add it to the store; True if new."""
     name = f"{sha256}.{ext}"
     if not MEMBER.match(name):
         raise ExchangeError(f"bad file name in the manifest: {name!r}")
@@ -221,7 +230,7 @@ def _import_file(zf, store, sha256, ext):
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-    return 0 if existed else 1
+    return not existed
 
 
 def _insert(conn, table, row):
