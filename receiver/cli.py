@@ -1,6 +1,7 @@
 """The ``runware-archive`` command: ``serve``, ``submit`` and friends."""
 
 import json
+import os
 import re
 import sys
 import time
@@ -41,15 +42,25 @@ def main():
               help="Address to listen on (0.0.0.0 for every interface).")
 @click.option("--port", default=settings.DEFAULT_PORT, show_default=True, type=int,
               help="Port to listen on (0 picks a free one).")
-def serve(host, port):
-    """Run the service with a threaded server (development and small installs)."""
+@click.option("--workers", default=0, show_default=True, type=int,
+              help="0: one process, threaded server. N: N gunicorn workers (gevent) "
+                   "and the image fetcher as its own process.")
+def serve(host, port, workers):
+    """Run the service: a threaded server, or gunicorn with --workers N."""
+    if workers:
+        if port == 0:
+            raise click.BadParameter("pick a port for --workers", param_hint="--port")
+        # Before prometheus_client is imported: the workers share their metrics there.
+        from receiver.production import prometheus_dir
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = prometheus_dir(settings.data_dir())
     app = create_app()
-    server = make_server(host, port, app, threaded=True,
-                         request_handler=RedactingRequestHandler)
+    server = None if workers else make_server(
+        host, port, app, threaded=True, request_handler=RedactingRequestHandler)
     shown = host if host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-    url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{server.server_port}"
+    bound = server.server_port if server else port
+    url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{bound}"
     settings.record_server_address(app.config, url)
-    if start_fetcher(app) is None:  # started once the sandbox's image host is known
+    if not workers and start_fetcher(app) is None:
         click.echo("image archive: RUNWARE_ARCHIVE_FETCHER=off; run `runware-archive worker`")
     provider = app.config["PROVIDER"]
     click.echo(f"runware-archive is serving at {url}/  (data: {app.config['RUNWARE_ARCHIVE_DIR']})")
@@ -58,13 +69,32 @@ def serve(host, port):
                    "local stand-ins, nothing is charged")
     else:
         click.echo(f"provider: Runware; webhooks go to {settings.public_url(app.config)}")
-    if host not in LOOPBACK_HOSTS:
-        click.echo(f"warning: listening on {host}, reachable from other machines", err=True)
+    warning = exposure_warning(host, app.config)
+    if warning:
+        click.echo(warning, err=True)
     click.echo(f'try:  runware-archive submit --prompt "a lighthouse at dawn"', err=False)
+    if workers:
+        from receiver.production import serve_with_gunicorn
+        serve_with_gunicorn(app, f"{host}:{port}", workers)
+        return
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         click.echo("stopped")
+
+
+def exposure_warning(host, config):
+    """What ``serve`` says when it listens beyond loopback, or None on loopback."""
+    if host in LOOPBACK_HOSTS:
+        return None
+    if not config.get("RUNWARE_ARCHIVE_UI_PASSWORD"):
+        return (f"WARNING: listening on {host}, reachable from other machines, and "
+                "RUNWARE_ARCHIVE_UI_PASSWORD is not set: anyone who can reach this address "
+                "can browse the archive and submit tasks that spend money on your Runware "
+                "account. Set RUNWARE_ARCHIVE_UI_PASSWORD, or serve on 127.0.0.1.")
+    return (f"warning: listening on {host}, reachable from other machines; pages and the "
+            "API need RUNWARE_ARCHIVE_UI_PASSWORD. Put HTTPS in front: the password and "
+            "the session cookie cross the network.")
 
 
 PARAM_OPTIONS = [
@@ -157,3 +187,7 @@ main.add_command(reconcile_command)
 main.add_command(export_command)
 main.add_command(import_command)
 main.add_command(stats_command)
+
+
+if __name__ == "__main__":  # ``python -m receiver.cli``: how serve --workers starts the fetcher
+    main()
