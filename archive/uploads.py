@@ -17,6 +17,7 @@ image to another image's seed, which a reproducibility archive must not do. An u
 rule matches stays visible as unmatched (``runware-archive reconcile`` lists them).
 """
 
+import os
 from dataclasses import dataclass
 
 from archive.catalogue import UnknownTask, utcnow
@@ -40,13 +41,15 @@ def record_upload(catalogue, store, task_uuid, tmp_path, *, image_uuid=None,
     """Verify and store the uploaded file at ``tmp_path`` (consumed) for ``task_uuid``.
 
     :raises archive.images.BadImage: not an acceptable image; nothing recorded.
-    :raises UnknownTask: no such task; nothing recorded (the file may stay unreferenced).
+    :raises UnknownTask: no such task; nothing recorded or kept.
     """
+    if not _task_exists(catalogue.conn, task_uuid):
+        os.unlink(tmp_path)
+        raise UnknownTask(task_uuid)
     stored = store.add_file(tmp_path)
     now = utcnow()
     with catalogue.write() as conn:
-        if conn.execute("SELECT 1 FROM tasks WHERE task_uuid = ?", (task_uuid,)).fetchone() \
-                is None:
+        if not _task_exists(conn, task_uuid):  # deleted meanwhile
             raise UnknownTask(task_uuid)
         row = conn.execute(
             "SELECT id FROM uploads WHERE task_uuid = ? AND sha256 = ?", (task_uuid, stored.sha256)
@@ -65,6 +68,11 @@ def record_upload(catalogue, store, task_uuid, tmp_path, *, image_uuid=None,
                                (row[0],)).fetchone()
     return UploadOutcome(row[0], stored.sha256, stored.ext, new,
                          matched[0] if matched[1] else None)
+
+
+def _task_exists(conn, task_uuid):
+    return conn.execute("SELECT 1 FROM tasks WHERE task_uuid = ?", (task_uuid,)).fetchone() \
+        is not None
 
 
 def match_uploads(conn, task_uuid):
