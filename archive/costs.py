@@ -169,50 +169,42 @@ def top_tasks(conn, *, start=None, end=None, limit=10):
     return [dict(zip(TASK_COLUMNS, row)) for row in cur]
 
 
-# A lineage family: an original task (the root) and every re-run below it, however deep.
-_FAMILY_SUMS = """
-  SELECT f.root, count(*), total(t.cost), sum(t.cost_missing), sum(t.results_received),
-         sum((SELECT count(*) FROM results r WHERE r.task_uuid = t.task_uuid
-              AND r.starred = 1))
-  FROM family f JOIN tasks t ON t.task_uuid = f.task_uuid GROUP BY f.root"""
+# A lineage family: an original task (the root) and every re-run below it, however deep;
+# ``tasks.family_root`` names the root on every member (set on insert, migration m006).
+_FAMILY_SUMS = ("SELECT count(*), total(cost), sum(cost_missing), sum(results_received)"
+                " FROM tasks WHERE {where}")
+_KEEPERS = ("SELECT count(*) FROM tasks t JOIN results r ON r.task_uuid = t.task_uuid"
+            " AND r.starred = 1 WHERE {where}")
 
 
-def _family_row(root, tasks, total, missing, results, keepers):
+def _family_row(conn, root, where, arg, tasks, total, missing, results):
+    keepers = conn.execute(_KEEPERS.format(where=where), (arg,)).fetchone()[0]
     return {"root": root, "tasks": tasks, "cost": usd(total), "results": results or 0,
-            "resultsWithoutCost": missing or 0, "keepers": keepers or 0,
+            "resultsWithoutCost": missing or 0, "keepers": keepers,
             "costPerKeeper": usd(total / keepers) if keepers else None}
 
 
 def families(conn, *, limit=10):
     """The most expensive families with at least one re-run: ``{"root", "tasks", "cost",
     "results", "resultsWithoutCost", "keepers" (starred results), "costPerKeeper"}``."""
-    rows = conn.execute(f"""
-        WITH RECURSIVE family(task_uuid, root) AS (
-          SELECT DISTINCT p.task_uuid, p.task_uuid FROM tasks c
-            JOIN tasks p ON p.task_uuid = c.parent_task_uuid
-            WHERE c.parent_task_uuid IS NOT NULL AND p.parent_task_uuid IS NULL
-          UNION
-          SELECT c.task_uuid, f.root FROM family f
-            JOIN tasks c ON c.parent_task_uuid = f.task_uuid)
-        {_FAMILY_SUMS} ORDER BY 3 DESC, 1 LIMIT ?""", (limit,)).fetchall()
-    return [_family_row(*row) for row in rows]
+    rows = conn.execute(
+        "SELECT family_root, count(*), total(cost), sum(cost_missing), sum(results_received)"
+        " FROM tasks WHERE family_root IS NOT NULL GROUP BY family_root"
+        " ORDER BY 3 DESC, 1 LIMIT ?", (limit,)).fetchall()
+    return [_family_row(conn, root, "t.family_root = ?", root, *sums) for root, *sums in rows]
 
 
 def family(conn, task_uuid):
-    """The family ``task_uuid`` belongs to (as :func:`families`), or None for no such task."""
-    row = conn.execute(f"""
-        WITH RECURSIVE up(task_uuid, parent) AS (
-          SELECT task_uuid, parent_task_uuid FROM tasks WHERE task_uuid = ?
-          UNION
-          SELECT t.task_uuid, t.parent_task_uuid FROM up
-            JOIN tasks t ON t.task_uuid = up.parent),
-        family(task_uuid, root) AS (
-          SELECT task_uuid, task_uuid FROM up WHERE parent IS NULL
-          UNION
-          SELECT c.task_uuid, f.root FROM family f
-            JOIN tasks c ON c.parent_task_uuid = f.task_uuid)
-        {_FAMILY_SUMS}""", (task_uuid,)).fetchone()
-    return _family_row(*row) if row else None
+    """The family ``task_uuid`` belongs to (as :func:`families`; a task never re-run is a
+    family of one), or None for no such task."""
+    row = conn.execute("SELECT family_root FROM tasks WHERE task_uuid = ?",
+                       (task_uuid,)).fetchone()
+    if row is None:
+        return None
+    root = row[0] or task_uuid
+    column = "family_root" if row[0] else "task_uuid"
+    sums = conn.execute(_FAMILY_SUMS.format(where=f"{column} = ?"), (root,)).fetchone()
+    return _family_row(conn, root, f"t.{column} = ?", root, *sums)
 
 
 def csv_safe(value):
@@ -222,20 +214,25 @@ def csv_safe(value):
     return value
 
 
-def _ledger_row(row, tz):
-    task, image, received_at, prompt, width, height, steps, seed, model, label, provider, \
-        cost, share = row
-    at = datetime.fromisoformat(received_at).astimezone(tz)
-    offset = at.strftime("%z")
-    return (task, image, at.strftime("%Y-%m-%d %H:%M:%S"), f"UTC{offset[:3]}:{offset[3:]}",
-            prompt, f"{width}x{height}" if width and height else "", steps, seed, model,
-            label or "", provider, "" if cost is None else cost,
-            "returned" if cost is not None else "missing",
-            "" if share is None else round(share, PLACES))
+class _LocalClock:
+    """UTC text times as local ``(YYYY-MM-DD HH:MM:SS, UTC±HH:MM)``; every offset is whole
+    minutes, so one conversion per minute serves the ledger's time-ordered rows."""
+
+    def __init__(self, tz):
+        self.tz, self.minute, self.local = tz, None, None
+
+    def __call__(self, received_at):
+        if received_at[:16] != self.minute:
+            at = datetime.fromisoformat(received_at[:16] + "+00:00").astimezone(self.tz)
+            offset = at.strftime("%z")
+            self.minute = received_at[:16]
+            self.local = (at.strftime("%Y-%m-%d %H:%M:"), f"UTC{offset[:3]}:{offset[3:]}")
+        return self.local[0] + received_at[17:19], self.local[1]
 
 
 def ledger_rows(conn, tz, start=None, end=None):
-    """One tuple of ``LEDGER_COLUMNS`` per result received in ``[start, end)``, in order."""
+    """One tuple of ``LEDGER_COLUMNS`` per result received in ``[start, end)``, in order;
+    text that could come from a user or the provider is passed through :func:`csv_safe`."""
     where, args = _where("r.received_at", *_text_bounds(start, end))
     cur = conn.execute(
         "SELECT r.task_uuid, r.image_uuid, r.received_at, t.positive_prompt, t.width,"
@@ -243,11 +240,18 @@ def ledger_rows(conn, tz, start=None, end=None):
         " t.estimate / t.number_results FROM results r"
         f" JOIN tasks t ON t.task_uuid = r.task_uuid{where} ORDER BY r.received_at, r.id",
         args)
-    for row in cur:
-        yield _ledger_row(row, tz)
+    clock, safe = _LocalClock(tz), csv_safe
+    for task, image, received_at, prompt, width, height, steps, seed, model, label, \
+            provider, cost, share in cur:
+        local, offset = clock(received_at)
+        yield (safe(task), safe(image), local, offset, safe(prompt),
+               f"{width}x{height}" if width and height else "", steps, seed, safe(model),
+               safe(label or ""), safe(provider), "" if cost is None else cost,
+               "missing" if cost is None else "returned",
+               "" if share is None else round(share, PLACES))
 
 
-def ledger_csv(conn, tz, start=None, end=None, *, chunk=500):
+def ledger_csv(conn, tz, start=None, end=None, *, chunk=1000):
     """The ledger as CSV text in pieces (a UTF-8 BOM first, for spreadsheets), safe
     against formula injection; ``estimate`` is the task's estimate per image."""
     buffer = io.StringIO()
@@ -255,7 +259,7 @@ def ledger_csv(conn, tz, start=None, end=None, *, chunk=500):
     buffer.write("\ufeff")
     writer.writerow(LEDGER_COLUMNS)
     for n, row in enumerate(ledger_rows(conn, tz, start, end), start=1):
-        writer.writerow([csv_safe(cell) for cell in row])
+        writer.writerow(row)
         if n % chunk == 0:
             yield buffer.getvalue()
             buffer.seek(0)

@@ -175,18 +175,19 @@ def test_ingest_relabel_and_delete_keep_the_rollup_exact(catalogue):
     assert group(catalogue, "label") == {"new": (0.0006, 1, 0)}
 
 
-def test_the_migration_rolls_up_results_stored_before_it(tmp_path, monkeypatch):
+def test_the_migrations_roll_up_what_was_stored_before_them(tmp_path, monkeypatch):
     cat = Catalogue(tmp_path / "old.db")
     monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
     cat.migrate()
     task = add_task(cat)
-    with cat.write() as conn:
-        conn.execute("INSERT INTO results (image_uuid, task_uuid, received_at, cost,"
-                     " output_kind, archive_state) VALUES ('i', ?, ?, 0.0013, 'URL', 'x')",
-                     (task, at("2024-05-01 10:00")))
+    rerun = add_task(cat, parent=task)
+    add_task(cat, parent=rerun)
+    add_result(cat, task, at("2024-05-01 10:00"), 0.0013)
     monkeypatch.undo()
     cat.migrate()
     assert group(cat, "day") == {"2024-05-01": (0.0013, 1, 0)}
+    family, = costs.families(cat.conn)
+    assert (family["root"], family["tasks"], family["cost"]) == (task, 3, 0.0013)
 
 
 def test_most_expensive_tasks_and_families(catalogue):
