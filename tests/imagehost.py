@@ -7,6 +7,7 @@ import socket
 import struct
 import threading
 import time
+import uuid
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -160,3 +161,15 @@ class ConnectionRecorder:
     def stop(self):
         self.stopped = True
         self.sock.close()
+
+
+def add_task(catalogue, urls, *, ttl=None):
+    """A task with one URL result per entry of ``urls``; returns the imageUUIDs."""
+    task_uuid = str(uuid.uuid4())
+    catalogue.create_task({"task_uuid": task_uuid, "model": "m", "positive_prompt": "p",
+                           "params": {}, "provider": "sandbox", "number_results": len(urls),
+                           "ttl": ttl})
+    items = [{"imageUUID": str(uuid.uuid4()), "imageURL": url, "seed": i}
+             for i, url in enumerate(urls)]
+    catalogue.ingest(task_uuid, results=items)
+    return [item["imageUUID"] for item in items]

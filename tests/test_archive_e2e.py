@@ -14,11 +14,16 @@ from pathlib import Path
 
 import pytest
 import requests
+from click.testing import CliRunner
 from PIL import Image
 
+from archive.catalogue import Catalogue
 from archive.uploads import match_pending
+from receiver import config as settings
 from receiver.archiving import make_fetcher
+from receiver.cli import main
 from receiver.reconcile import reconcile
+from tests.imagehost import ImageHost, add_task, picture, status
 
 BIN = Path(sys.executable).parent
 
@@ -175,3 +180,33 @@ def _answers(url):
         return requests.get(f"{url}/api/tasks", timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+def test_worker_once_and_the_reconcile_report(tmp_path, monkeypatch):
+    for key in settings.DEFAULTS:
+        monkeypatch.delenv(key, raising=False)
+    host = ImageHost({"/ok.png": picture("PNG"), "/gone.png": status(404)})
+    folder = tmp_path / "data"
+    catalogue = Catalogue(folder / "catalogue.db")
+    catalogue.migrate()
+    ok, gone, private = add_task(catalogue, [f"{host.url}/ok.png", f"{host.url}/gone.png",
+                                             "http://10.0.0.1/x.jpg"])
+    env = {"RUNWARE_ARCHIVE_DIR": str(folder), "RUNWARE_ARCHIVE_IMAGE_HOSTS": f"http://{host.netloc}"}
+    runner = CliRunner()
+    try:
+        out = runner.invoke(main, ["worker", "--once"], env=env)
+        assert out.exit_code == 0, out.output
+        assert "fetched 3 images; asked the provider for 0 tasks" in out.output
+        out = runner.invoke(main, ["reconcile"], env=env)
+        assert f"not archived: image {gone} (failed): HTTP 404 Not Found" in out.output
+        assert (f"not archived: image {private} (refused): refused: host 10.0.0.1:80 is not on"
+                " the image host allowlist") in out.output
+        assert ok not in out.output
+        report = json.loads(runner.invoke(main, ["reconcile", "--json"], env=env).output)
+        assert sorted(i["image_uuid"] for i in report["images"]) == sorted([gone, private])
+        out = runner.invoke(main, ["reconcile", "--retry-failed"], env=env)
+        assert "queued 2 failed downloads again" in out.output
+        runner.invoke(main, ["worker", "--once"], env=env)
+        assert host.gets["/gone.png"] == 2 and host.gets["/ok.png"] == 1
+    finally:
+        host.stop()

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -18,21 +17,9 @@ from archive.catalogue import Catalogue
 from archive.download import Policy
 from archive.fetcher import Fetcher
 from archive.images import ImageStore
-from tests.imagehost import ConnectionRecorder, ImageHost, picture, status
+from tests.imagehost import ConnectionRecorder, ImageHost, add_task, picture, status
 
 BIN = Path(sys.executable).parent
-
-
-def add_task(catalogue, urls, *, ttl=None):
-    """A task with one URL result per entry of ``urls``; returns the imageUUIDs."""
-    task_uuid = str(uuid.uuid4())
-    catalogue.create_task({"task_uuid": task_uuid, "model": "m", "positive_prompt": "p",
-                           "params": {}, "provider": "sandbox", "number_results": len(urls),
-                           "ttl": ttl})
-    items = [{"imageUUID": str(uuid.uuid4()), "imageURL": url, "seed": i}
-             for i, url in enumerate(urls)]
-    catalogue.ingest(task_uuid, results=items)
-    return [item["imageUUID"] for item in items]
 
 
 def rows(catalogue):
