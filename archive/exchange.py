@@ -61,8 +61,9 @@ def _rows(conn, sql, args=()):
 
 
 def select_tasks(db, *, since=None, query=None):
-    """The task rows to export, oldest first: those created at or after ``since`` (ISO
-    date or time) whose prompts match ``query`` (every word), plus their ancestors."""
+    """The task rows to export, oldest first (a generator): those created at or after
+    ``since`` (ISO date or time, UTC) whose prompts match ``query`` (every word), plus
+    their ancestors."""
     sql, args = "SELECT task_uuid, parent_task_uuid FROM tasks WHERE 1", []
     if since:
         sql += " AND created_at >= ?"
@@ -78,8 +79,11 @@ def select_tasks(db, *, since=None, query=None):
                                      f" WHERE task_uuid IN ({marks})", list(missing)))
         picked.update(found)
         missing = {p for p in found.values() if p and p not in picked}
-    rows = _rows(db.conn, "SELECT * FROM tasks ORDER BY created_at, id")
-    return [row for row in rows if row["task_uuid"] in picked]
+    cur = db.conn.execute("SELECT * FROM tasks ORDER BY created_at, id")
+    names = [d[0] for d in cur.description]
+    for row in cur:  # a cursor, not a list: memory stays flat for a big catalogue
+        if row[names.index("task_uuid")] in picked:
+            yield dict(zip(names, row))
 
 
 def export(catalogue, store, out_path, *, since=None, query=None):
@@ -149,22 +153,26 @@ def _export_file(zf, store, sha256, ext):
         raise ExchangeError(f"file {sha256}.{ext} no longer matches its sha256")
 
 
-def read_manifest(zf):
-    """The header and the task lines of an export (a list of dicts each).
+def manifest_entries(zf):
+    """The task lines of an export, read one at a time (a generator).
 
-    :raises ExchangeError: not an export of this format, or cut short.
+    :raises ExchangeError: not an export of this format, or cut short (raised when the
+        reader reaches the end, so a caller that reads everything first writes nothing).
     """
     try:
         with zf.open(MANIFEST) as raw:
-            lines = [json.loads(line) for line in io.TextIOWrapper(raw, encoding="utf-8")
-                     if line.strip()]
+            lines = (json.loads(line) for line in io.TextIOWrapper(raw, encoding="utf-8")
+                     if line.strip())
+            header = next(lines, {})
+            if header.get("format") != FORMAT or header.get("version") != VERSION:
+                raise ExchangeError(f"not a {FORMAT} version {VERSION} file")
+            for line in lines:
+                if "end" in line:
+                    return
+                yield line
     except (KeyError, ValueError) as exc:
         raise ExchangeError(f"not a runware-archive export: {exc}") from None
-    if not lines or lines[0].get("format") != FORMAT or lines[0].get("version") != VERSION:
-        raise ExchangeError(f"not a {FORMAT} version {VERSION} file")
-    if "end" not in lines[-1]:
-        raise ExchangeError("the manifest is incomplete (no end line)")
-    return lines[0], lines[1:-1]
+    raise ExchangeError("the manifest is incomplete (no end line)")
 
 
 def import_archive(catalogue, store, zip_path):
@@ -182,20 +190,20 @@ def import_archive(catalogue, store, zip_path):
     added, seen = [], set()  # added: new to the store, removed again if the import fails
     try:
         with zf:
-            _, entries = read_manifest(zf)
-            for entry in entries:
+            for entry in manifest_entries(zf):  # pass 1: every file, verified
                 for result in entry["results"]:
                     if result["archive_state"] != "archived" or result["sha256"] in seen:
                         continue
                     seen.add(result["sha256"])
                     if _import_file(zf, store, result["sha256"], result["file_ext"]):
                         added.append(result["sha256"])
-        try:
-            with catalogue.write() as conn:
-                for entry in entries:
-                    _import_task(conn, entry, summary)
-        except sqlite3.IntegrityError as exc:
-            raise ExchangeError(f"the rows do not fit this catalogue: {exc}") from None
+            try:  # pass 2: every row, in one transaction
+                with catalogue.write() as conn:
+                    columns = {t: _columns(conn, t) for t in ("tasks", "results")}
+                    for entry in manifest_entries(zf):
+                        _import_task(conn, columns, entry, summary)
+            except sqlite3.IntegrityError as exc:
+                raise ExchangeError(f"the rows do not fit this catalogue: {exc}") from None
     except ExchangeError:
         for sha256 in added:
             store.delete_unreferenced(catalogue, sha256, grace=0)
@@ -233,21 +241,26 @@ def _import_file(zf, store, sha256, ext):
     return not existed
 
 
-def _insert(conn, table, row):
-    columns = [name for (_, name, *_rest) in conn.execute(f"PRAGMA table_info({table})")]
-    row = {k: v for k, v in row.items() if k in columns and k != "id"}
+def _columns(conn, table):
+    return {name for (_, name, *_rest) in conn.execute(f"PRAGMA table_info({table})")} - {"id"}
+
+
+def _insert(conn, table, columns, row):
+    """INSERT OR IGNORE of the keys this catalogue has (an export from a newer version
+    may carry more); returns 1 if a row was added."""
+    row = {k: v for k, v in row.items() if k in columns}
     return conn.execute(
         f"INSERT OR IGNORE INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
         list(row.values()),
     ).rowcount
 
 
-def _import_task(conn, entry, summary):
+def _import_task(conn, columns, entry, summary):
     task = dict(entry["task"], params=json.dumps(entry["task"]["params"], sort_keys=True))
-    summary.tasks += _insert(conn, "tasks", task)
+    summary.tasks += _insert(conn, "tasks", columns["tasks"], task)
     added = 0
     for result in entry["results"]:
-        if _insert(conn, "results", result):
+        if _insert(conn, "results", columns["results"], result):
             added += 1
         elif result["archive_state"] == "archived":
             summary.updated += _complete(conn, result)

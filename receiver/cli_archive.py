@@ -73,14 +73,15 @@ def reconcile_command(after, retry_failed, as_json):
 @click.command("export")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True),
               help="The zip file to write.")
-@click.option("--since", help="Only tasks created on or after this date (YYYY-MM-DD).")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+              help="Only tasks created on or after this date (YYYY-MM-DD, UTC).")
 @click.option("--query", help="Only tasks whose prompts contain every word of this text.")
 def export_command(out, since, query):
     """Write images and a JSON-lines manifest of every parameter to a zip."""
     app = create_app()
     try:
-        summary = export(app.extensions["catalogue"], get_store(app), out, since=since,
-                         query=query)
+        summary = export(app.extensions["catalogue"], get_store(app), out, query=query,
+                         since=since.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if since else None)
     except ExchangeError as exc:
         raise click.ClickException(str(exc))
     click.echo(f"exported {summary.tasks} tasks, {summary.results} results, "

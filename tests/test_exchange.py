@@ -176,3 +176,23 @@ def test_the_export_and_import_commands(tmp_path, source, monkeypatch):
     result = runner.invoke(main, ["import", str(tmp_path / "cli.zip")],
                            env={"RUNWARE_ARCHIVE_DIR": str(target)})
     assert "imported 0 new tasks, 0 new results, 0 new files" in result.output
+    result = runner.invoke(main, ["export", "--out", str(out), "--since", "2026-03-08"],
+                           env={"RUNWARE_ARCHIVE_DIR": str(source.folder)})
+    assert "exported 1 tasks, 2 results, 1 files" in result.output
+    result = runner.invoke(main, ["export", "--out", str(out), "--since", "last week"],
+                           env={"RUNWARE_ARCHIVE_DIR": str(source.folder)})
+    assert result.exit_code == 2 and "last week" in result.output
+
+
+def test_a_manifest_cut_short_is_refused_before_anything_is_written(tmp_path, source):
+    out, cut = tmp_path / "archive.zip", tmp_path / "cut.zip"
+    export(source.catalogue, source.store, out)
+    with zipfile.ZipFile(out) as zin, zipfile.ZipFile(cut, "w") as zout:
+        for name in zin.namelist():
+            data = zin.read(name)
+            zout.writestr(name, data.rsplit(b"\n", 2)[0] + b"\n" if name == "manifest.jsonl"
+                          else data)
+    target = Archive(tmp_path / "target")
+    with pytest.raises(ExchangeError, match="incomplete"):
+        import_archive(target.catalogue, target.store, cut)
+    assert target.dump() == {"tasks": [], "results": [], "files": {}}
