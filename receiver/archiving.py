@@ -56,11 +56,14 @@ def trusted_hosts(config):
 def fetch_policy(config):
     """The download :class:`Policy`: ``RUNWARE_ARCHIVE_IMAGE_HOSTS`` (``host[:port]``, or
     ``http://host[:port]`` to allow plain http) plus the sandbox when there is no key."""
-    return Policy(
-        settings.image_hosts(config), trusted=trusted_hosts(config),
-        max_bytes=config["RUNWARE_ARCHIVE_MAX_IMAGE_BYTES"],
-        total_timeout=config["RUNWARE_ARCHIVE_FETCH_TIMEOUT"],
-    )
+    try:
+        return Policy(
+            settings.image_hosts(config), trusted=trusted_hosts(config),
+            max_bytes=config["RUNWARE_ARCHIVE_MAX_IMAGE_BYTES"],
+            total_timeout=config["RUNWARE_ARCHIVE_FETCH_TIMEOUT"],
+        )
+    except ValueError as exc:
+        raise SystemExit(f"RUNWARE_ARCHIVE_IMAGE_HOSTS: {exc}") from None
 
 
 def make_fetcher(app, *, reconcile=True):
