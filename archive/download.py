@@ -143,7 +143,14 @@ class Policy:
         self.max_bytes, self.max_redirects = max_bytes, max_redirects
         self.connect_timeout, self.total_timeout = connect_timeout, total_timeout
         self.resolver = resolver
-        self.ssl_context = ssl_context or ssl.create_default_context()
+        self._ssl_context = ssl_context
+
+    @property
+    def ssl_context(self):
+        """The TLS context for https, made on first use (loading the trust store is slow)."""
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()
+        return self._ssl_context
 
     def check(self, url):
         """The :class:`Target` of ``url``; :raises Refused: a rule is broken."""

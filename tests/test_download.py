@@ -259,3 +259,36 @@ def test_https_connects_to_the_checked_address_with_the_name_for_host_sni_and_ce
     untrusting = Policy([], trusted=[f"images.test:{port}"], resolver=resolver)
     with pytest.raises(PermanentError, match="TLS certificate refused"):
         download(f"https://images.test:{port}/a.jpg", untrusting, store)
+
+
+# -- properties: the parser and the address rules against arbitrary input --------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+import ipaddress  # noqa: E402
+
+from archive.download import non_public  # noqa: E402
+
+FORBIDDEN_V4 = ["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+                "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4"]
+
+
+@given(st.sampled_from(FORBIDDEN_V4), st.integers(min_value=0, max_value=2**32 - 1))
+def test_every_address_of_a_forbidden_range_is_refused(network, offset):
+    net = ipaddress.ip_network(network)
+    ip = net.network_address + offset % net.num_addresses
+    assert non_public(ip)
+    assert non_public(ipaddress.ip_address(f"::ffff:{ip}"))  # and its IPv4-mapped form
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=60),
+       st.sampled_from(["http://", "https://", "HTTPS://", "file://", "", "//", "https:\\\\"]))
+def test_a_url_passes_only_with_an_allowlisted_host_and_port(rest, scheme):
+    policy = Policy(["im.runware.ai", "http://127.0.0.1:5000"])
+    try:
+        target = policy.check(scheme + rest)
+    except Refused:
+        return
+    assert (target.host, target.port) in {("im.runware.ai", 443), ("127.0.0.1", 5000)}
+    assert target.scheme == "https" or target.port == 5000
