@@ -3,6 +3,7 @@
 connection goes to the address that was checked, with the name kept for Host and TLS."""
 
 import hashlib
+import ipaddress
 import os
 import shutil
 import socket
@@ -13,8 +14,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
-from archive.download import PermanentError, Policy, Refused, TransientError, download
+from archive.download import (PermanentError, Policy, Refused, TransientError, download,
+                              non_public)
 from archive.images import ImageStore
 from tests.imagehost import (ConnectionRecorder, ImageHost, dribble, endless, headers_then,
                              picture, png_bomb, redirect, status)
@@ -262,12 +265,6 @@ def test_https_connects_to_the_checked_address_with_the_name_for_host_sni_and_ce
 
 
 # -- properties: the parser and the address rules against arbitrary input --------------
-
-from hypothesis import given, settings, strategies as st  # noqa: E402
-
-import ipaddress  # noqa: E402
-
-from archive.download import non_public  # noqa: E402
 
 FORBIDDEN_V4 = ["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
                 "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4"]
