@@ -152,6 +152,22 @@ def test_reconcile_asks_for_what_the_webhooks_lost(live_server, fetcher):
     assert reconcile(app, after=0).asked == []  # complete now: nothing to ask
 
 
+@pytest.mark.parametrize("app_config", ["lost"], indirect=True)
+def test_the_worker_reconciles_on_its_own(live_server):
+    app = live_server.app
+    app.config.update(RUNWARE_ARCHIVE_RECONCILE_AFTER=0.3, RUNWARE_ARCHIVE_RECONCILE_INTERVAL=0.2)
+    fetcher = make_fetcher(app)  # with the periodic reconcile pass
+    fetcher.poll_interval = 0.05
+    stop = fetcher.start()
+    try:
+        task_uuid = submit(live_server.url, numberResults=2, outputType="URL")
+        assert wait_until(lambda: archived(live_server.url, task_uuid))
+    finally:
+        stop.set()
+    sources = {d["source"] for d in app.extensions["catalogue"].deliveries(task_uuid=task_uuid)}
+    assert sources == {"getResponse"}
+
+
 def test_serve_archives_on_its_own_fetcher_thread(tmp_path):
     if not (BIN / "runware-archive").exists():
         pytest.skip("run: .venv/bin/pip install -e '.[test]'")
