@@ -168,9 +168,11 @@ class Policy:
         if not host or not (HOSTNAME.match(host) or ("[" in parts.netloc and _is_ip_literal(host))):
             raise Refused(f"host {host or 'none'!r} is not a valid host name")
         port = port or DEFAULT_PORTS[scheme]
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if not path.isascii() or not path.isprintable() or " " in path:
+            raise Refused("the URL's path has characters that must be percent-encoded")
         for entry in self.allowed:
             if entry.matches(scheme, host, port):
-                path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
                 return Target(scheme, host, port, path, entry)
         if any(e.host == host and (e.port or DEFAULT_PORTS[scheme]) == port for e in self.allowed):
             raise Refused(f"plain http is not allowed for {host}:{port} (https only)")

@@ -75,6 +75,9 @@ def not_allowlisted(p, p6):
         (f"gopher://127.0.0.1:{p}/_GET", "scheme 'gopher' is not allowed"),
         ("https://exa mple.com/a.jpg", "not a valid host name"),
         ("https:///a.jpg", "not a valid host name"),
+        ("https://im.runware.ai/a b.jpg", "must be percent-encoded"),
+        ("https://im.runware.ai/a.jpg\r\nX-Injected: 1", "must be percent-encoded"),
+        ("https://im.runware.ai/bild-ä.jpg", "must be percent-encoded"),
     ]
 
 
