@@ -212,11 +212,13 @@ def _search_page(conn, fts, clauses, args, limit, below):
     return cards
 
 
-def gallery(conn, filters=Filters(), *, cursor=None, limit=PAGE_SIZE):
+def gallery(conn, filters=Filters(), *, cursor=None, limit=None):
     """One page of cards (dicts of :data:`CARD_COLUMNS`), newest first.
 
     :param cursor: the ``next`` of the previous page (a string), or None for the first.
+    :param limit: cards per page, :data:`PAGE_SIZE` by default.
     """
+    limit = limit or PAGE_SIZE
     fts = fts_query(filters.q) if filters.q else None
     if filters.q and fts is None:
         return Page([], None, None)  # words were asked for, none can be searched
@@ -300,7 +302,7 @@ REASON_KIND = ("CASE WHEN instr(reason, ':') THEN substr(reason, 1, instr(reason
 
 
 def deliveries(conn, *, verdict=None, reason=None, task_uuid=None, before=None,
-               limit=PAGE_SIZE):
+               limit=100):
     """``(rows, next id)``: the delivery log newest first, keyset-paged by id.
 
     :param reason: a reason kind (see :func:`reason_kinds`), matched as a prefix.

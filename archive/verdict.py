@@ -8,7 +8,8 @@ seeds differ, as after **New seed**, the parent's image in the same position) an
   two pictures are at most :data:`VISUAL_THRESHOLD` bits apart: a re-encoding, a different
   quality or format of the same picture;
 - ``differs``: more bits apart than that (the distance is given);
-- ``pending``: one of the two is not archived yet (or its file cannot be read).
+- ``pending``: one of the two is not archived yet (or its file cannot be read);
+- ``not archived``: one of the two never will be (its download failed or was refused).
 
 The dHash (Krawetz, "Kind of like that", hackerfactor.com 2013): the picture in grey,
 box-averaged down to 9×8, one bit per pixel saying whether it is brighter than its right
@@ -23,8 +24,8 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 
 VISUAL_THRESHOLD = 6  # bits of 64; see the module docstring
-IDENTICAL, VISUAL, DIFFERS, PENDING = (
-    "identical bytes", "visually identical", "differs", "pending")
+IDENTICAL, VISUAL, DIFFERS, PENDING, UNAVAILABLE = (
+    "identical bytes", "visually identical", "differs", "pending", "not archived")
 HASH_SIZE = 8
 
 
@@ -94,7 +95,8 @@ def judge(child, parent, hash_of):
     :param hash_of: ``hash_of(result) -> int or None`` (None: the file cannot be read).
     """
     if not (_archived(child) and _archived(parent)):
-        return PENDING, None
+        settled = any(r["archive_state"] not in ("pending", "archived") for r in (child, parent))
+        return (UNAVAILABLE if settled else PENDING), None
     if child["sha256"] == parent["sha256"]:
         return IDENTICAL, 0
     a, b = hash_of(child), hash_of(parent)

@@ -52,6 +52,15 @@ def create_app(test_config=None):
     from receiver import files  # the image archive: originals, thumbnails, uploads
     app.register_blueprint(files.bp)
     app.register_blueprint(costs.bp)
+    from receiver import auth, compose, deliveries, gallery, pages, rerun, tasks  # issue 5
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(gallery.bp)
+    app.register_blueprint(tasks.bp)
+    app.register_blueprint(compose.bp)
+    app.register_blueprint(rerun.bp)
+    app.register_blueprint(deliveries.bp)
     if app.config["PROVIDER"] == "sandbox":
         from receiver import sandbox
 

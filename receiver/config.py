@@ -40,6 +40,8 @@ DEFAULTS = {
     "RUNWARE_ARCHIVE_BUDGET_DAILY": None,
     "RUNWARE_ARCHIVE_BUDGET_MONTHLY": None,
     "RUNWARE_ARCHIVE_ALERT_URL": None,
+    # The browsable history (receiver/auth.py): set, every page and the JSON API need it.
+    "RUNWARE_ARCHIVE_UI_PASSWORD": None,
     # The sandbox provider (receiver/sandbox.py documents the fault syntax).
     "RUNWARE_SANDBOX_DIR": None,
     "RUNWARE_SANDBOX_FAULTS": None,

@@ -117,3 +117,14 @@ def test_a_missing_file_is_pending_not_an_error(catalogue, store):
     cache = verdict.HashCache(catalogue, store.path)
     found = verdict.verdicts(results_of(catalogue, child), results_of(catalogue, parent), cache)
     assert found[0].kind == verdict.PENDING
+
+
+def test_a_failed_download_is_not_archived_rather_than_pending(catalogue, store):
+    parent, child = make_task(catalogue), make_task(catalogue)
+    archive(catalogue, store, deliver(catalogue, parent, 1)[0], picture(1))
+    failed = deliver(catalogue, child, 1)[0]
+    with catalogue.write() as conn:
+        conn.execute("UPDATE results SET archive_state = 'failed' WHERE image_uuid = ?", (failed,))
+    cache = verdict.HashCache(catalogue, store.path)
+    found = verdict.verdicts(results_of(catalogue, child), results_of(catalogue, parent), cache)
+    assert found[0].kind == verdict.UNAVAILABLE

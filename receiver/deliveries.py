@@ -1,0 +1,38 @@
+"""The delivery log ``/deliveries``: every webhook (and sync or polled reply) received,
+accepted, duplicate or rejected and why, with its body. Tokens are never stored, so
+never shown."""
+
+from flask import Blueprint, abort, render_template, request
+
+from archive import history
+from receiver import get_catalogue
+
+bp = Blueprint("deliveries", __name__)
+
+
+@bp.get("/deliveries")
+def index():
+    """The log newest first, filtered by ``verdict``, ``reason`` and ``task``."""
+    verdict = request.args.get("verdict") or None
+    if verdict not in (None, *history.VERDICTS):
+        verdict = None
+    reason = (request.args.get("reason") or "").strip()[:200] or None
+    task_uuid = (request.args.get("task") or "").strip()[:64] or None
+    before = request.args.get("before", "")
+    conn = get_catalogue().conn
+    rows, nxt = history.deliveries(conn, verdict=verdict, reason=reason, task_uuid=task_uuid,
+                                   before=int(before) if before.isdigit() else None)
+    return render_template("deliveries/index.html", rows=rows, next=nxt, verdict=verdict,
+                           reason=reason, task_uuid=task_uuid, verdicts=history.VERDICTS,
+                           reasons=history.reason_kinds(conn))
+
+
+@bp.get("/deliveries/<int:delivery_id>")
+def detail(delivery_id):
+    """One delivery with its raw body (as text, escaped)."""
+    row = history.delivery(get_catalogue().conn, delivery_id)
+    if row is None:
+        abort(404, description=f"There is no delivery {delivery_id}.")
+    task = get_catalogue().conn.execute(
+        "SELECT 1 FROM tasks WHERE task_uuid = ?", (row["task_uuid"],)).fetchone()
+    return render_template("deliveries/detail.html", row=row, task_exists=bool(task))

@@ -1,0 +1,71 @@
+"""What every HTML page shares: template globals and filters, error pages, the image store.
+
+No routes of its own; registered like a blueprint so ``create_app`` stays one line per
+concern.
+"""
+
+import json
+from datetime import datetime
+
+from flask import Blueprint, current_app, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from receiver.archiving import get_store
+from receiver.auth import logged_in, password
+
+bp = Blueprint("pages", __name__)
+MACHINE_ROUTES = ("/api/", "/webhooks/", "/uploads/", "/sandbox/", "/metrics", "/healthz")
+
+
+def image_store():
+    """The app's :class:`archive.images.ImageStore`."""
+    return get_store(current_app)
+
+
+@bp.app_context_processor
+def page_globals():
+    """The provider (for the SANDBOX badge) and the login state, on every page."""
+    provider = current_app.config.get("PROVIDER")
+    return {"provider": provider, "sandbox": provider == "sandbox",
+            "ui_password": password() is not None, "logged_in": logged_in()}
+
+
+@bp.app_template_filter("money")
+def money(value, places=4):
+    """``$0.0006``; an em dash for no cost."""
+    return "—" if value is None else f"${value:,.{places}f}"
+
+
+@bp.app_template_filter("when")
+def when(stamp, seconds=True):
+    """``2026-11-24 13:47:18`` (UTC) from the catalogue's ISO text."""
+    if not stamp:
+        return ""
+    try:
+        moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ")
+    except ValueError:
+        return stamp
+    return moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+@bp.app_template_filter("short")
+def short(uuid):
+    """The first block of a UUID, for labels (the full one stays in links and titles)."""
+    return (uuid or "").split("-")[0]
+
+
+@bp.app_template_filter("pretty_json")
+def pretty_json(value):
+    """JSON text re-indented for reading; anything else as it is."""
+    try:
+        return json.dumps(json.loads(value), indent=2, sort_keys=True, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return value
+
+
+@bp.app_errorhandler(HTTPException)
+def error_page(exc):
+    """An HTML page for the browser's errors; machine routes keep their own answers."""
+    if request.path.startswith(MACHINE_ROUTES) or exc.code is None or exc.code < 400:
+        return exc
+    return render_template("error.html", error=exc), exc.code

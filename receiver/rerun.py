@@ -1,0 +1,110 @@
+"""Re-running a task, and its JSON route ``POST /api/tasks/<taskUUID>/rerun``.
+
+- **exact**: the same request. A task sent with a seed is sent again as it was (same
+  seed, same ``numberResults``: the provider's own seed progression repeats). A task sent
+  *without* one is re-run with the seeds its results actually got; with one result that is
+  one task with that seed; with several, one task per image (``numberResults`` 1, its
+  seed), because how Runware derives the seeds of a batch from a given seed is not
+  documented (runware-api.md §9) and random seeds of a batch are not consecutive anyway.
+  Only the images that arrived can be reproduced; with none, it is refused (409).
+- **new-seed**: the same request with a fresh random seed in 0 … 2³²−1.
+- **edit** (the form only): whatever the user changed, linked to its parent.
+"""
+
+import json
+import secrets
+
+from flask import Blueprint, current_app, jsonify, request
+
+from receiver import get_catalogue
+from receiver.schemas import RANDOM_SEED_MAX, ParameterError, load_submission
+from receiver.submit import submit_in_app
+
+bp = Blueprint("rerun", __name__)
+MODES = ("exact", "new-seed")
+SERVICE_SET = ("taskUUID", "webhookURL", "includeCost", "uploadEndpoint")
+
+
+class RerunRefused(Exception):
+    """A re-run that cannot be made as asked; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, status, parameter, message):
+        super().__init__(message)
+        self.status, self.errors = status, [{"parameter": parameter, "message": message}]
+
+
+def base_params(task):
+    """The task's request as the user gave it: stored ``params`` minus what the service
+    sets, plus its ``label``."""
+    params = json.loads(task["params"])
+    for key in SERVICE_SET:
+        params.pop(key, None)
+    if task.get("label"):
+        params["label"] = task["label"]
+    return params
+
+
+def plan(task, mode, overrides=None, *, randbelow=secrets.randbelow):
+    """The validated submissions a re-run of ``task`` (a row with ``results``) makes.
+
+    :raises RerunRefused: unknown mode, or an exact re-run with no seed known.
+    :raises ParameterError: the overrides break a rule.
+    """
+    if mode not in MODES:
+        raise RerunRefused(422, "mode", f"must be one of: {', '.join(MODES)}")
+    params = base_params(task)
+    if mode == "new-seed":
+        plans = [dict(params, seed=randbelow(RANDOM_SEED_MAX + 1))]
+    elif "seed" in params:
+        plans = [params]
+    else:
+        seeds = [r["seed"] for r in task["results"] if r["seed"] is not None]
+        if not seeds:
+            raise RerunRefused(409, "seed", "the task was sent without a seed and no result "
+                                            "has arrived, so its seed is not known yet")
+        if len(seeds) == 1 and params.get("numberResults", 1) == 1:
+            plans = [dict(params, seed=seeds[0])]
+        else:
+            plans = [dict(params, seed=seed, numberResults=1) for seed in seeds]
+    return [load_submission({**p, **(overrides or {})}) for p in plans]
+
+
+def start(app, task, mode, overrides=None, *, request_root=None):
+    """Plan and submit a re-run; returns the :class:`receiver.submit.Submission` of each
+    task sent, stopping at the first refused one."""
+    outcomes = []
+    for params in plan(task, mode, overrides):
+        outcome = submit_in_app(app, params, request_root=request_root,
+                                parent=task["task_uuid"], rerun_mode=mode)
+        outcomes.append(outcome)
+        if outcome.errors:
+            break
+    return outcomes
+
+
+@bp.post("/api/tasks/<task_uuid>/rerun")
+def create(task_uuid):
+    """Re-run a task: body ``{"mode": "exact" | "new-seed", ...parameter overrides}``;
+    202 with the new ``taskUUID`` (and every one in ``taskUUIDs``)."""
+    task = get_catalogue().get_task(task_uuid)
+    if task is None:
+        return jsonify(errors=[{"parameter": "taskUUID", "message": "no such task"}]), 404
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return jsonify(errors=[{"parameter": "body", "message": "must be a JSON object"}]), 400
+    overrides = {k: v for k, v in body.items() if k != "mode"}
+    try:
+        outcomes = start(current_app, task, body.get("mode"), overrides,
+                         request_root=request.root_url)
+    except RerunRefused as exc:
+        return jsonify(errors=exc.errors), exc.status
+    except ParameterError as exc:
+        return jsonify(errors=exc.errors), 422
+    last = outcomes[-1]
+    answer = {"taskUUID": outcomes[0].task_uuid, "status": outcomes[0].status,
+              "taskUUIDs": [o.task_uuid for o in outcomes], "parentTaskUUID": task_uuid,
+              "rerunMode": body["mode"]}
+    if last.errors:
+        answer["errors"] = last.errors
+        return jsonify(answer), last.http_status
+    return jsonify(answer), 202

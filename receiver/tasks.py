@@ -1,0 +1,108 @@
+"""The task page ``/tasks/<uuid>`` and what can be done from it: re-run, star, delete."""
+
+import json
+
+from flask import (
+    Blueprint, abort, current_app, flash, redirect, render_template, request, url_for,
+)
+
+from archive import lineage, verdict
+from receiver import get_catalogue
+from receiver.auth import safe_next
+from receiver.pages import image_store
+from receiver.rerun import RerunRefused, start
+from receiver.schemas import ParameterError
+
+bp = Blueprint("tasks", __name__)
+FINAL_STATUSES = ("complete", "error")
+
+
+def load(task_uuid):
+    """The task with its results, or 404."""
+    task = get_catalogue().get_task(task_uuid)
+    if task is None:
+        abort(404, description=f"There is no task {task_uuid} in the catalogue.")
+    return task
+
+
+def judge_children(catalogue, task, kids, hash_of):
+    """``{child uuid: [Verdict]}`` for the re-runs of ``task``."""
+    out = {}
+    for kid in kids:
+        full = catalogue.get_task(kid["task_uuid"])
+        out[kid["task_uuid"]] = verdict.verdicts(full["results"], task["results"], hash_of)
+    return out
+
+
+def page_context(task):
+    """Everything the task page shows about ``task``."""
+    catalogue = get_catalogue()
+    conn = catalogue.conn
+    hash_of = verdict.HashCache(catalogue, image_store().path)
+    parent = catalogue.get_task(task["parent_task_uuid"]) if task["parent_task_uuid"] else None
+    kids = lineage.children(conn, task["task_uuid"])
+    deliveries = catalogue.deliveries(task_uuid=task["task_uuid"], limit=200)
+    return {
+        "task": task, "params": json.loads(task["params"]), "parent": parent,
+        "request_json": json.dumps(json.loads(task["params"]), indent=2, sort_keys=True),
+        "verdicts": verdict.verdicts(task["results"], parent["results"], hash_of)
+        if parent else [],
+        "changes": lineage.changes(parent["params"], task["params"]) if parent else [],
+        "children": kids, "child_verdicts": judge_children(catalogue, task, kids, hash_of),
+        "variants": lineage.seed_variants(conn, task),
+        "timeline": lineage.timeline(task, deliveries),
+        "live": task["status"] not in FINAL_STATUSES,
+        "threshold": verdict.VISUAL_THRESHOLD,
+    }
+
+
+@bp.get("/tasks/<task_uuid>")
+def detail(task_uuid):
+    """Every image, parameter, delivery and relative of one task."""
+    return render_template("tasks/detail.html", **page_context(load(task_uuid)))
+
+
+@bp.post("/tasks/<task_uuid>/rerun")
+def rerun(task_uuid):
+    """**Re-run exact** or **New seed** from a button; on to the new task."""
+    task = load(task_uuid)
+    mode = request.form.get("mode", "")
+    try:
+        outcomes = start(current_app, task, mode, request_root=request.root_url)
+    except (RerunRefused, ParameterError) as exc:
+        status = getattr(exc, "status", 422)
+        return render_template("tasks/detail.html", rerun_errors=exc.errors,
+                               **page_context(task)), status
+    failed = outcomes[-1] if outcomes[-1].errors else None
+    if failed and get_catalogue().get_task(failed.task_uuid) is None:
+        # Refused before anything was recorded (a budget): say so here.
+        return render_template("tasks/detail.html", rerun_errors=failed.errors,
+                               **page_context(task)), failed.http_status
+    if len(outcomes) > 1:
+        flash(f"Re-ran each of the {len(outcomes)} images as its own task "
+              "(the task was sent without a seed).")
+    return redirect(url_for("tasks.detail", task_uuid=outcomes[0].task_uuid), 303)
+
+
+@bp.post("/results/<image_uuid>/star")
+def star(image_uuid):
+    """Star (``starred=1``) or unstar (``starred=0``) one image."""
+    starred = request.form.get("starred") == "1"
+    if not lineage.set_starred(get_catalogue(), image_uuid, starred):
+        abort(404, description=f"There is no image {image_uuid} in the catalogue.")
+    return redirect(safe_next(request.form.get("next")), 303)
+
+
+@bp.route("/tasks/<task_uuid>/delete", methods=["GET", "POST"])
+def delete(task_uuid):
+    """Ask first (GET, or a POST without ``confirm=yes``); then delete the task, its
+    results and every file no other result shares."""
+    task = load(task_uuid)
+    if request.method == "GET" or request.form.get("confirm") != "yes":
+        return render_template("tasks/delete.html", task=task)
+    hashes = lineage.delete_task(get_catalogue(), task_uuid) or []
+    store = image_store()
+    removed = sum(bool(store.delete_unreferenced(get_catalogue(), sha)) for sha in hashes)
+    flash(f"Deleted task {task_uuid} with its {len(task['results'])} image(s); "
+          f"{removed} file(s) no other task shares were removed.")
+    return redirect(url_for("gallery.index"), 303)

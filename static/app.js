@@ -1,0 +1,167 @@
+// runware-archive: small progressive enhancements. Every page works without this file.
+(function () {
+  "use strict";
+
+  // Gallery: arrow keys move between cards, j / k to the next / previous, Enter opens
+  // (the focused card is a link, so Enter is the browser's own).
+  function galleryKeys() {
+    const cards = Array.from(document.querySelectorAll("[data-gallery] [data-card]"));
+    if (!cards.length) return;
+    document.addEventListener("keydown", function (event) {
+      if (event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey) return;
+      if (event.target.closest("input, textarea, select, button, [contenteditable]")) return;
+      const columns = columnCount(cards);
+      const step = {ArrowRight: 1, j: 1, ArrowLeft: -1, k: -1,
+                    ArrowDown: columns, ArrowUp: -columns}[event.key];
+      if (!step) return;
+      const current = cards.indexOf(document.activeElement);
+      const next = current < 0 ? 0 : Math.min(cards.length - 1, Math.max(0, current + step));
+      cards[next].focus();
+      cards[next].scrollIntoView({block: "nearest"});
+      event.preventDefault();
+    });
+  }
+
+  function columnCount(cards) {
+    const top = cards[0].getBoundingClientRect().top;
+    const same = cards.findIndex(function (c) { return c.getBoundingClientRect().top !== top; });
+    return same < 0 ? cards.length : same;
+  }
+
+  // Task page: while results are still arriving (or being archived), poll the JSON API and
+  // swap in the fresh page region when anything changed; stop once the page says it is done.
+  function liveTask() {
+    const region = document.getElementById("live");
+    if (!region || region.dataset.live !== "1") return;
+    let polls = 0;
+    function schedule() {
+      if (region.dataset.live === "1") window.setTimeout(tick, 1000);
+    }
+    function tick() {
+      polls += 1;
+      fetch(region.dataset.poll, {headers: {Accept: "application/json"}, credentials: "same-origin"})
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (task) {
+          if (!task) return null;
+          const archived = task.results.filter(function (r) { return r.archived; }).length;
+          const state = [task.status, task.results.length, archived].join("/");
+          // Every fourth poll refreshes anyway: a parent's image may archive meanwhile.
+          if (state !== region.dataset.state || polls % 4 === 0) return refresh(state);
+          return null;
+        })
+        .catch(function () { return null; })
+        .then(schedule);
+    }
+    function refresh(state) {
+      return fetch(window.location.href, {credentials: "same-origin"})
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (html) {
+          if (!html) return;
+          const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("live");
+          if (!fresh) return;
+          region.replaceChildren.apply(region, Array.from(fresh.childNodes).map(function (node) {
+            return document.importNode(node, true);
+          }));
+          region.dataset.live = fresh.dataset.live;
+          region.dataset.state = state;
+          showCopyButtons(region);
+        });
+    }
+    schedule();
+  }
+
+  // Copy buttons (hidden without JavaScript): copy the text of the element they name.
+  function showCopyButtons(root) {
+    root.querySelectorAll("[data-copy]").forEach(function (b) { b.hidden = false; });
+  }
+
+  function copyText(button) {
+    const source = document.querySelector(button.dataset.copy);
+    if (!source) return;
+    const done = function (label) {
+      const before = button.textContent;
+      button.textContent = label;
+      window.setTimeout(function () { button.textContent = before; }, 1500);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(source.textContent).then(
+        function () { done("Copied"); }, function () { selectText(source); done("Press Ctrl+C"); });
+    } else {
+      selectText(source);
+      done(document.execCommand && document.execCommand("copy") ? "Copied" : "Press Ctrl+C");
+    }
+  }
+
+  function selectText(element) {
+    const range = document.createRange();
+    range.selectNodeContents(element);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+  }
+
+  // Forms with data-confirm ask first; yes marks the form confirmed, so the server does not
+  // show its own confirmation page.
+  function confirmForms() {
+    document.addEventListener("submit", function (event) {
+      const form = event.target.closest("form[data-confirm]");
+      if (!form) return;
+      if (!window.confirm(form.dataset.confirm)) {
+        event.preventDefault();
+        return;
+      }
+      const flag = form.querySelector("[data-confirmed]");
+      if (flag) flag.value = "yes";
+    });
+  }
+
+  // The submit form: the estimate follows the size, steps and count as they are typed, and
+  // with a parent, fields that differ from it are marked.
+  function composeForm() {
+    const form = document.querySelector("form[data-estimate]");
+    if (!form) return;
+    const value = form.querySelector("[data-estimate-value]");
+    const detail = form.querySelector("[data-estimate-detail]");
+    let timer = null;
+    form.addEventListener("input", function () {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(updateEstimate, 250);
+    });
+    function updateEstimate() {
+      const query = new URLSearchParams();
+      ["width", "height", "steps", "numberResults"].forEach(function (name) {
+        const field = form.elements[name];
+        if (field && field.value.trim()) query.set(name, field.value.trim());
+      });
+      fetch(form.dataset.estimate + "?" + query.toString(), {credentials: "same-origin"})
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (data) {
+          value.textContent = data ? "$" + data.estimate.toFixed(4) : "—";
+          if (detail && data) detail.textContent = "$" + data.perImage.toFixed(4) + " per image";
+        })
+        .catch(function () { value.textContent = "—"; });
+    }
+    form.querySelectorAll(".field[data-parent]").forEach(function (field) {
+      const input = field.querySelector("input, textarea, select");
+      const mark = function () {
+        field.classList.toggle("changed", input.value.trim() !== field.dataset.parent);
+      };
+      input.addEventListener("input", mark);
+      input.addEventListener("change", mark);
+      mark();
+    });
+  }
+
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest("[data-copy]");
+    if (button) copyText(button);
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    showCopyButtons(document);
+    galleryKeys();
+    liveTask();
+    confirmForms();
+    composeForm();
+  });
+})();

@@ -1,0 +1,129 @@
+"""The submit form /new: every parameter, errors by field, estimate, edit & re-run."""
+
+import re
+
+import pytest
+
+from receiver.schemas import SubmissionSchema
+from tests.history_helpers import deliver, make_task
+from tests.views_helpers import app_config, catalogue, csrf, provider, text  # noqa: F401
+
+SERVICE_SET = {"taskType", "taskUUID", "webhookURL", "includeCost", "uploadEndpoint"}
+
+
+def form_names(page):
+    return set(re.findall(r'<(?:input|select|textarea)[^>]* name="([^"]+)"', page))
+
+
+def test_the_form_has_every_parameter_of_the_schema(client):
+    page = text(client.get("/new"))
+    names = form_names(page)
+    for name, field in SubmissionSchema().fields.items():
+        if name in SERVICE_SET:
+            continue
+        nested = getattr(field, "nested", None) or getattr(getattr(field, "inner", None), "nested", None)
+        if nested is None:
+            assert name in names, name
+            continue
+        prefix = "lora[0]" if name == "lora" else name
+        for sub in nested().fields:
+            assert f"{prefix}.{sub}" in names, f"{prefix}.{sub}"
+    assert page.count("<details") == 5  # the advanced ones are folded
+    assert "$0.0006" in page  # the estimate for the defaults
+
+
+def post(client, **fields):
+    data = {"csrf_token": csrf(client), "action": "send", **fields}
+    return client.post("/new", data=data)
+
+
+def test_sending_a_task(client, catalogue, provider):
+    response = post(client, positivePrompt="a lighthouse at dawn", width="1024", height="768",
+                    steps="4", CFGScale="3.5", numberResults="2", seed="", label="me",
+                    **{"acceleratorOptions.teaCache": "true", "lora[1].model": "civitai:1@2",
+                       "lora[1].weight": "0.5", "safety.checkContent": "false"})
+    assert response.status_code == 303, text(response)
+    task_uuid = response.headers["Location"].rsplit("/", 1)[1]
+    sent = provider.tasks()[0]
+    assert sent["taskUUID"] == task_uuid
+    assert (sent["width"], sent["height"], sent["CFGScale"], sent["numberResults"]) == (1024, 768, 3.5, 2)
+    assert sent["acceleratorOptions"] == {"teaCache": True}
+    assert sent["lora"] == [{"model": "civitai:1@2", "weight": 0.5}]
+    assert sent["safety"] == {"checkContent": False}
+    assert "seed" not in sent and "label" not in sent
+    assert catalogue.get_task(task_uuid)["label"] == "me"
+
+
+@pytest.mark.parametrize("fields,name,message", [
+    ({"positivePrompt": "x"}, "positivePrompt", "between 2 and 3000"),
+    ({"width": "1000"}, "width", "multiple of 16"),
+    ({"steps": "four"}, "steps", "must be an integer"),
+    ({"CFGScale": "nan"}, "CFGScale", "finite"),
+    ({"steps": "4", "acceleratorOptions.cacheStartStep": "1",
+      "acceleratorOptions.cacheEndStep": "9"}, "acceleratorOptions.cacheEndStep", "at most"),
+    ({"lora[2].model": "civitai:1@2", "lora[2].weight": "9"}, "lora[2].weight", "between -4 and 4"),
+    ({"lora[1].weight": "1"}, "lora[1].model", "is required"),
+    ({"ttl": "120", "outputType": "base64Data"}, "ttl", "only allowed when outputType is URL"),
+])
+def test_errors_land_next_to_their_fields(client, provider, fields, name, message):
+    response = post(client, **{"positivePrompt": "a harbor", **fields})
+    assert response.status_code == 422
+    page = text(response)
+    error = re.search(rf'id="e-{re.escape(name)}">([^<]*)<', page)
+    assert error and message in error[1], (name, page[page.find("field-error") - 300:][:600])
+    assert 'aria-invalid="true"' in page
+    assert provider.tasks() == []
+
+
+def test_values_survive_an_error(client, provider):
+    page = text(post(client, positivePrompt="keep <this> prompt", width="1000"))
+    assert "keep &lt;this&gt; prompt</textarea>" in page
+
+
+def test_preview_shows_the_estimate_and_sends_nothing(client, provider):
+    response = post(client, positivePrompt="a harbor", width="2048", height="2048", steps="8",
+                    numberResults="3", action="preview")
+    assert response.status_code == 200
+    assert "$0.0144" in text(response)  # 4 MP at 8 steps: 8 units of $0.0006, × 3 images
+    assert provider.tasks() == []
+
+
+def test_estimate_api(client):
+    body = client.get("/api/estimate?width=1024&height=1024&steps=4&numberResults=2").get_json()
+    assert body == {"estimate": 0.0012, "perImage": 0.0006, "currency": "USD"}
+    assert client.get("/api/estimate?width=big").status_code == 400
+
+
+def test_edit_and_rerun_prefills_shows_the_diff_and_links(client, catalogue, provider):
+    parent = make_task(catalogue, "a harbor at night", steps=4, CFGScale=2,
+                       acceleratorOptions={"teaCache": True}, lora=[{"model": "civitai:1@2"}])
+    deliver(catalogue, parent, 99)
+    page = text(client.get(f"/new?from={parent}"))
+    assert "a harbor at night</textarea>" in page
+    assert 'name="seed" value="99"' in page  # the seed the image got
+    assert 'name="lora[0].model" value="civitai:1@2"' in page
+    assert f'name="parent" value="{parent}"' in page and 'data-parent="4"' in page
+
+    preview = text(post(client, parent=parent, positivePrompt="a harbor at night", steps="8",
+                        CFGScale="2", seed="99", action="preview",
+                        **{"acceleratorOptions.teaCache": "true", "lora[0].model": "civitai:1@2"}))
+    diff = re.search(r'<div class="diff-box".*?</div>', preview, re.S)[0]
+    assert "<code>steps</code>" in diff and "<code>seed</code>" in diff
+    assert "<code>CFGScale</code>" not in diff
+
+    response = post(client, parent=parent, positivePrompt="a harbor at night", steps="8",
+                    seed="99")
+    child = response.headers["Location"].rsplit("/", 1)[1]
+    row = catalogue.get_task(child)
+    assert (row["parent_task_uuid"], row["rerun_mode"]) == (parent, "edit")
+    assert provider.tasks()[-1]["steps"] == 8
+
+
+def test_a_budget_refusal_shows_in_the_form(app, client, provider):
+    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = "0.0001"
+    response = post(client, positivePrompt="a harbor")
+    assert response.status_code == 402
+    page = text(response)
+    assert "Not sent." in page and "budget" in page.lower()
+    assert "a harbor</textarea>" in page
+    assert provider.tasks() == []

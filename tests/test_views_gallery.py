@@ -1,0 +1,98 @@
+"""The gallery page: cards, keyset pages, search (prefix, phrase, hostile), filters, counts."""
+
+import re
+
+import pytest
+
+from tests.history_helpers import archive, deliver, make_task, picture
+from tests.views_helpers import app_config, catalogue, provider, store, text  # noqa: F401
+
+
+def cards(response):
+    return re.findall(r'data-card href="/tasks/([0-9a-f-]{36})', text(response))
+
+
+def test_an_empty_gallery_invites_a_first_task(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert "No images yet" in text(response) and 'href="/new"' in text(response)
+
+
+def test_cards_show_thumbnails_seed_cost_and_buttons(client, catalogue, store):
+    task = make_task(catalogue, "a glasshouse tea train platform", width=1024, height=768)
+    image = deliver(catalogue, task, 22452)[0]
+    sha = archive(catalogue, store, image, picture(3))
+    page = text(client.get("/"))
+    assert f'src="/thumbs/{sha}.webp"' in page
+    assert "#22452" in page and "$0.0006" in page and "1024×768" in page
+    assert f'action="/tasks/{task}/rerun"' in page and f'href="/new?from={task}"' in page
+    assert f'action="/results/{image}/star"' in page
+    assert "<strong>1</strong> image in <strong>1</strong> task" in page
+
+
+def test_pages_follow_the_cursor_without_overlap(client, catalogue, monkeypatch):
+    from archive import history
+    monkeypatch.setattr(history, "PAGE_SIZE", 3)
+    made = []
+    for i in range(7):
+        made.append(make_task(catalogue, f"harbor {i}"))
+        deliver(catalogue, made[-1], i)
+    first = client.get("/")
+    assert cards(first) == made[::-1][:3]
+    nxt = re.search(r'rel="next" href="([^"]+)"', text(first))[1].replace("&amp;", "&")
+    second = client.get(nxt)
+    assert cards(second) == made[::-1][3:6]
+    assert not set(cards(first)) & set(cards(second))
+    assert "« Newest" in text(second)
+
+
+def test_search_prefix_and_phrase(client, catalogue):
+    a = make_task(catalogue, "a lighthouse at golden hour")
+    b = make_task(catalogue, "golden retriever, hour of fog")
+    assert set(cards(client.get("/?q=light"))) == {a}
+    assert set(cards(client.get("/?q=gold+hour"))) == {a, b}
+    assert set(cards(client.get('/?q="golden+hour"'))) == {a}
+
+
+@pytest.mark.parametrize("q", ['"', "*", "NEAR(", "-", "'", "a AND", "(", "x:y", "^", '""'])
+def test_hostile_searches_are_an_empty_page_not_an_error(client, catalogue, q):
+    make_task(catalogue, "a harbor")
+    response = client.get("/", query_string={"q": q})
+    assert response.status_code == 200
+
+
+def test_filters_and_their_counts(client, catalogue):
+    old = make_task(catalogue, "old harbor", created_at="2025-01-10T08:00:00.000000Z",
+                    provider="runware", width=512, height=512)
+    new = make_task(catalogue, "new harbor")
+    failed = make_task(catalogue, "failed harbor", status="error")
+    deliver(catalogue, old, 1)
+    starred = deliver(catalogue, new, 2, 3, cost=0.001)[0]
+    catalogue.conn.execute("UPDATE results SET starred = 1 WHERE image_uuid = ?", (starred,))
+    assert cards(client.get("/?provider=runware")) == [old]
+    assert cards(client.get("/?size=512x512")) == [old]
+    assert cards(client.get("/?status=error")) == [failed]
+    assert cards(client.get("/?since=2025-01-10&until=2025-01-10")) == [old]
+    assert cards(client.get("/?starred=1")) == [new]
+    assert cards(client.get("/?model=runware%3Atwinflow-z-image-turbo%400")) == [failed, new, new, old]
+    everything = text(client.get("/"))
+    assert "<strong>3</strong> images in <strong>3</strong> tasks" in everything
+    assert "<strong>$0.0026</strong>" in everything
+    starred_page = text(client.get("/?starred=1"))
+    assert "<strong>1</strong> image in <strong>1</strong> task" in starred_page
+    assert "$0.0010" in starred_page
+    assert 'option value="512x512" selected' in text(client.get("/?size=512x512"))
+
+
+def test_a_bad_filter_is_ignored_and_said(client, catalogue):
+    make_task(catalogue)
+    response = client.get("/?since=yesterday&size=huge")
+    assert response.status_code == 200
+    assert "Ignored since" in text(response) and "Ignored size" in text(response)
+
+
+def test_placeholders_for_tasks_without_images(client, catalogue):
+    task = make_task(catalogue, "still cooking")
+    page = text(client.get("/"))
+    assert cards(client.get("/")) == [task]
+    assert "sending" in page
