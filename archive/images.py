@@ -194,12 +194,14 @@ class ImageStore:
                 raise
         return dest
 
-    def delete_unreferenced(self, catalogue, sha256, *, grace=60.0):
+    def delete_unreferenced(self, catalogue, sha256, *, grace=10.0):
         """Delete the original and thumbnail of ``sha256`` if nothing references it.
 
         Checked inside a write transaction, so no result can be committed against the
-        file meanwhile; a file stored in the last ``grace`` seconds is kept, since an
-        ingest that stored it may not have committed its row yet.
+        file meanwhile. But an inline image is stored *before* its ingest transaction
+        (the ``prepare`` hook), so a file stored (or stored again) in the last ``grace``
+        seconds is kept: its row may be about to commit. That wait is bounded by the
+        catalogue's busy timeout (3 s by default), hence 10 s.
         :returns: whether anything was deleted.
         """
         with catalogue.write() as conn:
