@@ -76,7 +76,7 @@ class Fetcher:
         self.lease, self.max_attempts, self.backoff = lease, max_attempts, backoff
         self.concurrency, self.poll_interval = max(1, concurrency), poll_interval
         self.housekeeping = [(3600.0, store.sweep_temp), (5.0, self.match_uploads),
-                             *housekeeping]
+                             (6 * 3600.0, self.sweep_orphans), *housekeeping]
 
     def claim(self, me):
         """Claim the next image to fetch for ``me``; its row (a dict) or None."""
@@ -172,6 +172,10 @@ class Fetcher:
         if expires and expires < utcnow():
             return f"{reason} (the URL expired at {expires})"
         return reason
+
+    def sweep_orphans(self):
+        """Housekeeping: originals nothing references any more (see ImageStore)."""
+        return self.store.sweep_orphans(self.catalogue)
 
     def match_uploads(self):
         """Housekeeping: match recent uploads whose webhook came after them."""

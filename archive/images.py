@@ -216,6 +216,20 @@ class ImageStore:
                     os.unlink(path)
         return bool(paths)
 
+    def sweep_orphans(self, catalogue, *, older_than=TEMP_MAX_AGE):
+        """Delete originals no result or upload references, stored over ``older_than``
+        seconds ago: those a deletion had to leave in its grace period, or whose ingest
+        never committed. Returns how many were deleted."""
+        removed = 0
+        for folder in sorted(os.listdir(self.images)):
+            if len(folder) != 2 or not os.path.isdir(os.path.join(self.images, folder)):
+                continue
+            for name in os.listdir(os.path.join(self.images, folder)):
+                sha256 = name.split(".")[0]
+                if SHA256_PATTERN.match(sha256) and not _referenced(catalogue.conn, sha256):
+                    removed += self.delete_unreferenced(catalogue, sha256, grace=older_than)
+        return removed
+
     def sweep_temp(self, older_than=TEMP_MAX_AGE):
         """Remove temporary files left by a killed process; returns how many."""
         removed, cutoff = 0, time.time() - older_than

@@ -135,3 +135,13 @@ def test_stale_temporary_files_are_swept(store):
     os.utime(path, (0, 0))
     assert store.sweep_temp(older_than=3600) == 1
     assert os.listdir(store.tmp) == []
+
+
+def test_orphans_are_swept_once_they_are_old(tmp_path, store):
+    catalogue = Catalogue(tmp_path / "c.db")
+    catalogue.migrate()
+    orphan = store.add_bytes(picture("PNG"))
+    assert store.sweep_orphans(catalogue) == 0  # stored just now: maybe about to be committed
+    os.utime(store.path(orphan.sha256, "png"), (0, 0))
+    assert store.sweep_orphans(catalogue) == 1
+    assert visible_files(store) == []
