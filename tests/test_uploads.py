@@ -17,8 +17,9 @@ PNG = picture("PNG", colour=(40, 90, 160))
 
 
 @pytest.fixture
-def app_config(app_config):
-    return dict(app_config, RUNWARE_ARCHIVE_MAX_IMAGE_BYTES=100_000)
+def app_config(app_config, request):
+    return dict(app_config, RUNWARE_ARCHIVE_MAX_IMAGE_BYTES=100_000,
+                **getattr(request, "param", {}))
 
 
 def new_task(app, number_results=1):
@@ -142,3 +143,15 @@ def test_the_same_bytes_put_twice_are_stored_once(app, client):
     again = put(client, app, task_uuid)
     assert again.status_code == 200 and again.json["new"] is False
     assert len(uploads(app)) == 1 and len(stored_files(app)) == 1
+
+
+@pytest.mark.parametrize("app_config", [{"RUNWARE_ARCHIVE_UI_PASSWORD": "s3cret"}],
+                         indirect=True)
+def test_with_a_ui_password_uploads_need_only_their_token_and_files_need_a_login(
+        app, client):
+    task_uuid = new_task(app)
+    answer = put(client, app, task_uuid)
+    assert answer.status_code == 201
+    path = f"/files/{answer.json['sha256']}.png"
+    assert client.get(path).status_code == 302  # to the login page
+    assert client.get(f"/thumbs/{answer.json['sha256']}.webp").status_code == 302
