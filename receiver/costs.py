@@ -115,8 +115,10 @@ def bar_chart(series):
         bars.append({"x": round(c["left"] + i * step + 1, 2), "width": round(step - 2, 2),
                      "y": round(c["top"] + plot_h - h, 2), "height": round(h, 2),
                      "day": day, "cost": cost, "results": results,
-                     "tick": i % 7 == 0 or i == len(series) - 1,
-                     "mid": round(c["left"] + (i + 0.5) * step, 2)})
+                     "tick": (len(series) - 1 - i) % 7 == 0,  # today, and every week back
+                     "label_x": round(c["left"] + (i + 0.5) * step, 2)})
+    if bars:  # the last label ends at the edge instead of running past it
+        bars[-1].update(label_x=c["width"], anchor="end")
     return {**c, "peak": peak, "bars": bars, "base": c["top"] + plot_h,
             "label_y": c["height"] - 6}
 
@@ -132,18 +134,19 @@ def index():
     tz, conn = zone(), get_catalogue().conn
     today = costs.local_today(tz, datetime.now(timezone.utc))
     start, end = costs.bounds(tz, first, last)
+    breakdowns = costs.breakdowns(conn, start, end)
+    in_range = costs.summed(breakdowns["provider"])
     return render_template(
         "costs/index.html", errors=[], tz=tz.key, first=first, last=last, today=today,
         totals={
             "today": costs.totals(conn, *costs.bounds(tz, today, today)),
             "month": costs.totals(conn, *costs.bounds(tz, today.replace(day=1), today)),
-            "all": costs.totals(conn),
+            "all": in_range if first is None and last is None else costs.totals(conn),
         },
-        range_totals=costs.totals(conn, start, end),
+        range_totals=in_range,
         chart=bar_chart(costs.daily_series(conn, tz, today, CHART_DAYS)),
         chart_from=today - timedelta(days=CHART_DAYS - 1),
-        breakdowns={dim: costs.breakdown(conn, dim, tz, start, end)[:10]
-                    for dim in costs.DIMENSIONS},
+        breakdowns={dim: rows[:10] for dim, rows in breakdowns.items()},
         top=costs.top_tasks(conn, start=start, end=end, limit=10),
         families=costs.families(conn, limit=10), budgets=budget_status(),
         csv_args={k: v.isoformat() for k, v in (("from", first), ("to", last)) if v},

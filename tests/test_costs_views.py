@@ -58,6 +58,9 @@ def test_the_dashboard_shows_the_figures(client, filled):
     assert "&lt;b&gt;client-b&lt;/b&gt;" in html and "<b>client-b" not in html
     assert "a glasshouse tea train platform" in text
     assert f"{filled[0][:8]}" in html and "$0.0019" in text  # the family, one keeper
+    ranged = text_of(client.get("/costs?from=2024-05-01&to=2024-05-31").get_data(as_text=True))
+    assert "2024-05-01 to 2024-05-31: $0.0032 over 1 results" in ranged
+    assert "All time $0.0051 4 results" in ranged and "(none) $0.0032" in ranged
     bars = re.findall(r'<rect x="[^"]+" y="[^"]+" width="[^"]+" height="([^"]+)"', html)
     assert len(bars) == 30 and float(bars[-1]) > 0 and sum(map(float, bars[:-1])) == 0
 
