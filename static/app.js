@@ -28,6 +28,13 @@
     return same < 0 ? cards.length : same;
   }
 
+  // Gallery filters apply as soon as one changes (without JavaScript: the Search button).
+  function autosubmit() {
+    document.querySelectorAll("[data-autosubmit]").forEach(function (box) {
+      box.addEventListener("change", function () { box.closest("form").requestSubmit(); });
+    });
+  }
+
   // Task page: while results are still arriving (or being archived), poll the JSON API and
   // swap in the fresh page region when anything changed; stop once the page says it is done.
   function liveTask() {
@@ -160,6 +167,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     showCopyButtons(document);
     galleryKeys();
+    autosubmit();
     liveTask();
     confirmForms();
     composeForm();
