@@ -3,9 +3,10 @@
     .venv/bin/python bench/costs_scale.py [--results 1000000] [--keep DIR]
 
 Builds a catalogue of one year of results (4 per task, 2 models, 6 sizes, 20 labels and
-none, 2 providers by default, 5% without a cost, 10% of tasks re-runs, 2% of results starred) through
-the real schema, so the rollup triggers run for every insert; then times each report, the
-budget check, the ledger export and the dashboard, and prints the figures.
+none, 2 providers by default, 5% without a cost, 10% of tasks re-runs, 2% of results
+starred) through the real schema, so the rollup triggers run for every insert; then
+times each report, the budget check, the ledger export and the dashboard, and prints the
+figures. ``--labels 3 --sizes 2`` gives a catalogue with fewer distinct groups.
 """
 
 import argparse

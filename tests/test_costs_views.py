@@ -135,7 +135,8 @@ def test_stats_prints_the_table(cli_env, filled, monkeypatch):
     result = CliRunner().invoke(main, ["stats", "--group", "label"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0] == "Costs from the start to now, by label (UTC, USD as returned by the provider)"
+    assert lines[0] == ("Costs from the start to now, by label"
+                        " (UTC, USD as returned by the provider)")
     assert re.search(r"^\(none\)\s+\$0\.0032\s+1$", result.output, re.M)
     assert re.search(r"^client-a\s+\$0\.0013\s+2\s+1$", result.output, re.M)
     assert re.search(r"^total\s+\$0\.0051\s+4\s+1$", result.output, re.M)
