@@ -17,6 +17,7 @@ an alert URL, one JSON alert is POSTed from a background thread after the commit
 """
 
 import logging
+import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import date
@@ -187,8 +188,12 @@ def observe(catalogue, budget, now=None):
     the last look, e.g. by results that cost more than their estimate."""
     found = status(catalogue.conn, budget, now)
     if any(p["warning"] for p in found) and unrecorded(catalogue.conn, budget, now):
-        with catalogue.write() as conn:
-            crossings = record_crossings(conn, budget, now)
+        try:
+            with catalogue.write() as conn:
+                crossings = record_crossings(conn, budget, now)
+        except sqlite3.OperationalError as exc:  # busy: a page never fails on this
+            log.warning("budget crossings not recorded this time: %s", exc)
+            return found
         send_alerts(catalogue, budget.alert_url, crossings)
     return found
 

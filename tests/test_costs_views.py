@@ -157,3 +157,29 @@ def test_stats_by_month_in_a_zone_with_a_budget(cli_env, filled, monkeypatch):
 def test_stats_refuses_a_bad_date(cli_env):
     result = CliRunner().invoke(main, ["stats", "--from", "May 1st"])
     assert result.exit_code == 2 and "--from must be a date as YYYY-MM-DD" in result.output
+
+
+def test_a_busy_catalogue_does_not_break_the_warning(app_config, data_dir, monkeypatch):
+    import sqlite3
+
+    from receiver import create_app
+
+    for key in settings.DEFAULTS:
+        monkeypatch.delenv(key, raising=False)
+    app = create_app(dict(app_config, RUNWARE_ARCHIVE_BUSY_TIMEOUT_MS=50,
+                          RUNWARE_ARCHIVE_BUDGET_DAILY=0.001))
+    add_result(app.extensions["catalogue"], add_task(app.extensions["catalogue"]), utcnow(),
+               0.0009)
+    other = sqlite3.connect(data_dir / "catalogue.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    try:
+        response = app.test_client().get("/costs")
+    finally:
+        other.execute("ROLLBACK")
+    assert response.status_code == 200
+    assert "90% of the daily budget is used" in text_of(response.get_data(as_text=True))
+    assert app.extensions["catalogue"].conn.execute(
+        "SELECT count(*) FROM budget_crossings").fetchone()[0] == 0
+    app.test_client().get("/costs")  # the next look records the crossing
+    assert app.extensions["catalogue"].conn.execute(
+        "SELECT count(*) FROM budget_crossings").fetchone()[0] == 1
