@@ -4,7 +4,7 @@ never shown."""
 
 from flask import Blueprint, abort, render_template, request
 
-from archive import history
+from archive import delivery_log
 from receiver import get_catalogue
 
 bp = Blueprint("deliveries", __name__)
@@ -14,25 +14,27 @@ bp = Blueprint("deliveries", __name__)
 def index():
     """The log newest first, filtered by ``verdict``, ``reason`` and ``task``."""
     verdict = request.args.get("verdict") or None
-    if verdict not in (None, *history.VERDICTS):
+    if verdict not in (None, *delivery_log.VERDICTS):
         verdict = None
     reason = (request.args.get("reason") or "").strip()[:200] or None
     task_uuid = (request.args.get("task") or "").strip()[:64] or None
     before = request.args.get("before", "")
     conn = get_catalogue().conn
-    rows, nxt = history.deliveries(conn, verdict=verdict, reason=reason, task_uuid=task_uuid,
-                                   before=int(before) if before.isdigit() else None)
+    rows, nxt = delivery_log.deliveries(
+        conn, verdict=verdict, reason=reason, task_uuid=task_uuid,
+        before=int(before) if before.isdigit() else None)
     return render_template("deliveries/index.html", rows=rows, next=nxt, verdict=verdict,
-                           reason=reason, task_uuid=task_uuid, verdicts=history.VERDICTS,
-                           reasons=history.reason_kinds(conn))
+                           reason=reason, task_uuid=task_uuid,
+                           verdicts=delivery_log.VERDICTS,
+                           reasons=delivery_log.reason_kinds(conn))
 
 
 @bp.get("/deliveries/<int:delivery_id>")
 def detail(delivery_id):
     """One delivery with its raw body (as text, escaped)."""
-    row = history.delivery(get_catalogue().conn, delivery_id)
+    conn = get_catalogue().conn
+    row = delivery_log.delivery(conn, delivery_id)
     if row is None:
         abort(404, description=f"There is no delivery {delivery_id}.")
-    task = get_catalogue().conn.execute(
-        "SELECT 1 FROM tasks WHERE task_uuid = ?", (row["task_uuid"],)).fetchone()
+    task = conn.execute("SELECT 1 FROM tasks WHERE task_uuid = ?", (row["task_uuid"],)).fetchone()
     return render_template("deliveries/detail.html", row=row, task_exists=bool(task))

@@ -3,6 +3,7 @@
 import sqlite3
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from archive import history
 from archive.catalogue import Catalogue
@@ -156,6 +157,7 @@ def test_the_gallery_walk_uses_an_index_and_no_sort(catalogue, filters):
 
 
 def test_deliveries_filter_by_verdict_and_reason(catalogue):
+    from archive import delivery_log
     task = make_task(catalogue)
     deliver(catalogue, task, 1)
     catalogue.log_rejection(source="webhook", reason="invalid token", status_code=403,
@@ -163,17 +165,35 @@ def test_deliveries_filter_by_verdict_and_reason(catalogue):
     catalogue.log_rejection(source="webhook", reason="malformed JSON: Expecting value",
                             status_code=400, task_uuid=task)
     conn = catalogue.conn
-    rows, nxt = history.deliveries(conn, verdict="rejected")
+    rows, nxt = delivery_log.deliveries(conn, verdict="rejected")
     assert [r["reason"] for r in rows] == ["malformed JSON: Expecting value", "invalid token"]
     assert nxt is None
-    assert [r["status_code"] for r in history.deliveries(conn, reason="malformed JSON")[0]] == [400]
-    assert history.deliveries(conn, reason="%")[0] == []
-    assert dict(history.reason_kinds(conn)) == {"malformed JSON": 1, "invalid token": 1}
-    first, nxt = history.deliveries(conn, limit=2)
-    rest, _ = history.deliveries(conn, before=nxt, limit=2)
+    assert [r["status_code"] for r in delivery_log.deliveries(conn, reason="malformed JSON")[0]] == [400]
+    assert delivery_log.deliveries(conn, reason="%")[0] == []
+    assert dict(delivery_log.reason_kinds(conn)) == {"malformed JSON": 1, "invalid token": 1}
+    first, nxt = delivery_log.deliveries(conn, limit=2)
+    rest, _ = delivery_log.deliveries(conn, before=nxt, limit=2)
     assert len(first) == 2 and [r["verdict"] for r in rest] == ["accepted"]
 
 
 def test_sqlite_has_fts5():
     assert sqlite3.connect(":memory:").execute(
         "SELECT sqlite_compileoption_used('ENABLE_FTS5')").fetchone()[0] == 1
+
+
+@pytest.fixture(scope="module")
+def searchable(tmp_path_factory):
+    cat = Catalogue(tmp_path_factory.mktemp("fts") / "catalogue.db")
+    cat.migrate()
+    make_task(cat, "a lighthouse at dawn")
+    return cat
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60))
+def test_any_text_is_a_valid_search(searchable, text):
+    query = history.fts_query(text)
+    if query is not None:
+        searchable.conn.execute("SELECT count(*) FROM tasks_fts WHERE tasks_fts MATCH ?",
+                                (query,)).fetchone()
+    history.gallery(searchable.conn, history.Filters(q=text))

@@ -59,7 +59,7 @@ def test_the_log_pages_by_id(app, client, catalogue):
     task = make_task(catalogue)
     for i in range(5):
         post_webhook(app, client, task, "{}", token="0" * 64)
-    import archive.history as history
-    rows, nxt = history.deliveries(catalogue.conn, limit=3)
+    from archive import delivery_log
+    rows, nxt = delivery_log.deliveries(catalogue.conn, limit=3)
     page = text(client.get(f"/deliveries?before={nxt}"))
     assert page.count('<tr class="verdict-row-') == 2
