@@ -19,6 +19,7 @@ Measured on sandbox pictures (tests/test_verdict.py): re-encoding as JPEG q30–
 WEBP, or halving the size, moves at most 1 bit; a different seed moves 19 or more.
 """
 
+import sqlite3
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
@@ -136,7 +137,10 @@ class HashCache:
         except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
             return None
         result["dhash"] = f"{value:016x}"
-        with self.catalogue.write() as conn:
-            conn.execute("UPDATE results SET dhash = ? WHERE id = ? AND dhash IS NULL",
-                         (result["dhash"], result["id"]))
+        try:
+            with self.catalogue.write() as conn:
+                conn.execute("UPDATE results SET dhash = ? WHERE id = ? AND dhash IS NULL",
+                             (result["dhash"], result["id"]))
+        except sqlite3.OperationalError:
+            pass  # the catalogue is busy: the verdict stands, the hash is kept next time
         return value

@@ -158,19 +158,22 @@ def estimate(params):
         return None, None
 
 
-def render_form(values, *, errors=None, parent=None, status=200):
+def render_form(values, *, errors=None, parent=None, status=200, seed_note=False):
     """The form page with ``values``, errors by field, the estimate and the diff."""
     params, _, _ = read_form(values)
     total, each = estimate(params)
     parent_values = to_form(base_params(parent)) if parent else {}
-    diff = lineage.changes(base_params(parent), params) if parent else []
+    # What the schema fills in when left out is not a change.
+    sent = {"taskType": "imageInference", "model": s.MODEL_ID, "width": s.DEFAULT_SIZE,
+            "height": s.DEFAULT_SIZE, **params}
+    diff = lineage.changes(base_params(parent), sent) if parent else []
     errors = errors or {}
     open_groups = {group for group, members in ADVANCED.items() if group in errors or any(
         values.get(f[0]) or f[0] in errors for f in members)}
     return render_template(
         "compose/new.html", values=values, errors=errors, basic=BASIC, advanced=ADVANCED,
         open_groups=open_groups, parent=parent, parent_values=parent_values, diff=diff,
-        estimate=total, per_image=each,
+        estimate=total, per_image=each, seed_note=seed_note,
     ), status
 
 
@@ -184,9 +187,11 @@ def new():
         return render_form({"width": "1024", "height": "1024", "steps": "4",
                             "numberResults": "1"})
     values = to_form(base_params(parent))
-    if "seed" not in values and parent["results"] and parent["results"][0]["seed"] is not None:
+    from_result = "seed" not in values and bool(parent["results"]) \
+        and parent["results"][0]["seed"] is not None
+    if from_result:
         values["seed"] = str(parent["results"][0]["seed"])
-    return render_form(values, parent=parent)
+    return render_form(values, parent=parent, seed_note=from_result)
 
 
 @bp.post("/new")

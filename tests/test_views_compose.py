@@ -127,3 +127,11 @@ def test_a_budget_refusal_shows_in_the_form(app, client, provider):
     assert "Not sent." in page and "budget" in page.lower()
     assert "a harbor</textarea>" in page
     assert provider.tasks() == []
+
+
+def test_defaults_the_schema_fills_in_are_not_changes(client, catalogue):
+    parent = make_task(catalogue, "a harbor", seed=5)
+    page = text(post(client, parent=parent, positivePrompt="a harbor", seed="5",
+                     action="preview"))
+    diff = re.search(r'<div class="diff-box".*?</div>', page, re.S)[0]
+    assert "None yet" in diff and "taskType" not in diff and "width" not in diff
