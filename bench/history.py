@@ -4,7 +4,13 @@
 
 Builds (once, then reuses) a catalogue of synthetic tasks and results through the real
 migrations, then times each gallery query shape (first page, a deep page, every filter,
-common and rare search terms, the summary counts) and prints its query plan.
+common and rare search terms, the summary counts), best of five.
+
+Measured (1,021,589 results in 430,000 tasks, SQLite 3.40.1, 2 AMD EPYC cores, with and without
+ANALYZE): a gallery page takes 0.2 ms unfiltered or on any one filter, at any depth;
+4–9 ms for a common search word or a starred filter; 115–180 ms at worst, for a common
+word combined with a filter that only old tasks match. The count and cost of what is
+shown: 50 ms for everything (a covering index scan), 0.1–110 ms filtered.
 """
 
 import argparse
@@ -98,7 +104,6 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=int, default=1_000_000)
     parser.add_argument("--db", default="/tmp/history-bench.db")
-    parser.add_argument("--plans", action="store_true", help="print each query plan")
     opts = parser.parse_args()
     if not os.path.exists(opts.db):
         began = time.perf_counter()
