@@ -110,7 +110,8 @@ class Catalogue:
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
-        self._group = GroupCommitter(lambda: self._connect().conn)
+        self._group = GroupCommitter(lambda: self._connect().conn,
+                                     busy_timeout=busy_timeout_ms / 1000)
         if self.path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
 
@@ -269,24 +270,31 @@ class Catalogue:
 
     def _ingest(self, conn, task_uuid, results, errors, extra, source, body, size,
                 remote_addr):
-        """The body of :meth:`ingest`, inside the (shared) write transaction."""
+        """The body of :meth:`ingest`, inside the (shared) write transaction.
+
+        Four statements on the hot path: read the task, insert the results, update the
+        task's counters (computed here from the row just read: writes are serialised, so
+        it is current), log the delivery.
+        """
         now = utcnow()
         outcome = IngestResult(task_uuid)
         task = conn.execute(
-            "SELECT number_results, status, ttl FROM tasks WHERE task_uuid = ?",
-            (task_uuid,),
+            "SELECT number_results, status, ttl, results_received, cost, cost_missing"
+            " FROM tasks WHERE task_uuid = ?", (task_uuid,),
         ).fetchone()
         if task is None:
             raise UnknownTask(task_uuid)
+        new_costs = []
         for item, cols in zip(results, extra):
             if self._insert_result(conn, task_uuid, item, cols, now, task[2]):
                 outcome.new.append(item["imageUUID"])
+                new_costs.append(item.get("cost"))
             else:
                 outcome.duplicates.append(item["imageUUID"])
         errors = [e for e in errors if self._insert_error(conn, task_uuid, e, now)]
         outcome.errors = len(errors)
         if outcome.new or errors:
-            outcome.status = self._update_task(conn, task_uuid, task, errors, now)
+            outcome.status = self._update_task(conn, task_uuid, task, new_costs, errors, now)
         else:
             outcome.status = task[1]
         cur = conn.execute(
@@ -329,12 +337,13 @@ class Catalogue:
             (task_uuid, fingerprint, item.get("code"), item.get("message"), now),
         ).rowcount == 1
 
-    def _update_task(self, conn, task_uuid, task, errors, now):
-        wanted, current = task[0], task[1]
-        received, cost, missing = conn.execute(
-            "SELECT count(*), sum(cost), total(cost IS NULL) FROM results WHERE task_uuid = ?",
-            (task_uuid,),
-        ).fetchone()
+    def _update_task(self, conn, task_uuid, task, new_costs, errors, now):
+        wanted, current, _, received, cost, missing = task
+        received += len(new_costs)
+        returned = [c for c in new_costs if c is not None]
+        if returned:
+            cost = (cost or 0) + sum(returned)
+        missing += len(new_costs) - len(returned)
         code = message = None
         if errors:
             code = errors[-1].get("code") or "providerError"

@@ -12,8 +12,10 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 
 MAX_BATCH = 64
+FIRST_WAIT, LONGEST_WAIT = 0.0002, 0.005  # seconds between tries for another's lock
 
 
 class _Job:
@@ -28,10 +30,17 @@ class GroupCommitter:
     """Runs ``work(conn)`` callables in shared write transactions on a writer thread.
 
     :param connect: makes the writer thread's own connection (autocommit mode).
+    :param busy_timeout: seconds to keep trying for a lock another process holds.
+
+    The writer waits for another process's lock itself, in short sleeps, instead of
+    through SQLite's busy handler: that one sleeps in C for whole milliseconds, which
+    under gevent stops every request of the worker, while this sleep lets them run and
+    queue up, so the next batch is bigger.
     """
 
-    def __init__(self, connect):
+    def __init__(self, connect, busy_timeout=3.0):
         self._connect = connect
+        self.busy_timeout = busy_timeout
         self._queue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._pid = None
@@ -62,6 +71,7 @@ class GroupCommitter:
 
     def _loop(self):
         conn = self._connect()
+        conn.execute("PRAGMA busy_timeout = 0")  # we wait ourselves, see the class doc
         jobs_queue = self._queue
         while True:
             jobs = [jobs_queue.get()]
@@ -72,13 +82,16 @@ class GroupCommitter:
                     break
             self._commit(conn, jobs)
 
-    @staticmethod
-    def _commit(conn, jobs):
+    def _commit(self, conn, jobs):
+        deadline = time.monotonic() + self.busy_timeout
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for job in jobs:
+            _patiently(conn, "BEGIN IMMEDIATE", deadline)
+            if len(jobs) == 1:  # alone, a failing job may take the whole transaction down
+                _run_alone(conn, jobs[0])
+            for job in jobs if len(jobs) > 1 else ():
                 _run_in_savepoint(conn, job)
-            conn.execute("COMMIT")
+            if conn.in_transaction:
+                _patiently(conn, "COMMIT", deadline)
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -87,6 +100,29 @@ class GroupCommitter:
         finally:
             for job in jobs:
                 job.done.set()
+
+
+def _patiently(conn, statement, deadline):
+    """Run ``statement``, retrying while another connection holds the lock (a busy
+    COMMIT keeps its transaction open, so it may be retried too)."""
+    wait = FIRST_WAIT
+    while True:
+        try:
+            return conn.execute(statement)
+        except sqlite3.OperationalError as exc:
+            busy = "locked" in str(exc) or "busy" in str(exc)
+            if not busy or time.monotonic() + wait > deadline:
+                raise
+        time.sleep(wait)
+        wait = min(wait * 2, LONGEST_WAIT)
+
+
+def _run_alone(conn, job):
+    try:
+        job.result = job.work(conn)
+    except BaseException as exc:  # handed to the caller's thread, which re-raises it
+        conn.execute("ROLLBACK")
+        job.error = exc
 
 
 def _run_in_savepoint(conn, job):
