@@ -15,5 +15,5 @@ worker_connections = 1000
 timeout = 60
 graceful_timeout = 20
 # %(U)s is the path without its query string: the webhook token never reaches the log.
-accesslog = os.environ.get("RUNWARE_ARCHIVE_ACCESS_LOG", "-")
+accesslog = os.environ.get("RUNWARE_ARCHIVE_ACCESS_LOG", "-") or None  # empty: no access log
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms'

@@ -288,3 +288,68 @@ def test_hostile_requests_get_4xx_never_5xx(data_dir):
     assert codes[5] == 415 and codes[6] in (403, 414) and codes[7] == 400
     images, _, _, _ = catalogue_counts(data_dir)
     assert images == []
+
+
+def test_sandbox_faults_on_200_tasks_of_4_all_archived_once(tmp_path):
+    """Duplicates, reordering, dropped first attempts and 5xx on submit, through
+    ``serve --workers 2`` with its fetcher process: all 800 images archived, none twice."""
+    import os
+    import signal
+    import sys
+    from pathlib import Path
+
+    from tests.gunicorn_server import free_port
+
+    port, data_dir = free_port(), tmp_path / "data"
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path),
+           "RUNWARE_ARCHIVE_DIR": str(data_dir), "RUNWARE_ARCHIVE_ACCESS_LOG": "",
+           "RUNWARE_ARCHIVE_SUBMIT_RETRIES": "6", "RUNWARE_ARCHIVE_SUBMIT_BACKOFF": "0.05",
+           "RUNWARE_ARCHIVE_FETCH_CONCURRENCY": "4",
+           "RUNWARE_SANDBOX_FAULTS": "duplicate=0.3,shuffle=1,drop_first=1,"
+                                     "submit_status=503:0.3,submit_429=0.1,seed=3",
+           "RUNWARE_SANDBOX_RESULT_DELAY": "0.02", "RUNWARE_SANDBOX_RETRY_BASE": "0.05",
+           "RUNWARE_SANDBOX_RETRY_CAP": "0.5"}
+    log = open(tmp_path / "serve.log", "wb")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "runware-archive"), "serve", "--port", str(port),
+         "--workers", "2"], env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{base}/healthz", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.1)
+
+        def submit(i):
+            response = requests.post(f"{base}/api/tasks", timeout=60, json={
+                "positivePrompt": f"a lantern bazaar on sea ice, variation {i}",
+                "numberResults": 4, "width": 256, "height": 256, "outputFormat": "WEBP"})
+            return response.status_code, response.json()["taskUUID"]
+
+        with ThreadPoolExecutor(4) as pool:
+            submitted = list(pool.map(submit, range(200)))
+        assert [code for code, _ in submitted] == [202] * 200
+        conn = sqlite3.connect(f"file:{data_dir / 'catalogue.db'}?mode=ro", uri=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            archived = conn.execute(
+                "SELECT count(*) FROM results WHERE archive_state = 'archived'").fetchone()[0]
+            if archived >= 800:
+                break
+            time.sleep(0.5)
+        rows = conn.execute("SELECT image_uuid, task_uuid, archive_state FROM results").fetchall()
+        duplicates = conn.execute(
+            "SELECT count(*) FROM deliveries WHERE verdict = 'duplicate'").fetchone()[0]
+        conn.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+        log.close()
+    assert len(rows) == len({r[0] for r in rows}) == 800
+    assert {r[1] for r in rows} == {uuid for _, uuid in submitted}
+    assert {r[2] for r in rows} == {"archived"}
+    assert duplicates > 0  # the sandbox did send duplicates, and they were refused as such
