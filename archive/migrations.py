@@ -274,8 +274,17 @@ def m006_cost_families(db):
                " WHERE status NOT IN ('complete', 'error')")
 
 
+def m007_lean_results_indexes(db):
+    """One index fewer for every webhook to maintain: (archive_state, url_expires_at) was
+    superseded by m003's partial ``results_pending``; what else asked by state (failed and
+    refused images) gets a partial index that new results, all pending, never touch."""
+    db.execute("DROP INDEX idx_results_archive_state_url_expires_at")
+    db.execute("CREATE INDEX results_troubled ON results (archive_state)"
+               " WHERE archive_state IN ('failed', 'refused')")
+
+
 MIGRATIONS = [m001_core, m002_cost_ledger, m003_image_archive, m004_browsing,
-              m005_task_errors, m006_cost_families]
+              m005_task_errors, m006_cost_families, m007_lean_results_indexes]
 
 
 def current_version(db):

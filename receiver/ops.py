@@ -87,16 +87,21 @@ class CatalogueCollector:
         yield deliveries
         states = GaugeMetricFamily("runware_archive_images", "Results by archive state",
                                    labels=["state"])
-        for state, count in self.conn.execute(
-                "SELECT archive_state, count(*) FROM results GROUP BY archive_state"):
+        pending, oldest = queue_state(self.conn)
+        troubled = dict(self.conn.execute(
+            "SELECT archive_state, count(*) FROM results"
+            " WHERE archive_state IN ('failed', 'refused') GROUP BY archive_state"))
+        everything = self.conn.execute("SELECT count(*) FROM results").fetchone()[0]
+        troubled["pending"] = pending
+        troubled["archived"] = everything - sum(troubled.values())
+        for state, count in sorted(troubled.items()):
             states.add_metric([state], count)
         yield states
-        pending, oldest = queue_state(self.conn)
         yield GaugeMetricFamily("runware_archive_fetch_queue", "Images waiting to be "
                                 "archived", value=pending)
         yield GaugeMetricFamily("runware_archive_oldest_pending_seconds", "Age of the "
                                 "oldest image waiting", value=age_seconds(oldest) or 0)
-        total = self.conn.execute("SELECT total(cost) FROM results").fetchone()[0]
+        total = self.conn.execute("SELECT total(cost) FROM cost_rollup").fetchone()[0]
         yield CounterMetricFamily("runware_archive_cost_usd", "Sum of returned costs",
                                   value=total)
 
