@@ -6,7 +6,7 @@ import re
 import pytest
 
 from receiver.archiving import get_store
-from tests.test_submit_integration import FakeProvider
+from tests.fakes import provider  # noqa: F401  (the fixture, for the views' tests)
 
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -20,15 +20,6 @@ def csrf(client, path="/new"):
 
 def text(response):
     return response.get_data(as_text=True)
-
-
-@pytest.fixture
-def provider():
-    """A fake Runware that acknowledges every task (see test_submit_integration)."""
-    fake = FakeProvider()
-    yield fake
-    fake.server.shutdown()
-    fake.server.server_close()
 
 
 @pytest.fixture
