@@ -69,8 +69,9 @@ def _label(draw, width, height, seed):
     top = height - band
     draw.rectangle((0, top, width, height), fill=(0, 0, 0))
     font = ImageFont.load_default(size=max(10, band * 6 // 10))
-    draw.text((band // 4, top + band // 2), "SANDBOX", fill=(255, 214, 0), font=font,
-              anchor="lm")
+    # Centred, so a square thumbnail cropped from a wide picture still shows it.
+    draw.text((width // 2, top + band // 2), "SANDBOX", fill=(255, 214, 0), font=font,
+              anchor="mm")
     small = ImageFont.load_default(size=max(8, band // 4))
     draw.text((width - band // 4, top + band // 2), f"seed {seed}", fill=(230, 230, 230),
               font=small, anchor="rm")
