@@ -42,7 +42,9 @@ Timings: ``RUNWARE_SANDBOX_RESULT_DELAY`` (seconds between results finishing, 0.
 """
 
 import hashlib
+import ipaddress
 import os
+from urllib.parse import urlsplit
 
 import click
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
@@ -188,6 +190,13 @@ def image_inference(entry, faults, faults_text, data, errors):
                                            task.get("steps", DEFAULT_STEPS),
                                            task.get("numberResults", 1))})
         return
+    for field in ("webhookURL", "uploadEndpoint"):
+        if field in task and not callback_allowed(task[field]):
+            errors.append((400, runware_error(
+                "invalidCallbackURL", f"The sandbox only calls back this service or a "
+                f"loopback address, not {urlsplit(task[field]).hostname!r}.",
+                task_uuid=task["taskUUID"], parameter=field)))
+            return
     mode = "webhook" if "webhookURL" in task else task.get("deliveryMethod", "sync")
     images_url = url_for("sandbox.image", name="x", _external=True)[:-1]
     try:
@@ -210,6 +219,22 @@ def image_inference(entry, faults, faults_text, data, errors):
             data.append(result_item(state(), record, item))
         else:
             errors.append((500, error_item(record, item)))
+
+
+def callback_allowed(url):
+    """May the sandbox POST or PUT to ``url``? Only to loopback or to this service's own
+    public host: a stand-in for Runware reachable by others must not become a relay that
+    makes this machine call addresses inside its network (SSRF)."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    own = {urlsplit(settings.public_url(current_app.config)).hostname,
+           urlsplit(settings.local_url(current_app.config)).hostname}
+    return host in own
 
 
 def get_response(entry, data, errors):

@@ -777,3 +777,22 @@ def test_with_a_key_the_sandbox_is_not_mounted(app_config, monkeypatch):
 def test_without_a_key_the_sandbox_state_is_in_the_data_folder(app, data_dir):
     assert (data_dir / "sandbox.db").exists() and (data_dir / "sandbox-images").is_dir()
     assert settings.provider_url(app.config).endswith(settings.SANDBOX_PATH)
+
+
+@pytest.mark.parametrize("url", [
+    "http://169.254.169.254/latest/meta-data", "http://10.0.0.8:8080/hook",
+    "http://internal.example/hook", "https://[fd00::1]/hook",
+])
+def test_the_sandbox_calls_back_only_this_service_or_loopback(client, url):
+    task = {"taskType": "imageInference", "taskUUID": str(uuid.uuid4()),
+            "model": "runware:twinflow-z-image-turbo@0", "positivePrompt": "a harbor",
+            "width": 256, "height": 256, "webhookURL": url}
+    for field in ("webhookURL", "uploadEndpoint"):
+        body = dict(task, taskUUID=str(uuid.uuid4()))
+        if field == "uploadEndpoint":
+            body = dict(body, uploadEndpoint=body.pop("webhookURL"))
+        response = client.post("/sandbox/v1", json=[body],
+                               headers={"Authorization": "Bearer any"})
+        assert response.status_code == 400
+        error = response.get_json()["errors"][0]
+        assert (error["code"], error["parameter"]) == ("invalidCallbackURL", field)
