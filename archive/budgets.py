@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 import requests
 
-from archive import costs
+from archive import costs, timeline
 from archive.catalogue import utcnow
 
 WARN_AT = 0.8
@@ -81,8 +81,8 @@ def periods(budget, now=None):
 
 def spent_since(conn, start):
     """USD spent from epoch second ``start`` on, missing costs at their estimate."""
-    return conn.execute("SELECT total(cost) + total(missing_estimate) FROM cost_rollup"
-                        " WHERE bucket >= ?", (start,)).fetchone()[0]
+    cost, _, _, estimate = timeline.span_sums(conn, [start, None])[0]
+    return cost + estimate
 
 
 def in_flight(conn):

@@ -1,11 +1,14 @@
 """Cost aggregation over the catalogue (no Flask): the ``cost`` Runware returned is the truth.
 
-Totals and breakdowns read ``cost_rollup`` (results summed per 15-minute UTC bucket × model ×
-size × label × provider, kept by triggers; ``migrations.m002_cost_ledger``), never the result
-rows, so they stay fast on millions of results. Calendar groups (day, ISO week, month) are in a
-configured time zone: each bucket is folded into the local date it falls on, so a DST change
-day has 23 or 25 hours and a result at 23:30 UTC is the next day in Berlin. All UTC offsets in
-use since 1972 are multiples of 15 minutes, so no bucket straddles a local midnight.
+Totals and breakdowns never read the result rows but sums kept by triggers: ``cost_rollup``
+(per 15-minute UTC bucket × model × size × label × provider; ``migrations.m002_cost_ledger``)
+for a date range by model, size, label or provider; ``cost_totals`` (per model × size × label
+× provider) for all time; per UTC day and per 15-minute bucket (``m008``, read through
+:mod:`archive.timeline`) for the totals of a range and calendar groups. Calendar groups (day,
+ISO week, month) are in a configured time zone: what falls between two local midnights is one
+local date, so a DST change day has 23 or 25 hours and a result at 23:30 UTC is the next day
+in Berlin. All UTC offsets in use since 1972 are multiples of 15 minutes, so no bucket
+straddles a local midnight.
 
 A result without a cost is never counted as zero silently: it is counted in
 ``resultsWithoutCost``, and the estimate of its share of the task in ``estimateWithoutCost``.
@@ -14,11 +17,15 @@ A result without a cost is never counted as zero silently: it is counted in
 import csv
 import io
 import re
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from archive import timeline
+from archive.timeline import local_days, local_midnight
+
 CALENDAR_GROUPS = ("day", "week", "month")
-DIMENSIONS = ("model", "size", "label", "provider")  # cost_rollup columns
+DIMENSIONS = ("model", "size", "label", "provider")  # cost_rollup and cost_totals columns
+SUMS = timeline.SUMS
 GROUPS = CALENDAR_GROUPS + DIMENSIONS
 PLACES = 10  # rounding of reported sums: float noise off, every 4-decimal cost kept
 LEDGER_COLUMNS = ("task", "image", "time", "utc_offset", "prompt", "size", "steps", "seed",
@@ -34,11 +41,6 @@ def zone(name):
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"unknown time zone {name!r} (an IANA name such as "
                          f"'Europe/Berlin' or 'UTC')") from exc
-
-
-def local_midnight(day, tz):
-    """The UTC epoch second at which local ``day`` begins in ``tz``."""
-    return int(datetime.combine(day, time(), tz).timestamp())
 
 
 def local_today(tz, now=None):
@@ -76,12 +78,22 @@ def _row(key, cost, results, missing, missing_estimate):
             "estimateWithoutCost": usd(missing_estimate)}
 
 
+def _by(conn, keys, start, end):
+    """Rows ``(*keys, cost, results, missing, missing_estimate)`` over ``[start, end)``
+    grouped by ``keys``: all of time from ``cost_totals``, a range by days and edges."""
+    if start is None and end is None:
+        names = ", ".join(keys)
+        return conn.execute(f"SELECT {names}, {SUMS} FROM cost_totals GROUP BY {names}")
+    return timeline.span_breakdown(conn, start, end, keys)
+
+
 def totals(conn, start=None, end=None):
     """``{"cost", "results", "resultsWithoutCost", "estimateWithoutCost"}`` over
     ``[start, end)`` (epoch seconds, None for open)."""
-    where, args = _where("bucket", start, end)
-    row = conn.execute("SELECT total(cost), sum(results), total(missing),"
-                       f" total(missing_estimate) FROM cost_rollup{where}", args).fetchone()
+    if start is None and end is None:
+        row = conn.execute(f"SELECT {SUMS} FROM cost_totals").fetchone()
+    else:
+        row = timeline.span_sums(conn, [start, end])[0]
     out = _row(None, *row)
     del out["key"]
     return out
@@ -111,11 +123,8 @@ def _rows(acc, order):
 def breakdowns(conn, start=None, end=None):
     """Every dimension's rows (as :func:`breakdown`) from one scan of the rollup (for the
     dashboard: one scan grouped four ways beats four scans)."""
-    where, args = _where("bucket", start, end)
     acc = {dim: {} for dim in DIMENSIONS}
-    for *keys, cost, results, missing, estimate in conn.execute(
-            f"SELECT {', '.join(DIMENSIONS)}, total(cost), sum(results), total(missing),"
-            f" total(missing_estimate) FROM cost_rollup{where} GROUP BY 1, 2, 3, 4", args):
+    for *keys, cost, results, missing, estimate in _by(conn, DIMENSIONS, start, end):
         for dim, key in zip(DIMENSIONS, keys):
             _add(acc[dim], key or None, (cost, results, missing, estimate))
     return {dim: _rows(acc[dim], "cost") for dim in DIMENSIONS}
@@ -126,18 +135,13 @@ def breakdown(conn, group, tz, start=None, end=None):
     calendar groups in date order, the others most expensive first."""
     if group not in GROUPS:
         raise ValueError(f"group must be one of {', '.join(GROUPS)}")
-    where, args = _where("bucket", start, end)
     acc = {}
     if group in DIMENSIONS:
-        for key, *sums in conn.execute(
-                f"SELECT {group}, total(cost), sum(results), total(missing),"
-                f" total(missing_estimate) FROM cost_rollup{where} GROUP BY 1", args):
+        for key, *sums in _by(conn, (group,), start, end):
             _add(acc, key or None, sums)
         return _rows(acc, "cost")
-    for bucket, *sums in conn.execute(
-            "SELECT bucket, total(cost), sum(results), total(missing),"
-            f" total(missing_estimate) FROM cost_rollup{where} GROUP BY bucket", args):
-        _add(acc, calendar_key(datetime.fromtimestamp(bucket, tz).date(), group), sums)
+    for day, *sums in local_days(conn, tz, start, end):
+        _add(acc, calendar_key(day, group), sums)
     return _rows(acc, "key")
 
 
@@ -186,17 +190,36 @@ def _text_bounds(start, end):
     return (None if start is None else _iso(start)), (None if end is None else _iso(end))
 
 
+SMALL_RANGE = 5000  # tasks; see top_tasks
 TASK_COLUMNS = ("task_uuid", "created_at", "positive_prompt", "model", "width", "height",
                 "steps", "number_results", "results_received", "cost", "cost_missing",
                 "estimate", "label", "provider", "status", "parent_task_uuid")
 
 
+def _tasks_between(conn, first, stop):
+    """About how many tasks were created in ``[first, stop)`` (text times, None: open): the
+    distance of their ids, two steps along the index on ``created_at``."""
+    low = conn.execute("SELECT id FROM tasks WHERE created_at >= ? ORDER BY created_at"
+                       " LIMIT 1", (first or "",)).fetchone()
+    high = conn.execute("SELECT id FROM tasks WHERE created_at < ? ORDER BY created_at DESC"
+                        " LIMIT 1", (stop or "~",)).fetchone()
+    return 0 if low is None or high is None else max(high[0] - low[0] + 1, 0)
+
+
 def top_tasks(conn, *, start=None, end=None, limit=10):
-    """The most expensive tasks created in ``[start, end)``, as dicts of ``TASK_COLUMNS``."""
-    where, args = _where("created_at", *_text_bounds(start, end))
+    """The most expensive tasks created in ``[start, end)``, as dicts of ``TASK_COLUMNS``,
+    newest first among equal costs (the order of the index on cost and time, so the tens
+    of thousands of tasks that share the top price are never sorted)."""
+    first, stop = _text_bounds(start, end)
+    where, args = _where("created_at", first, stop)
     where = (where + " AND" if where else " WHERE") + " cost IS NOT NULL"
-    cur = conn.execute(f"SELECT {', '.join(TASK_COLUMNS)} FROM tasks{where}"
-                       " ORDER BY cost DESC, id LIMIT ?", [*args, limit])
+    # Walk costs down (m012) and test each date in the index, unless the range holds so
+    # few tasks that sorting them all is cheaper than passing the others by.
+    index = "tasks_cost"
+    if args and _tasks_between(conn, first, stop) < SMALL_RANGE:
+        index = "idx_tasks_created_at"
+    cur = conn.execute(f"SELECT {', '.join(TASK_COLUMNS)} FROM tasks INDEXED BY {index}{where}"
+                       " ORDER BY cost DESC, created_at DESC, id DESC LIMIT ?", [*args, limit])
     return [dict(zip(TASK_COLUMNS, row)) for row in cur]
 
 
@@ -208,8 +231,7 @@ _KEEPERS = ("SELECT count(*) FROM tasks t JOIN results r ON r.task_uuid = t.task
             " AND r.starred = 1 WHERE {where}")
 
 
-def _family_row(conn, root, where, arg, tasks, total, missing, results):
-    keepers = conn.execute(_KEEPERS.format(where=where), (arg,)).fetchone()[0]
+def _family_row(root, tasks, total, missing, results, keepers):
     return {"root": root, "tasks": tasks, "cost": usd(total), "results": results or 0,
             "resultsWithoutCost": missing or 0, "keepers": keepers,
             "costPerKeeper": usd(total / keepers) if keepers else None}
@@ -217,12 +239,12 @@ def _family_row(conn, root, where, arg, tasks, total, missing, results):
 
 def families(conn, *, limit=10):
     """The most expensive families with at least one re-run: ``{"root", "tasks", "cost",
-    "results", "resultsWithoutCost", "keepers" (starred results), "costPerKeeper"}``."""
+    "results", "resultsWithoutCost", "keepers" (starred results), "costPerKeeper"}``; their
+    sums are kept in ``cost_families`` (migration m009)."""
     rows = conn.execute(
-        "SELECT family_root, count(*), total(cost), sum(cost_missing), sum(results_received)"
-        " FROM tasks WHERE family_root IS NOT NULL GROUP BY family_root"
-        " ORDER BY 3 DESC, 1 LIMIT ?", (limit,)).fetchall()
-    return [_family_row(conn, root, "t.family_root = ?", root, *sums) for root, *sums in rows]
+        "SELECT root, tasks, cost, missing, results, keepers FROM cost_families"
+        " WHERE tasks > 0 ORDER BY cost DESC, root LIMIT ?", (limit,)).fetchall()
+    return [_family_row(*row) for row in rows]
 
 
 def family(conn, task_uuid):
@@ -235,7 +257,8 @@ def family(conn, task_uuid):
     root = row[0] or task_uuid
     column = "family_root" if row[0] else "task_uuid"
     sums = conn.execute(_FAMILY_SUMS.format(where=f"{column} = ?"), (root,)).fetchone()
-    return _family_row(conn, root, f"t.{column} = ?", root, *sums)
+    keepers = conn.execute(_KEEPERS.format(where=f"t.{column} = ?"), (root,)).fetchone()[0]
+    return _family_row(root, *sums, keepers)
 
 
 def csv_safe(value):

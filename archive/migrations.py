@@ -283,8 +283,213 @@ def m007_lean_results_indexes(db):
                " WHERE archive_state IN ('failed', 'refused')")
 
 
+# The dashboard's summaries (issue 7, "catalogue at scale"): what it showed was folded from
+# every cost_rollup row (300,000 a year at a million results) on each request. Coarser views
+# of the rollup are kept beside it by triggers *on cost_rollup*, so they are exact functions
+# of it whatever path wrote it (results, relabelled tasks), and a result insert pays three
+# more small upserts and no second look-up of its task: per key (model, size, label,
+# provider) for all time; per 15-minute bucket; per UTC day and key. A sum over any time
+# range is then whole days plus two edges of at most twelve hours of buckets
+# (archive/timeline.py), exact in every time zone as before.
+SUMS = ("cost", "results", "missing", "missing_estimate")
+DIMENSIONS = ("model", "size", "label", "provider")
+DAY = 86400
+
+
+def _add_sums(table, keys, values, columns=SUMS, where=None):
+    """Upsert ``values`` (SQL expressions of ``columns``) at ``keys`` ({column: expression});
+    ``where`` is ``(FROM clause, condition)`` for values that are aggregates of a table."""
+    names, exprs = [*keys, *columns], ", ".join([*keys.values(), *values])
+    source = f"SELECT {exprs} FROM {where[0]} WHERE {where[1]}" if where else \
+        f"VALUES ({exprs})"
+    return (f"INSERT INTO {table} ({', '.join(names)}) {source}"
+            f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+            + ", ".join(f"{c} = {c} + excluded.{c}" for c in columns) + ";")
+
+
+def _roll_into(row, sign="", minus=None):
+    """The summaries' upserts of ``row`` (``new`` or ``old``) of cost_rollup (``sign`` "-"
+    takes it away), or of the difference ``row - minus`` when only its sums changed."""
+    values = [f"{sign}({row}.{s}" + (f" - {minus}.{s})" if minus else ")") for s in SUMS]
+    dims = {d: f"{row}.{d}" for d in DIMENSIONS}
+    return "\n".join((
+        _add_sums("cost_totals", dims, values),
+        _add_sums("cost_timeline", {"bucket": f"{row}.bucket"}, values),
+        _add_sums("cost_days", {"day": f"{row}.bucket - {row}.bucket % {DAY}", **dims}, values)))
+
+
+def m008_cost_summaries(db):
+    """``cost_totals`` (per model, size, label and provider, all time), ``cost_timeline``
+    (per 15-minute UTC bucket) and ``cost_days`` (per UTC day, keyed by its midnight, and
+    model, size, label and provider), folded from ``cost_rollup`` and kept by its triggers.
+
+    The rollup's upsert sets only its sums, so only ``cost_rollup_au`` runs for it (a
+    trigger costs a few microseconds even when its WHEN is false).
+    """
+    sums = ", ".join(f"{s} {'INTEGER' if s in ('results', 'missing') else 'REAL'} NOT NULL"
+                     for s in SUMS)
+    dims = ", ".join(f"{d} TEXT NOT NULL" for d in DIMENSIONS)
+    keys = ", ".join(DIMENSIONS)
+    db.execute(f"CREATE TABLE cost_totals ({dims}, {sums}, PRIMARY KEY ({keys})) WITHOUT ROWID")
+    db.execute(f"CREATE TABLE cost_timeline (bucket INTEGER PRIMARY KEY, {sums})")
+    db.execute(f"CREATE TABLE cost_days (day INTEGER NOT NULL, {dims}, {sums},"
+               f" PRIMARY KEY (day, {keys})) WITHOUT ROWID")
+    totals = ", ".join(f"total({s})" for s in SUMS)
+    for table, key in (("cost_totals", keys), ("cost_timeline", "bucket"),
+                       ("cost_days", f"bucket - bucket % {DAY}, {keys}")):
+        db.execute(f"INSERT INTO {table} SELECT {key}, {totals} FROM cost_rollup"
+                   f" GROUP BY {key}")
+    same_keys = " AND ".join(f"old.{k} IS new.{k}" for k in ("bucket", *DIMENSIONS))
+    db.executescript(f"""
+        CREATE TRIGGER cost_rollup_ai AFTER INSERT ON cost_rollup BEGIN
+          {_roll_into("new")}
+        END;
+        CREATE TRIGGER cost_rollup_au AFTER UPDATE OF {", ".join(SUMS)} ON cost_rollup
+        WHEN {same_keys} BEGIN
+          {_roll_into("new", minus="old")}
+        END;
+        CREATE TRIGGER cost_rollup_au_keys AFTER UPDATE OF bucket, {keys} ON cost_rollup
+        WHEN NOT ({same_keys}) BEGIN
+          {_roll_into("old", "-")}
+          {_roll_into("new")}
+        END;
+        CREATE TRIGGER cost_rollup_ad AFTER DELETE ON cost_rollup BEGIN
+          {_roll_into("old", "-")}
+        END;
+    """)
+
+
+FAMILY_SUMS = ("tasks", "cost", "missing", "results", "keepers")
+
+
+def _result_into_family(row, sign="+"):
+    """Add (or take away) one result row (``new`` or ``old``) in its task's family, if any."""
+    return (f"UPDATE cost_families SET cost = cost {sign} coalesce({row}.cost, 0),"
+            f" missing = missing {sign} ({row}.cost IS NULL), results = results {sign} 1,"
+            f" keepers = keepers {sign} {row}.starred WHERE root ="
+            f" (SELECT family_root FROM tasks WHERE task_uuid = {row}.task_uuid);")
+
+
+def _task_into_family(row, sign=""):
+    """Add (or take away) a task row (``new`` or ``old``) and its results in its family."""
+    return _add_sums(
+        "cost_families", {"root": f"{row}.family_root"},
+        [f"{sign}{value}" for value in ("1", "total(r.cost)", "total(r.cost IS NULL)",
+                                        "count(*)", "total(r.starred)")],
+        FAMILY_SUMS, where=("results r", f"r.task_uuid = {row}.task_uuid"))
+
+
+def m009_family_totals(db):
+    """``cost_families``: each lineage family's tasks and its results' cost, results without
+    a cost, results and keepers (starred), kept by triggers, so the dashboard's costliest
+    families are ten rows of an index instead of a grouping of every re-run (m006's
+    ``tasks_families``) and a count of keepers per family.
+
+    A result insert (every delivery) pays one look-up of its task's ``family_root``; the
+    task triggers run on insert, delete and re-parenting, never on a delivery's update of
+    the task (a trigger there costs each delivery more than the look-up).
+    """
+    db.execute("CREATE TABLE cost_families (root TEXT PRIMARY KEY, tasks INTEGER NOT NULL,"
+               " cost REAL NOT NULL, missing INTEGER NOT NULL, results INTEGER NOT NULL,"
+               " keepers INTEGER NOT NULL) WITHOUT ROWID")
+    db.execute("INSERT INTO cost_families SELECT t.family_root, count(DISTINCT t.id),"
+               " total(r.cost), total(r.cost IS NULL), count(r.id), total(r.starred)"
+               " FROM tasks t LEFT JOIN results r ON r.task_uuid = t.task_uuid"
+               " WHERE t.family_root IS NOT NULL GROUP BY t.family_root")
+    db.execute("CREATE INDEX cost_families_by_cost ON cost_families (cost DESC, root)")
+    db.executescript(f"""
+        CREATE TRIGGER results_families_ai AFTER INSERT ON results BEGIN
+          {_result_into_family("new")}
+        END;
+        CREATE TRIGGER results_families_ad AFTER DELETE ON results BEGIN
+          {_result_into_family("old", "-")}
+        END;
+        CREATE TRIGGER results_families_au AFTER UPDATE OF cost, starred, task_uuid
+        ON results BEGIN
+          {_result_into_family("old", "-")}
+          {_result_into_family("new")}
+        END;
+        CREATE TRIGGER tasks_families_ai AFTER INSERT ON tasks
+        WHEN new.family_root IS NOT NULL BEGIN
+          {_task_into_family("new")}
+        END;
+        CREATE TRIGGER tasks_families_ad AFTER DELETE ON tasks
+        WHEN old.family_root IS NOT NULL BEGIN
+          {_task_into_family("old", "-")}
+        END;
+        CREATE TRIGGER tasks_families_left AFTER UPDATE OF family_root ON tasks
+        WHEN old.family_root IS NOT NULL AND old.family_root IS NOT new.family_root BEGIN
+          {_task_into_family("old", "-")}
+        END;
+        CREATE TRIGGER tasks_families_joined AFTER UPDATE OF family_root ON tasks
+        WHEN new.family_root IS NOT NULL AND old.family_root IS NOT new.family_root BEGIN
+          {_task_into_family("new")}
+        END;
+    """)
+
+
+def m010_gallery_totals(db):
+    """What the gallery's line "N images in M tasks · $X" reads, without a scan.
+
+    Everything: the number of tasks from ``task_totals`` (a counter kept by insert and
+    delete triggers on ``tasks``, which a delivery never fires), images and cost from
+    m008's ``cost_totals``. Filtered views count at most ``history.SUMMARY_CAP`` tasks
+    along the gallery's own walk, so m004's covering index ``tasks_gallery_totals`` is read
+    by nothing; it was rewritten on every delivery (it holds ``results_received`` and
+    ``cost``) and goes. Starred results are counted exactly from a partial index that now
+    holds their cost too (a star is a click, never a delivery: new results are unstarred).
+    """
+    db.execute("CREATE TABLE task_totals (id INTEGER PRIMARY KEY CHECK (id = 1),"
+               " tasks INTEGER NOT NULL)")
+    db.execute("INSERT INTO task_totals VALUES (1, (SELECT count(*) FROM tasks))")
+    db.executescript("""
+        CREATE TRIGGER tasks_count_ai AFTER INSERT ON tasks BEGIN
+          UPDATE task_totals SET tasks = tasks + 1 WHERE id = 1;
+        END;
+        CREATE TRIGGER tasks_count_ad AFTER DELETE ON tasks BEGIN
+          UPDATE task_totals SET tasks = tasks - 1 WHERE id = 1;
+        END;
+    """)
+    db.execute("DROP INDEX tasks_gallery_totals")
+    db.execute("DROP INDEX results_keepers")
+    db.execute("CREATE INDEX results_starred ON results (task_uuid, cost) WHERE starred = 1")
+
+
+# Every length of prefix a search word can have up to this one gets its own FTS5 index.
+PREFIX_LENGTHS = 12
+
+
+def m011_search_prefixes(db):
+    """Rebuild ``tasks_fts`` with prefix indexes of 1 to PREFIX_LENGTHS characters.
+
+    A bare search word is a prefix query (``light*``), and without a prefix index FTS5
+    merges the doclists of every term it begins (light, lighthouse, …) in memory before it
+    returns the first row: 10 ms at a million results for one common word, and each word
+    of a query pays it again. With the index, a prefix is read like a term, newest first,
+    and stops at the page. The index is about six times as large and costs each task
+    insert (never a delivery) more terms to write; m001's triggers keep it unchanged.
+    """
+    lengths = " ".join(str(n) for n in range(1, PREFIX_LENGTHS + 1))
+    db.execute("DROP TABLE tasks_fts")
+    # content="tasks" spelled as enable_fts() spells it, so sqlite-utils still finds it.
+    db.execute('CREATE VIRTUAL TABLE tasks_fts USING FTS5 ("positive_prompt",'
+               ' "negative_prompt", tokenize=\'unicode61\', content="tasks",'
+               f" prefix='{lengths}')")
+    db.execute("INSERT INTO tasks_fts (tasks_fts) VALUES ('rebuild')")
+
+
+def m012_costliest_tasks(db):
+    """m002's index on ``tasks.cost`` also holds ``created_at``, so the costliest tasks of a
+    date range are found walking costs down and testing dates in the index alone
+    (``archive.costs.top_tasks``). A delivery rewrote the entry already (its cost changes)."""
+    db.execute("DROP INDEX tasks_cost")
+    db.execute("CREATE INDEX tasks_cost ON tasks (cost, created_at)")
+
+
 MIGRATIONS = [m001_core, m002_cost_ledger, m003_image_archive, m004_browsing,
-              m005_task_errors, m006_cost_families, m007_lean_results_indexes]
+              m005_task_errors, m006_cost_families, m007_lean_results_indexes,
+              m008_cost_summaries, m009_family_totals, m010_gallery_totals,
+              m011_search_prefixes, m012_costliest_tasks]
 
 
 def current_version(db):

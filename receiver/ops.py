@@ -101,7 +101,7 @@ class CatalogueCollector:
                                 "archived", value=pending)
         yield GaugeMetricFamily("runware_archive_oldest_pending_seconds", "Age of the "
                                 "oldest image waiting", value=age_seconds(oldest) or 0)
-        total = self.conn.execute("SELECT total(cost) FROM cost_rollup").fetchone()[0]
+        total = self.conn.execute("SELECT total(cost) FROM cost_totals").fetchone()[0]
         yield CounterMetricFamily("runware_archive_cost_usd", "Sum of returned costs",
                                   value=total)
 
