@@ -6,7 +6,9 @@ newest first, so a page is one indexed walk with no OFFSET: the cursor is the la
 one placeholder card in its place. Every filter is either a task column with its own index
 (``model``, ``provider``, ``status``, ``width, height``), a date range turned into an id
 range, the prompt index ``tasks_fts``, or the starred results' partial index, so the walk
-stays short with a million results (see ``bench/history.py`` for the measurements).
+stays short with a million results (see ``bench/history.py`` for the measurements). The line
+above the cards (images, tasks, cost) reads running totals, or counts at most
+:data:`SUMMARY_CAP` tasks of a filtered view (:func:`summary`, ``bench/catalogue_scale.py``).
 
 Lineage (parent, children, seed variants) and delete live in :mod:`archive.lineage`, the
 delivery log in :mod:`archive.delivery_log`.
@@ -18,7 +20,8 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time, timedelta
 
 PAGE_SIZE = 48
-SEARCH_BATCH = 256  # matches read per look at the search index; grows ×4 up to 16384
+SEARCH_BATCH = 256  # most matches read at the first look at the search index; grows ×4
+SUMMARY_CAP = 1000  # tasks a filtered view counts; past that the page says "more than"
 STATUSES = ("sending", "submitted", "partial", "complete", "error")
 PROVIDERS = ("sandbox", "runware")
 # Slack around a date bound when it is turned into an id bound: ``created_at`` is taken
@@ -199,8 +202,10 @@ def _page(conn, clauses, args, limit, starred=False):
 
 def _search_page(conn, fts, clauses, args, limit, below):
     """:func:`_page` over the tasks ``fts`` matches, read from the index in growing
-    batches (newest first) until the page is full or the matches run out."""
-    cards, batch = [], SEARCH_BATCH
+    batches (newest first) until the page is full or the matches run out. The first batch
+    is no larger than the page: each match is a card at least, and when its words are
+    rare together the index walks far for each one."""
+    cards, batch = [], min(SEARCH_BATCH, limit)
     while len(cards) < limit:
         ids = search_ids(conn, fts, below=below, limit=batch)
         if not ids:
@@ -244,28 +249,64 @@ def gallery(conn, filters=Filters(), *, cursor=None, limit=None):
 
 
 def summary(conn, filters=Filters()):
-    """``{"images", "tasks", "cost"}`` of everything the filters select (all pages).
+    """``{"images", "tasks", "cost", "capped"}`` of what the filters select (all pages).
 
-    Counts come from the tasks' own running totals (``results_received``, ``cost``), so
-    no result row is read unless the filter is on results (starred).
+    Everything: exact, from running totals (m010's ``task_totals``, m008's ``cost_totals``).
+    Starred: exact, from the starred results' partial index (stars are picked by hand:
+    thousands, not millions). Any other filter counts the newest :data:`SUMMARY_CAP` tasks
+    it selects, along the gallery's own walk, from their ``results_received`` and ``cost``;
+    ``capped`` is True when more tasks match than were counted.
     """
     fts = fts_query(filters.q) if filters.q else None
     if filters.q and fts is None:
-        return {"images": 0, "tasks": 0, "cost": 0.0}
+        return _summary(0, 0, 0.0)
+    if not filters.active:
+        return _summary(*conn.execute(
+            "SELECT total(results), (SELECT tasks FROM task_totals), total(cost)"
+            " FROM cost_totals").fetchone())
     clauses, args = task_clauses(filters)
-    if fts is not None:
-        clauses.append(STARRED_MATCH if filters.starred else
-                       "t.id IN (SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH ?)")
-        args.append(fts)
     if filters.starred:
-        clauses.insert(0, "r.starred = 1")
-        sql = ("SELECT count(*), count(DISTINCT r.task_uuid), total(r.cost)"
-               " FROM results r CROSS JOIN tasks t ON t.task_uuid = r.task_uuid")
-    else:
-        sql = "SELECT total(t.results_received), count(*), total(t.cost) FROM tasks t"
-    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    images, tasks, cost = conn.execute(sql + where, args).fetchone()
-    return {"images": int(images), "tasks": tasks, "cost": round(cost, 10)}
+        return _starred(conn, clauses, args, fts)
+    rows = _newest(conn, clauses, args, fts, SUMMARY_CAP + 1)  # one more: are there more?
+    counted = rows[:SUMMARY_CAP]
+    return _summary(sum(r[0] for r in counted), len(counted), sum(r[1] or 0 for r in counted),
+                    len(rows) > SUMMARY_CAP)
+
+
+def _newest(conn, clauses, args, fts, limit):
+    """``[(results_received, cost)]`` of the newest ``limit`` tasks that pass ``clauses``
+    (on ``tasks t``) and match ``fts``, newest first."""
+    columns = "t.results_received, t.cost"
+    if fts is None:
+        return conn.execute(f"SELECT {columns} FROM tasks t WHERE {' AND '.join(clauses)}"
+                            " ORDER BY t.id DESC LIMIT ?", [*args, limit]).fetchall()
+    if not clauses:  # the index alone says which; read their rows in rowid order
+        return conn.execute(
+            f"SELECT {columns} FROM tasks t WHERE t.id IN (SELECT rowid FROM tasks_fts"
+            " WHERE tasks_fts MATCH ? ORDER BY rowid DESC LIMIT ?) ORDER BY t.id DESC",
+            [fts, limit]).fetchall()
+    return conn.execute(  # the search index leads, newest first, as in the gallery
+        f"SELECT {columns} FROM tasks_fts JOIN tasks t ON t.id = tasks_fts.rowid"
+        f" WHERE tasks_fts MATCH ? AND {' AND '.join(clauses)}"
+        " ORDER BY tasks_fts.rowid DESC LIMIT ?", [fts, *args, limit]).fetchall()
+
+
+def _starred(conn, clauses, args, fts):
+    """:func:`summary` of starred results (``clauses`` on their tasks ``t``)."""
+    source = "results r"
+    if fts is not None:
+        clauses, args = [*clauses, STARRED_MATCH], [*args, fts]
+    if clauses:
+        source += " CROSS JOIN tasks t ON t.task_uuid = r.task_uuid"
+    where = " AND ".join(["r.starred = 1", *clauses])
+    return _summary(*conn.execute(
+        f"SELECT count(*), count(DISTINCT r.task_uuid), total(r.cost) FROM {source}"
+        f" WHERE {where}", args).fetchone())
+
+
+def _summary(images, tasks, cost, capped=False):
+    return {"images": int(images or 0), "tasks": tasks or 0, "cost": round(cost or 0.0, 10),
+            "capped": capped}
 
 
 def models(conn, limit=50):

@@ -131,13 +131,42 @@ def test_summary_counts_what_the_filters_select(catalogue):
     make_task(catalogue, "pending")
     catalogue.conn.execute("UPDATE results SET starred = 1 WHERE image_uuid = ?", (starred,))
     conn = catalogue.conn
-    assert history.summary(conn) == {"images": 3, "tasks": 3, "cost": pytest.approx(0.0025)}
+    assert history.summary(conn) == {"images": 3, "tasks": 3, "cost": pytest.approx(0.0025),
+                                     "capped": False}
     assert history.summary(conn, history.Filters(q="lantern")) == {
-        "images": 2, "tasks": 1, "cost": pytest.approx(0.0012)}
+        "images": 2, "tasks": 1, "cost": pytest.approx(0.0012), "capped": False}
     assert history.summary(conn, history.Filters(provider="runware"))["images"] == 1
     assert history.summary(conn, history.Filters(starred=True)) == {
-        "images": 1, "tasks": 1, "cost": pytest.approx(0.0013)}
+        "images": 1, "tasks": 1, "cost": pytest.approx(0.0013), "capped": False}
     assert history.summary(conn, history.Filters(starred=True, q="lantern"))["images"] == 0
+
+
+def test_a_filtered_summary_counts_the_newest_tasks_up_to_the_cap(catalogue, monkeypatch):
+    monkeypatch.setattr(history, "SUMMARY_CAP", 3)
+    tasks = [make_task(catalogue, f"fog harbor {i}", numberResults=2) for i in range(5)]
+    for i, task in enumerate(tasks):
+        deliver(catalogue, task, 1, 2, cost=0.001 * (i + 1))
+    make_task(catalogue, "sunny field", provider="runware")
+    conn = catalogue.conn
+    newest = {"images": 6, "tasks": 3, "cost": pytest.approx(0.024), "capped": True}
+    assert history.summary(conn, history.Filters(q="fog")) == newest
+    assert history.summary(conn, history.Filters(provider="sandbox")) == newest
+    assert history.summary(conn) == {"images": 10, "tasks": 6, "cost": pytest.approx(0.03),
+                                     "capped": False}
+    monkeypatch.setattr(history, "SUMMARY_CAP", 5)
+    assert history.summary(conn, history.Filters(q="harb")) == {
+        "images": 10, "tasks": 5, "cost": pytest.approx(0.03), "capped": False}
+
+
+def test_the_unfiltered_summary_follows_inserts_and_deletes(catalogue):
+    from archive import lineage
+    task = make_task(catalogue, numberResults=2)
+    deliver(catalogue, task, 1, 2, cost=0.0006)
+    other = make_task(catalogue)
+    deliver(catalogue, other, 3, cost=0.0013)
+    lineage.delete_task(catalogue, task)
+    assert history.summary(catalogue.conn) == {
+        "images": 1, "tasks": 1, "cost": pytest.approx(0.0013), "capped": False}
 
 
 @pytest.mark.parametrize("filters", [

@@ -84,6 +84,17 @@ def test_filters_and_their_counts(client, catalogue):
     assert 'option value="512x512" selected' in text(client.get("/?size=512x512"))
 
 
+def test_a_count_past_the_cap_says_more_than(client, catalogue, monkeypatch):
+    from archive import history
+    monkeypatch.setattr(history, "SUMMARY_CAP", 2)
+    for i in range(3):
+        deliver(catalogue, make_task(catalogue, f"harbor {i}"), i, cost=0.001)
+    page = text(client.get("/?q=harbor"))
+    assert "More than <strong>2</strong> tasks match; the newest 2 hold <strong>2</strong>" \
+        " images · <strong>$0.0020</strong>" in page
+    assert "<strong>3</strong> images in <strong>3</strong> tasks" in text(client.get("/"))
+
+
 def test_a_bad_filter_is_ignored_and_said(client, catalogue):
     make_task(catalogue)
     response = client.get("/?since=yesterday&size=huge")
