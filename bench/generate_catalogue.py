@@ -2,11 +2,12 @@
 
     .venv/bin/python bench/generate_catalogue.py --results 1000000 --out /tmp/big-data
 
-Tasks of 1-4 results with prompts composed from a vocabulary (so search has real work),
-sizes and steps as people use them, dates spread over the last year, costs per the price
-formula with a few results missing their cost, some re-runs, some stars. Rows go straight
-in with executemany (the schema's own triggers keep the search index and cost rollups),
-in big transactions with synchronous=OFF: this is a fixture, not a durability test.
+Tasks of 1-4 results with prompts composed from a vocabulary (so search has real work; a
+few rare words too), sizes and steps as people use them, dates spread over the last year,
+costs per the price formula with a few results missing their cost, some re-runs, some
+stars. Rows go straight in with executemany (the schema's own triggers keep the search
+index and cost rollups), in big transactions with synchronous=OFF: this is a fixture, not
+a durability test.
 """
 
 import argparse
@@ -37,10 +38,15 @@ DETAILS = ["warm morning light", "soft mist", "volumetric light", "cinematic wid
            "children releasing paper kites", "brass railings", "hanging ferns", "steam"]
 SIZES = [(1024, 1024)] * 5 + [(1024, 768), (768, 1024), (1024, 576), (1280, 720), (512, 512)]
 LABELS = [None, None, None, "client-acme", "client-globex", "personal", "moodboard"]
+RARE = ["axolotl", "quetzal", "zeppelin", "marzipan"]  # each in about one prompt in 4,000
 
 
-def prompt(rng):
+def prompt(rng, seed):
+    """A prompt from the vocabulary; one seed in a thousand adds a rare word (chosen by the
+    seed, so the random sequence, and every other row, stays as it was)."""
     words = [rng.choice(SUBJECTS)] + rng.sample(DETAILS, rng.randint(4, 9))
+    if seed % 1000 == 0:
+        words.append(RARE[seed // 1000 % len(RARE)])
     return "A " + ", ".join(words)
 
 
@@ -68,7 +74,7 @@ def generate(data_dir, total, seed=1, batch=20000):
             parent = rng.choice(roots) if roots and rng.random() < 0.05 else None
             seed0 = rng.randrange(2**32)
             params = {"taskType": "imageInference", "taskUUID": task_uuid, "model": MODEL,
-                      "positivePrompt": prompt(rng), "width": width, "height": height,
+                      "positivePrompt": prompt(rng, seed0), "width": width, "height": height,
                       "steps": steps, "CFGScale": 3.5, "numberResults": n, "seed": seed0}
             unit = cost_per_image(width, height, steps)
             task_rows.append((
