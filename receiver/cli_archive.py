@@ -2,6 +2,7 @@
 (registered on ``runware-archive`` by :mod:`receiver.cli`)."""
 
 import json
+import os
 import signal
 import threading
 from dataclasses import asdict
@@ -15,8 +16,13 @@ from receiver.archiving import get_store, make_fetcher
 
 @click.command("worker")
 @click.option("--once", is_flag=True, help="Fetch what is due now, reconcile once, and exit.")
-def worker(once):
+@click.option("--nice", default=10, show_default=True, type=click.IntRange(0, 19),
+              help="Lower this process's CPU priority, so hashing and thumbnails yield to "
+                   "the web workers acknowledging webhooks.")
+def worker(once, nice):
     """Fetch pending images into the archive (and reconcile periodically) until stopped."""
+    if nice:
+        os.nice(nice)  # before any thread starts: on Linux, threads inherit it
     app = create_app()
     fetcher = make_fetcher(app)
     if once:
