@@ -500,26 +500,37 @@ def current_version(db):
     return row[0] or 0
 
 
+# How long a process waits for another one's migration: rebuilding m011's search index
+# takes about 10 s at a million results, longer than any busy timeout a webhook should use.
+MIGRATION_WAIT_MS = 600_000
+
+
 def apply(db, write):
     """Apply the pending migrations, each in its own transaction; returns the version.
 
     :param write: the catalogue's ``write`` context manager (``BEGIN IMMEDIATE``), so two
-        processes starting at once serialise here and the loser sees the work done.
+        processes starting at once serialise here and the loser sees the work done. While
+        migrating, a lock is waited for up to :data:`MIGRATION_WAIT_MS`.
     """
     if current_version(db) >= len(MIGRATIONS):
         return current_version(db)  # up to date: start without taking the write lock
-    with write():
-        db["_migrations"].create(
-            {"version": int, "name": str, "applied_at": str}, pk="version",
-            if_not_exists=True,
-        )
-    for version, migration in enumerate(MIGRATIONS, start=1):
+    busy = db.conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    db.conn.execute(f"PRAGMA busy_timeout = {MIGRATION_WAIT_MS}")
+    try:
         with write():
-            if current_version(db) >= version:
-                continue
-            migration(db)
-            db["_migrations"].insert({
-                "version": version, "name": migration.__name__,
-                "applied_at": datetime.now(timezone.utc).isoformat(),
-            })
+            db["_migrations"].create(
+                {"version": int, "name": str, "applied_at": str}, pk="version",
+                if_not_exists=True,
+            )
+        for version, migration in enumerate(MIGRATIONS, start=1):
+            with write():
+                if current_version(db) >= version:
+                    continue
+                migration(db)
+                db["_migrations"].insert({
+                    "version": version, "name": migration.__name__,
+                    "applied_at": datetime.now(timezone.utc).isoformat(),
+                })
+    finally:
+        db.conn.execute(f"PRAGMA busy_timeout = {busy}")
     return current_version(db)

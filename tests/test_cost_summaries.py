@@ -201,3 +201,20 @@ def test_the_costliest_tasks_of_a_range_by_either_index(catalogue, monkeypatch, 
                        for task, day in made if 8 <= day <= 20), reverse=True)[:4]
     got = costs.top_tasks(catalogue.conn, start=start, end=end, limit=4)
     assert [t["task_uuid"] for t in got] == [task for _, _, task in expected]
+
+
+def test_a_migration_waits_for_another_process_past_its_busy_timeout(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    path = tmp_path / "catalogue.db"
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:7])
+    Catalogue(path).migrate()
+    monkeypatch.undo()
+    other, late = Catalogue(path).conn, Catalogue(path, busy_timeout_ms=100)
+    other.execute("BEGIN IMMEDIATE")  # another process is migrating (or writing)
+    threading.Timer(0.5, lambda: other.execute("COMMIT")).start()
+    began = time.monotonic()
+    assert late.migrate() == len(migrations.MIGRATIONS)
+    assert time.monotonic() - began >= 0.4
+    assert late.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 100
