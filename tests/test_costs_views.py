@@ -183,3 +183,13 @@ def test_a_busy_catalogue_does_not_break_the_warning(app_config, data_dir, monke
     app.test_client().get("/costs")  # the next look records the crossing
     assert app.extensions["catalogue"].conn.execute(
         "SELECT count(*) FROM budget_crossings").fetchone()[0] == 1
+
+
+def test_task_pages_warn_at_80_percent_too(app, client, filled):
+    task_uuid = app.extensions["catalogue"].list_tasks(limit=1)[0]["task_uuid"]
+    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = 0.0030
+    page = text_of(client.get(f"/tasks/{task_uuid}").get_data(as_text=True))
+    assert "83% of the daily budget is used" in page
+    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = 1.0
+    page = text_of(client.get(f"/tasks/{task_uuid}").get_data(as_text=True))
+    assert "budget is used" not in page
