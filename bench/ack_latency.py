@@ -43,43 +43,11 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from archive.catalogue import Catalogue  # noqa: E402
-from bench.common import BIN, ROOT, free_port, machine, run_wrk  # noqa: E402
+from bench.common import (  # noqa: E402
+    BIN, POST_DELIVERIES_LUA, ROOT, free_port, machine, run_wrk)
 from bench.image_server import ImageServerProcess  # noqa: E402
 from receiver.tokens import load_or_create_secret, make_token  # noqa: E402
 
-LUA = r"""
-local threads, next_id = {}, 0
-function setup(thread)
-  thread:set("id", next_id)
-  next_id = next_id + 1
-  table.insert(threads, thread)
-end
-function init(args)
-  entries, counter = {}, 0
-  pause = tonumber(os.getenv("BENCH_DELAY_MS"))
-  local n = 0
-  for line in io.lines(os.getenv("BENCH_REQUESTS")) do
-    if n % tonumber(os.getenv("BENCH_THREADS")) == id then
-      local tab = line:find("\t")
-      table.insert(entries, {line:sub(1, tab - 1), line:sub(tab + 1)})
-    end
-    n = n + 1
-  end
-end
-function delay()
-  return pause
-end
-function request()
-  counter = counter + 1
-  local e = entries[counter] or entries[1]
-  return wrk.format("POST", e[1], {["Content-Type"] = "application/json"}, e[2])
-end
-function done(summary, latency, requests)
-  for _, t in ipairs(threads) do
-    io.write(string.format("sent thread=%d count=%d\n", t:get("id"), t:get("counter")))
-  end
-end
-"""
 
 
 def prepare(data_dir, image_base, count, name, rng):
@@ -233,7 +201,7 @@ def one_run(profile, args, image_server, rng, tmp):
     warm = prepare(data_dir, base, ceiling * args.warmup, "warm", rng)
     measured = prepare(data_dir, base, ceiling * args.duration, "measured", rng)
     script = run_dir / "post.lua"
-    script.write_text(LUA)
+    script.write_text(POST_DELIVERIES_LUA)
     gets_before = image_server.gets()
     service = Service(data_dir, image_server.netloc, args.workers,
                       [item.split("=", 1) for item in args.set])

@@ -89,3 +89,42 @@ def run_wrk(url, *, script, duration=10, threads=2, connections=16, env=None):
 def percentile(values, q):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+# wrk script shared by the webhook benchmarks: each wrk thread posts its share of the lines
+# of $BENCH_REQUESTS ("path<TAB>body"), one after another (past the end it repeats the first,
+# a duplicate), pausing $BENCH_DELAY_MS after each response when set; done() prints how
+# many each thread sent, so the caller knows exactly which deliveries went out.
+POST_DELIVERIES_LUA = r"""
+local threads, next_id = {}, 0
+function setup(thread)
+  thread:set("id", next_id)
+  next_id = next_id + 1
+  table.insert(threads, thread)
+end
+function init(args)
+  entries, counter = {}, 0
+  pause = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+  local n = 0
+  for line in io.lines(os.getenv("BENCH_REQUESTS")) do
+    if n % tonumber(os.getenv("BENCH_THREADS")) == id then
+      local tab = line:find("\t")
+      table.insert(entries, {line:sub(1, tab - 1), line:sub(tab + 1)})
+    end
+    n = n + 1
+  end
+end
+function delay()
+  return pause
+end
+function request()
+  counter = counter + 1
+  local e = entries[counter] or entries[1]
+  return wrk.format("POST", e[1], {["Content-Type"] = "application/json"}, e[2])
+end
+function done(summary, latency, requests)
+  for _, t in ipairs(threads) do
+    io.write(string.format("sent thread=%d count=%d\n", t:get("id"), t:get("counter")))
+  end
+end
+"""

@@ -21,38 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from archive.catalogue import Catalogue  # noqa: E402
-from bench.common import Gunicorn, machine, run_wrk  # noqa: E402
+from bench.common import POST_DELIVERIES_LUA, Gunicorn, machine, run_wrk  # noqa: E402
 from receiver.tokens import load_or_create_secret, make_token  # noqa: E402
 
-LUA = r"""
-local threads, next_id = {}, 0
-function setup(thread)
-  thread:set("id", next_id)
-  next_id = next_id + 1
-  table.insert(threads, thread)
-end
-function init(args)
-  entries, counter = {}, 0
-  local n = 0
-  for line in io.lines(os.getenv("BENCH_REQUESTS")) do
-    if n % tonumber(os.getenv("BENCH_THREADS")) == id then
-      local tab = line:find("\t")
-      table.insert(entries, {line:sub(1, tab - 1), line:sub(tab + 1)})
-    end
-    n = n + 1
-  end
-end
-function request()
-  counter = counter + 1
-  local e = entries[counter] or entries[1]
-  return wrk.format("POST", e[1], {["Content-Type"] = "application/json"}, e[2])
-end
-function done(summary, latency, requests)
-  for _, t in ipairs(threads) do
-    io.write(string.format("sent thread=%d count=%d\n", t:get("id"), t:get("counter")))
-  end
-end
-"""
 
 
 def prepare(data_dir, tasks, per_task, dup_share, rng):
@@ -120,7 +91,7 @@ def main():
         data_dir.mkdir()
         requests_file, lines = prepare(data_dir, args.tasks, 4, 0.1, rng)
         script = Path(tmp) / "post.lua"
-        script.write_text(LUA)
+        script.write_text(POST_DELIVERIES_LUA)
         wrk_env = {"BENCH_REQUESTS": str(requests_file), "BENCH_THREADS": str(args.threads)}
         run = dict(script=script, duration=args.duration, threads=args.threads,
                    connections=args.connections, env=wrk_env)
