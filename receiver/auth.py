@@ -17,6 +17,8 @@
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 from urllib.parse import urlsplit
 
 from flask import (
@@ -52,6 +54,7 @@ def _setup(state):
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
     app.jinja_env.globals["csrf_token"] = csrf_token
+    app.extensions["failed_logins"] = FailedLogins()
 
 
 def csrf_token():
@@ -83,10 +86,59 @@ def logged_in():
     return hmac.compare_digest(session.get("login", ""), _digest(password()))
 
 
+class FailedLogins:
+    """Wrong passwords per client address, kept in this process: after ``limit`` within
+    ``window`` seconds, that address may not try again until the window has passed, so
+    the password cannot be guessed at the speed of the network."""
+
+    def __init__(self, limit=5, window=900.0, clock=time.monotonic):
+        self.limit, self.window, self.clock = limit, window, clock
+        self._lock, self._failures = threading.Lock(), {}
+
+    def wait(self, address):
+        """Seconds before ``address`` may try again; 0 when it may now."""
+        with self._lock:
+            recent = self._recent(address)
+            if len(recent) < self.limit:
+                return 0.0
+            return max(0.0, recent[0] + self.window - self.clock())
+
+    def failed(self, address):
+        """Count a wrong password from ``address``."""
+        with self._lock:
+            self._recent(address).append(self.clock())
+            if len(self._failures) > 10_000:  # bounded memory under a spray of addresses
+                for old in [a for a in self._failures if not self._recent(a)]:
+                    del self._failures[old]
+
+    def succeeded(self, address):
+        """Forget ``address``'s failures."""
+        with self._lock:
+            self._failures.pop(address, None)
+
+    def _recent(self, address):
+        now = self.clock()
+        recent = [t for t in self._failures.get(address, ()) if t > now - self.window]
+        self._failures[address] = recent
+        return recent
+
+
+def failed_logins():
+    """The app's :class:`FailedLogins`."""
+    return current_app.extensions["failed_logins"]
+
+
 def _bearer_ok():
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
-    return scheme.lower() == "bearer" and bool(value) and password_matches(value.strip())
+    if scheme.lower() != "bearer" or not value:
+        return False
+    if failed_logins().wait(request.remote_addr):
+        return False
+    if password_matches(value.strip()):
+        return True
+    failed_logins().failed(request.remote_addr)
+    return False
 
 
 @bp.before_app_request
@@ -153,14 +205,24 @@ def login():
     target = safe_next(request.values.get("next"))
     if password() is None:
         return redirect(target)
-    error = None
+    error, status = None, 200
     if request.method == "POST":
+        address = request.remote_addr
+        wait = failed_logins().wait(address)
+        if wait:
+            error = (f"Too many wrong passwords from this address; try again in "
+                     f"{int(wait // 60) + 1} minutes.")
+            response = current_app.make_response((render_template(
+                "auth/login.html", error=error, next=target), 429))
+            response.headers["Retry-After"] = str(int(wait) + 1)
+            return response
         if password_matches(request.form.get("password")):
+            failed_logins().succeeded(address)
             session.clear()
             session["login"] = _digest(password())
             return redirect(target)
-        error = "That is not the password."
-    status = 401 if error else 200
+        failed_logins().failed(address)
+        error, status = "That is not the password.", 401
     return render_template("auth/login.html", error=error, next=target), status
 
 

@@ -192,3 +192,42 @@ def test_behind_a_password_files_are_cached_privately(locked, catalogue, task):
     assert response.status_code == 200
     assert "private" in response.headers["Cache-Control"]
     assert "public" not in response.headers["Cache-Control"]
+
+
+def test_wrong_passwords_lock_out_their_address_not_others(locked):
+    client = locked.test_client()
+    token = csrf(client, "/login")
+    for _ in range(5):
+        assert client.post("/login", data={"password": "guess", "csrf_token": token}
+                           ).status_code == 401
+    refused = client.post("/login", data={"password": "correct horse", "csrf_token": token})
+    assert refused.status_code == 429 and "Too many wrong passwords" in text(refused)
+    assert int(refused.headers["Retry-After"]) > 0
+    other = locked.test_client()
+    other.environ_base["REMOTE_ADDR"] = "192.0.2.7"
+    other_token = csrf(other, "/login")
+    assert other.post("/login", data={"password": "correct horse",
+                                      "csrf_token": other_token}).status_code == 302
+
+
+def test_wrong_bearer_passwords_lock_out_too(locked):
+    client = locked.test_client()
+    for _ in range(5):
+        assert client.get("/api/tasks", headers={"Authorization": "Bearer guess"}
+                          ).status_code == 401
+    right = client.get("/api/tasks", headers={"Authorization": "Bearer correct horse"})
+    assert right.status_code == 401
+
+
+def test_the_lockout_ends_with_its_window():
+    from receiver.auth import FailedLogins
+    now = [1000.0]
+    limiter = FailedLogins(limit=2, window=60, clock=lambda: now[0])
+    limiter.failed("a")
+    limiter.failed("a")
+    assert limiter.wait("a") == 60 and limiter.wait("b") == 0
+    now[0] += 61
+    assert limiter.wait("a") == 0
+    limiter.failed("a")
+    limiter.succeeded("a")
+    assert limiter.wait("a") == 0
