@@ -78,6 +78,19 @@ def next_status(received, wanted, has_error, current):
     return current
 
 
+@contextlib.contextmanager
+def immediate(conn):
+    """One write transaction on an autocommit connection, taken with ``BEGIN IMMEDIATE``
+    so it never deadlocks on upgrade; committed on success, rolled back on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 @dataclass
 class IngestResult:
     """What one delivery changed."""
@@ -147,18 +160,9 @@ class Catalogue:
             db.close()
         self._local.__dict__.clear()
 
-    @contextlib.contextmanager
     def write(self):
-        """One write transaction, taken with ``BEGIN IMMEDIATE`` so it never deadlocks
-        on upgrade; commits on success, rolls back on any exception."""
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        """One write transaction on this thread's connection (:func:`immediate`)."""
+        return immediate(self.conn)
 
     def migrate(self):
         """Create or upgrade the schema and switch to WAL; returns the schema version."""

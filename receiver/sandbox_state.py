@@ -20,6 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from archive.catalogue import immediate
 from receiver import sandbox_render
 from receiver.schemas import RANDOM_SEED_MAX, SEED_MAX
 
@@ -120,17 +121,9 @@ class SandboxState:
             local.conn, local.pid = conn, os.getpid()
         return local.conn
 
-    @contextlib.contextmanager
     def write(self):
         """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error."""
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        return immediate(self.conn)
 
     # -- tasks -------------------------------------------------------------------------
 
