@@ -11,6 +11,7 @@ from werkzeug.serving import make_server
 
 from receiver import config as settings
 from receiver import create_app
+from receiver.archiving import make_fetcher
 from receiver.cli import RedactingRequestHandler
 from receiver.tokens import make_token
 
@@ -133,3 +134,14 @@ def live_server_factory(monkeypatch):
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def fetcher(live_server):
+    """The live server's image fetcher running in a thread (no reconcile pass), polling
+    often, stopped afterwards."""
+    fetcher = make_fetcher(live_server.app, reconcile=False)
+    fetcher.poll_interval = 0.05
+    stop = fetcher.start()
+    yield fetcher
+    stop.set()

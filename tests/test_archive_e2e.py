@@ -47,15 +47,6 @@ def app_config(app_config, request):
     return config
 
 
-@pytest.fixture
-def fetcher(live_server):
-    fetcher = make_fetcher(live_server.app, reconcile=False)
-    fetcher.poll_interval = 0.05
-    stop = fetcher.start()
-    yield fetcher
-    stop.set()
-
-
 def submit(url, **params):
     body = {"positivePrompt": "a copper aviary market canopy", "width": 256, "height": 192,
             "steps": 4, "CFGScale": 3.5, "scheduler": "Euler", "seed": 84065, **params}

@@ -14,7 +14,6 @@ import pytest
 import requests
 from PIL import Image
 
-from receiver.archiving import make_fetcher
 
 try:  # Waiting goes through expect(): wait_for_function's eval is refused by our CSP.
     from playwright import sync_api
@@ -60,15 +59,6 @@ def app_config(app_config):
     """The sandbox, slow enough per result to watch the images arrive, quick otherwise."""
     return dict(app_config, RUNWARE_SANDBOX_RESULT_DELAY=1.0, RUNWARE_SANDBOX_RETRY_BASE=0.05,
                 RUNWARE_SANDBOX_RETRY_CAP=0.2, RUNWARE_ARCHIVE_FETCHER="off")
-
-
-@pytest.fixture
-def fetcher(live_server):
-    fetcher = make_fetcher(live_server.app, reconcile=False)
-    fetcher.poll_interval = 0.05
-    stop = fetcher.start()
-    yield fetcher
-    stop.set()
 
 
 @pytest.fixture
