@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 
 import sqlite_utils
 
-from archive import migrations
+from archive import delivery_log, migrations
 from archive.committer import GroupCommitter
 
 BODY_CAP = 64 * 1024  # bytes of a delivery body kept in the log
@@ -380,22 +380,11 @@ class Catalogue:
 
         return self._group.run(work)
 
-    def deliveries(self, *, task_uuid=None, verdict=None, limit=100, before_id=None):
-        """The delivery log, newest first, optionally for one task or verdict."""
-        clauses, args = [], []
-        for column, value in (("task_uuid", task_uuid), ("verdict", verdict)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                args.append(value)
-        if before_id is not None:
-            clauses.append("id < ?")
-            args.append(before_id)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        cur = self.conn.execute(
-            f"SELECT * FROM deliveries{where} ORDER BY id DESC LIMIT ?", [*args, limit]
-        )
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r)) for r in cur.fetchall()]
+    def deliveries(self, *, task_uuid=None, verdict=None, limit=100):
+        """The delivery log with bodies, newest first, optionally for one task or verdict
+        (:func:`archive.delivery_log.deliveries`)."""
+        return delivery_log.deliveries(self.conn, task_uuid=task_uuid, verdict=verdict,
+                                       limit=limit, with_body=True)[0]
 
 
 def _expiry(now, ttl):

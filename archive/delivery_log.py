@@ -8,10 +8,11 @@ REASON_KIND = ("CASE WHEN instr(reason, ':') THEN substr(reason, 1, instr(reason
 
 
 def deliveries(conn, *, verdict=None, reason=None, task_uuid=None, before=None,
-               limit=100):
+               limit=100, with_body=False):
     """``(rows, next id)``: the delivery log newest first, keyset-paged by id.
 
     :param reason: a reason kind (see :func:`reason_kinds`), matched as a prefix.
+    :param with_body: also read each logged body (up to 64 KiB each; lists need none).
     """
     clauses, args = [], []
     if verdict:
@@ -31,7 +32,7 @@ def deliveries(conn, *, verdict=None, reason=None, task_uuid=None, before=None,
     cur = conn.execute(
         "SELECT id, received_at, source, task_uuid, verdict, reason, status_code,"
         " results_new, results_duplicate, errors, body_size, remote_addr"
-        f" FROM deliveries{where} ORDER BY id DESC LIMIT ?", [*args, limit + 1])
+        f"{', body' if with_body else ''} FROM deliveries{where} ORDER BY id DESC LIMIT ?", [*args, limit + 1])
     names = [d[0] for d in cur.description]
     rows = [dict(zip(names, row)) for row in cur.fetchall()]
     nxt = rows[limit - 1]["id"] if len(rows) > limit else None

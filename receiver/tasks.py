@@ -6,7 +6,7 @@ from flask import (
     Blueprint, abort, current_app, flash, redirect, render_template, request, url_for,
 )
 
-from archive import lineage, verdict
+from archive import delivery_log, lineage, verdict
 from receiver import get_catalogue
 from receiver.auth import safe_next
 from receiver.pages import image_store
@@ -41,7 +41,7 @@ def page_context(task):
     hash_of = verdict.HashCache(catalogue, image_store().path)
     parent = catalogue.get_task(task["parent_task_uuid"]) if task["parent_task_uuid"] else None
     kids = lineage.children(conn, task["task_uuid"])
-    deliveries = catalogue.deliveries(task_uuid=task["task_uuid"], limit=200)
+    deliveries, _ = delivery_log.deliveries(conn, task_uuid=task["task_uuid"], limit=200)
     return {
         "task": task, "params": json.loads(task["params"]), "parent": parent,
         "request_json": json.dumps(json.loads(task["params"]), indent=2, sort_keys=True),
