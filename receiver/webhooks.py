@@ -4,24 +4,40 @@ Checks run cheapest and most damning first: the token (before a byte of the body
 read), the size, the content type, JSON, the payload schema, the task it claims. Every
 refusal is logged (without the token); a database that cannot take the write answers 503
 so Runware retries, and never a 2xx for something not stored.
+
+This is the one route that takes load: Runware posts one request per image. It is
+therefore a plain WSGI application in front of Flask (:class:`WebhookRoute`, installed by
+``create_app``) rather than a Flask view: Flask's request context, session loading, URL
+matching and response machinery cost more per request than everything below them except
+the database (see the README's Performance section). The rules are the same as any view's:
+the app's settings, its catalogue, its logger, the security headers of
+:mod:`receiver.auth`, Runware-style ``errors`` in every refusal.
 """
 
 import json
 import sqlite3
 import time
+from urllib.parse import parse_qsl
 
-from flask import Blueprint, current_app, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wsgi import get_input_stream
 
 from archive.catalogue import ForeignResult, UnknownTask, elide_inline
-from receiver import get_catalogue, get_secret
 from receiver.archiving import inline_prepare
+from receiver.auth import SECURITY_HEADERS
 from receiver.ops import INGEST_SECONDS
 from receiver.schemas import parse_delivery, validation_errors
 from receiver.tokens import TokenError, verify_token
 
-bp = Blueprint("webhooks", __name__)
+PREFIX = "/webhooks/runware/"
+ALLOW = "OPTIONS, POST"
+STATUS_LINES = {
+    200: "200 OK", 400: "400 Bad Request", 401: "401 Unauthorized", 403: "403 Forbidden",
+    404: "404 Not Found", 405: "405 Method Not Allowed", 409: "409 Conflict",
+    413: "413 Content Too Large", 415: "415 Unsupported Media Type",
+    500: "500 Internal Server Error", 503: "503 Service Unavailable",
+}
 
 
 class Refusal(Exception):
@@ -32,72 +48,136 @@ class Refusal(Exception):
         self.status, self.reason, self.errors = status, reason, errors
 
 
-@bp.post("/webhooks/runware/<task_uuid>")
-def receive(task_uuid):
-    """Take one delivery for ``task_uuid``: ``{"data": [...]}``, ``{"errors": [...]}`` or
-    a bare result object (runware-api.md §4)."""
-    catalogue = get_catalogue()
-    started, body = time.perf_counter(), None
-    try:
-        check_token(task_uuid)
-        body = read_body()
-        check_content_type()
-        delivery = parse_body(body)
-        outcome = catalogue.ingest(
-            task_uuid, results=delivery.results, errors=delivery.errors,
-            source="webhook", raw_body=loggable(body, delivery),
-            remote_addr=request.remote_addr, prepare=inline_prepare(current_app),
-        )
-    except Refusal as refusal:
-        return refuse(task_uuid, refusal, body)
-    except ForeignResult as exc:
-        return refuse(task_uuid, Refusal(409, str(exc)), body)
-    except UnknownTask:
-        return refuse(task_uuid, Refusal(404, "unknown task"), body)
-    except sqlite3.Error as exc:
-        return unavailable(exc)
-    INGEST_SECONDS.observe(time.perf_counter() - started)
-    return jsonify(
-        taskUUID=task_uuid, verdict=outcome.verdict, new=len(outcome.new),
-        duplicates=len(outcome.duplicates), status=outcome.status,
-    ), 200
+class WebhookRoute:
+    """WSGI middleware: ``POST /webhooks/runware/<taskUUID>?token=…`` is answered here,
+    every other request goes on to ``app`` (the Flask application's own ``wsgi_app``).
 
-
-def check_token(task_uuid):
-    """The token in the query string must be this task's (constant-time compare)."""
-    try:
-        verify_token(request.args.get("token"), task_uuid, secret=get_secret())
-    except TokenError as exc:
-        raise Refusal(exc.status, str(exc)) from None
-
-
-def read_body():
-    """The body as bytes, refused past the cap, with or without Content-Length.
-
-    Werkzeug stops a chunked body at ``max_content_length`` without saying so, so the
-    stream is allowed one byte more than the cap: getting it means the body is too big.
+    :param flask_app: the Flask app whose settings, extensions and logger are used.
+    :param app: the WSGI application behind this one.
     """
-    cap = current_app.config["RUNWARE_ARCHIVE_MAX_DELIVERY_BYTES"]
-    request.max_content_length = cap + 1
-    chunks, size = [], 0
-    try:
-        while size <= cap:
-            chunk = request.stream.read(min(cap + 1 - size, 1 << 20) or 1)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except RequestEntityTooLarge:
-        raise Refusal(413, "body over the size limit") from None
-    if size > cap:
-        raise Refusal(413, "body over the size limit")
-    return b"".join(chunks)
+
+    def __init__(self, flask_app, app):
+        self.flask_app, self.app = flask_app, app
+        self.config, self.extensions = flask_app.config, flask_app.extensions
+        self.logger = flask_app.logger
+        self._prepare = None
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith(PREFIX):
+            return self.app(environ, start_response)
+        task_uuid = path[len(PREFIX):].encode("latin-1").decode("utf-8", "replace")
+        if not task_uuid or "/" in task_uuid:
+            return self.app(environ, start_response)  # not a route of ours: Flask's 404
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method == "POST":
+            try:
+                status, body = self.receive(environ, task_uuid)
+            except Exception:  # a bug must not take the worker down, nor answer 2xx
+                self.logger.exception("webhook for %s failed", task_uuid[:64])
+                status, body = 500, _errors([{"code": "internal",
+                                               "message": "internal error; retry later"}])
+            return _respond(start_response, status, body,
+                            [("Retry-After", "1")] if status == 503 else ())
+        if method == "OPTIONS":
+            return _respond(start_response, 200, b"", [("Allow", ALLOW)], json_body=False)
+        return _respond(start_response, 405, _errors([{
+            "code": "methodNotAllowed", "message": f"{method} not allowed; POST a delivery"}]),
+            [("Allow", ALLOW)])
+
+    def receive(self, environ, task_uuid):
+        """Take one delivery for ``task_uuid``: ``{"data": [...]}``, ``{"errors": [...]}``
+        or a bare result object (runware-api.md §4). Returns ``(status, body bytes)``."""
+        catalogue = self.extensions["catalogue"]
+        started, body = time.perf_counter(), None
+        remote_addr = environ.get("REMOTE_ADDR")
+        try:
+            self.check_token(environ, task_uuid)
+            body = self.read_body(environ)
+            check_content_type(environ)
+            delivery = parse_body(body)
+            outcome = catalogue.ingest(
+                task_uuid, results=delivery.results, errors=delivery.errors,
+                source="webhook", raw_body=loggable(body, delivery),
+                remote_addr=remote_addr, prepare=self.prepare,
+            )
+        except Refusal as refusal:
+            return self.refuse(task_uuid, refusal, body, remote_addr)
+        except ForeignResult as exc:
+            return self.refuse(task_uuid, Refusal(409, str(exc)), body, remote_addr)
+        except UnknownTask:
+            return self.refuse(task_uuid, Refusal(404, "unknown task"), body, remote_addr)
+        except (sqlite3.Error, OSError) as exc:  # not stored, or not known to be on disk
+            return self.unavailable(exc)
+        INGEST_SECONDS.observe(time.perf_counter() - started)
+        return 200, _json({
+            "taskUUID": task_uuid, "verdict": outcome.verdict, "new": len(outcome.new),
+            "duplicates": len(outcome.duplicates), "status": outcome.status,
+        })
+
+    @property
+    def prepare(self):
+        """The image store's hook for inline results (made on first use)."""
+        if self._prepare is None:
+            self._prepare = inline_prepare(self.flask_app)
+        return self._prepare
+
+    def check_token(self, environ, task_uuid):
+        """The token in the query string must be this task's (constant-time compare)."""
+        token = next((value for name, value in parse_qsl(
+            environ.get("QUERY_STRING", ""), keep_blank_values=True) if name == "token"), None)
+        try:
+            verify_token(token, task_uuid, secret=self.extensions["webhook_secret"])
+        except TokenError as exc:
+            raise Refusal(exc.status, str(exc)) from None
+
+    def read_body(self, environ):
+        """The body as bytes, refused past the cap, with or without Content-Length.
+
+        A chunked body is read up to one byte past the cap: getting that byte means the
+        body is too big (the stream is limited there, so nothing more is buffered).
+        """
+        cap = self.config["RUNWARE_ARCHIVE_MAX_DELIVERY_BYTES"]
+        chunks, size = [], 0
+        try:
+            stream = get_input_stream(environ, max_content_length=cap + 1)
+            while size <= cap:
+                chunk = stream.read(min(cap + 1 - size, 1 << 20) or 1)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        except RequestEntityTooLarge:
+            raise Refusal(413, "body over the size limit") from None
+        if size > cap:
+            raise Refusal(413, "body over the size limit")
+        return b"".join(chunks)
+
+    def refuse(self, task_uuid, refusal, body, remote_addr):
+        """Log a refused delivery and answer with Runware-style ``errors``."""
+        try:
+            self.extensions["catalogue"].log_rejection(
+                source="webhook", reason=refusal.reason, status_code=refusal.status,
+                task_uuid=task_uuid[:64], raw_body=body, remote_addr=remote_addr,
+            )
+        except sqlite3.Error:
+            self.logger.warning("could not log a refused delivery (database busy)")
+        errors = refusal.errors or [{"code": "refused", "message": refusal.reason}]
+        return refusal.status, _errors(errors)
+
+    def unavailable(self, exc):
+        """503 (with Retry-After): the catalogue could not take the write, so nothing
+        was stored and the provider must try again."""
+        self.logger.warning("webhook not stored, database unavailable: %s", exc)
+        return 503, _errors([{"code": "unavailable",
+                              "message": "the catalogue is busy; retry shortly"}])
 
 
-def check_content_type():
+def check_content_type(environ):
     """Runware posts JSON; anything that says otherwise is refused."""
-    if request.mimetype != "application/json":
-        raise Refusal(415, f"content type {request.mimetype or 'missing'}, not application/json")
+    mimetype = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
+    if mimetype != "application/json":
+        raise Refusal(415, f"content type {mimetype or 'missing'}, not application/json")
 
 
 def parse_body(body):
@@ -124,24 +204,19 @@ def loggable(body, delivery):
                        "errors": delivery.errors})
 
 
-def refuse(task_uuid, refusal, body):
-    """Log a refused delivery and answer with Runware-style ``errors``."""
-    try:
-        get_catalogue().log_rejection(
-            source="webhook", reason=refusal.reason, status_code=refusal.status,
-            task_uuid=task_uuid[:64], raw_body=body, remote_addr=request.remote_addr,
-        )
-    except sqlite3.Error:
-        current_app.logger.warning("could not log a refused delivery (database busy)")
-    errors = refusal.errors or [{"code": "refused", "message": refusal.reason}]
-    return jsonify(errors=errors), refusal.status
+def _json(value):
+    return json.dumps(value, separators=(",", ":")).encode() + b"\n"
 
 
-def unavailable(exc):
-    """503 with Retry-After: the catalogue could not take the write, so nothing was
-    stored and the provider must try again."""
-    current_app.logger.warning("webhook not stored, database unavailable: %s", exc)
-    response = jsonify(errors=[{"code": "unavailable",
-                                "message": "the catalogue is busy; retry shortly"}])
-    response.headers["Retry-After"] = "1"
-    return response, 503
+def _errors(errors):
+    return _json({"errors": errors})
+
+
+def _respond(start_response, status, body, extra=(), json_body=True):
+    headers = [("Content-Length", str(len(body)))]
+    if json_body:
+        headers.append(("Content-Type", "application/json"))
+    headers.extend(extra)
+    headers.extend(SECURITY_HEADERS.items())
+    start_response(STATUS_LINES[status], headers)
+    return [body]

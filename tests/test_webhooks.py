@@ -153,7 +153,50 @@ def test_oversized_bodies_are_refused_with_and_without_content_length(app, catal
 
 def test_wrong_method_is_405(catalogue, sender):
     task = make_task(catalogue)
-    assert requests.get(sender.url(task), timeout=5).status_code == 405
+    response = requests.get(sender.url(task), timeout=5)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "OPTIONS, POST"
+    assert response.json()["errors"][0]["code"] == "methodNotAllowed"
+    options = requests.options(sender.url(task), timeout=5)
+    assert options.status_code == 200 and "POST" in options.headers["Allow"]
+    assert rows(catalogue, "SELECT count(*) FROM deliveries") == [(0,)]
+
+
+def test_webhook_answers_carry_the_security_headers(catalogue, sender):
+    """The route is answered in front of Flask: it must still say what every page says."""
+    task = make_task(catalogue)
+    accepted = sender.result(task, result_for(task))
+    refused = requests.post(sender.url(task).split("?")[0], json={}, timeout=5)
+    for response in (accepted, refused):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        assert response.headers["Content-Type"] == "application/json"
+    assert refused.status_code == 401
+
+
+def test_paths_beyond_the_route_are_flasks_404(catalogue, sender):
+    task = make_task(catalogue)
+    base = sender.url(task).split("?")[0]
+    for path in (base + "/extra", base.rsplit("/", 1)[0] + "/"):
+        assert requests.post(path, json={}, timeout=5).status_code == 404
+
+
+def test_a_crash_in_the_receiver_is_a_500_never_a_2xx(app, catalogue, client, monkeypatch):
+    """An unexpected exception: logged, answered 500 (Runware retries), nothing stored."""
+    from receiver import webhooks
+
+    task = make_task(catalogue)
+
+    def broken(payload):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(webhooks, "parse_delivery", broken)
+    from receiver.tokens import make_token
+    token = make_token(task, secret=app.extensions["webhook_secret"])
+    response = client.post(f"/webhooks/runware/{task}?token={token}", json=result_for(task))
+    assert response.status_code == 500
+    assert response.get_json()["errors"][0]["code"] == "internal"
+    assert rows(catalogue, "SELECT count(*) FROM results") == [(0,)]
 
 
 @pytest.fixture
