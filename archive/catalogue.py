@@ -123,8 +123,11 @@ class Catalogue:
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
+        # FULL: the committer flushes the WAL itself, outside the lock and the event loop
+        sync_path = (self.path + "-wal"
+                     if synchronous.upper() == "FULL" and self.path != ":memory:" else None)
         self._group = GroupCommitter(lambda: self._connect().conn,
-                                     busy_timeout=busy_timeout_ms / 1000)
+                                     busy_timeout=busy_timeout_ms / 1000, sync_path=sync_path)
         if self.path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
 
