@@ -124,10 +124,10 @@ class Catalogue:
         self.busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
         # FULL: the committer flushes the WAL itself, outside the lock and the event loop
-        sync_path = (self.path + "-wal"
-                     if synchronous.upper() == "FULL" and self.path != ":memory:" else None)
+        wal_path = self.path + "-wal" if self.path != ":memory:" else None
         self._group = GroupCommitter(lambda: self._connect().conn,
-                                     busy_timeout=busy_timeout_ms / 1000, sync_path=sync_path)
+                                     busy_timeout=busy_timeout_ms / 1000, wal_path=wal_path,
+                                     durable=synchronous.upper() == "FULL")
         if self.path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
 

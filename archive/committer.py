@@ -16,6 +16,12 @@ the flush, so the other worker process can write meanwhile, and the flush runs o
 the event loop (on a native thread under gevent), so the process keeps answering
 requests while the disk works; one flush covers every commit made while the last one
 ran.
+
+Checkpoints (copying the WAL back into the database file) are kept off the write lock
+too: SQLite would run one inside the COMMIT that crosses 1,000 WAL pages, doubling that
+commit's time while the other worker process waits for the lock. The writer turns that
+off (keeping a far threshold as a safety net) and a checkpointer thread runs a passive
+checkpoint, which never blocks writers, every ``CHECKPOINT_EVERY`` commits.
 """
 
 import os
@@ -25,6 +31,8 @@ import threading
 import time
 
 MAX_BATCH = 64
+CHECKPOINT_EVERY = 32  # commits: about 1,000-3,000 WAL pages at 10-20 pages a delivery
+WRITER_AUTOCHECKPOINT = 2_000  # pages: the writer checkpoints itself only past this
 FIRST_WAIT, LONGEST_WAIT = 0.0002, 0.005  # seconds between tries for another's lock
 
 
@@ -41,8 +49,11 @@ class GroupCommitter:
 
     :param connect: makes the writer thread's own connection (autocommit mode).
     :param busy_timeout: seconds to keep trying for a lock another process holds.
-    :param sync_path: the WAL file to flush after each commit, before releasing its
-        callers; ``None`` leaves durability to the connection's ``synchronous`` pragma.
+    :param wal_path: the database's WAL file: checkpointed in the background every
+        ``CHECKPOINT_EVERY`` commits.
+    :param durable: flush ``wal_path`` after each commit, before releasing its callers
+        (``synchronous=FULL``'s guarantee); False leaves durability to the connection's
+        ``synchronous`` pragma.
 
     The writer waits for another process's lock itself, in short sleeps, instead of
     through SQLite's busy handler: that one sleeps in C for whole milliseconds, which
@@ -50,11 +61,12 @@ class GroupCommitter:
     queue up, so the next batch is bigger.
     """
 
-    def __init__(self, connect, busy_timeout=3.0, sync_path=None):
+    def __init__(self, connect, busy_timeout=3.0, wal_path=None, durable=False):
         self._connect = connect
         self.busy_timeout = busy_timeout
-        self.sync_path = sync_path
-        self._queue = self._synced = None
+        self.wal_path = wal_path
+        self.sync_path = wal_path if durable else None
+        self._queue = self._synced = self._checkpoints = self._checkpoint_done = None
         self._lock = threading.Lock()
         self._pid = None
 
@@ -81,11 +93,17 @@ class GroupCommitter:
             if self._pid != os.getpid():  # first use, or first use after a fork
                 self._queue = queue.SimpleQueue()
                 self._synced = queue.SimpleQueue() if self.sync_path else None
+                self._checkpoints = queue.SimpleQueue() if self.wal_path else None
+                self._checkpoint_done = threading.Event()
+                self._checkpoint_done.set()  # none running
                 threading.Thread(target=self._loop, name="catalogue-writer",
                                  daemon=True).start()
                 if self.sync_path:
                     threading.Thread(target=self._sync_loop, name="catalogue-syncer",
                                      daemon=True).start()
+                if self.wal_path:
+                    threading.Thread(target=self._checkpoint_loop,
+                                     name="catalogue-checkpointer", daemon=True).start()
                 self._pid = os.getpid()
 
     def _loop(self):
@@ -93,7 +111,9 @@ class GroupCommitter:
         conn.execute("PRAGMA busy_timeout = 0")  # we wait ourselves, see the class doc
         if self.sync_path:
             conn.execute("PRAGMA synchronous = NORMAL")  # the syncer flushes, see above
-        jobs_queue = self._queue
+        if self.wal_path:
+            conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}")
+        jobs_queue, since = self._queue, 0
         while True:
             jobs = [jobs_queue.get()]
             while len(jobs) < MAX_BATCH:
@@ -106,6 +126,41 @@ class GroupCommitter:
                 self._synced.put(jobs)
             else:
                 _release(jobs)
+            if committed and self.wal_path:
+                since = self._maybe_checkpoint(conn, since)
+
+    def _maybe_checkpoint(self, conn, since):
+        """Every ``CHECKPOINT_EVERY`` commits, ask the checkpointer for a checkpoint; when
+        it has finished, catch up here: a passive checkpoint of the few pages committed
+        meanwhile, so that the WAL is wholly copied and the next write starts it over
+        (a WAL always being written to while checkpointed elsewhere would only grow).
+        Returns the commits counted since the last request (-1: catch-up pending)."""
+        if since < 0:
+            if not self._checkpoint_done.is_set():
+                return since
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:
+                pass  # another process checkpointing: it will do
+            return 0
+        since += 1
+        if since < CHECKPOINT_EVERY:
+            return since
+        self._checkpoint_done = threading.Event()
+        self._checkpoints.put(self._checkpoint_done)
+        return -1
+
+    def _checkpoint_loop(self):
+        """Passive checkpoints on a connection of their own, off the event loop."""
+        conn, off_loop = self._connect(), _off_loop()
+        while True:
+            done = self._checkpoints.get()
+            try:
+                off_loop(conn.execute, "PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:
+                pass  # busy or failing: the next commit past the threshold asks again
+            finally:
+                done.set()
 
     def _commit(self, conn, jobs):
         """Run ``jobs`` in one transaction; True when it committed."""

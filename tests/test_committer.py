@@ -119,3 +119,33 @@ def test_a_failed_flush_answers_503_and_the_retry_is_acknowledged(app, client, m
     rows = catalogue.conn.execute(
         "SELECT count(*) FROM results WHERE task_uuid = ?", (task,)).fetchone()[0]
     assert rows == 1
+
+
+def test_checkpoints_run_in_the_background_and_bound_the_wal(tmp_path, monkeypatch):
+    """The writer no longer checkpoints at SQLite's 1,000 pages (here: never); the
+    checkpointer thread must keep the WAL from growing with every delivery."""
+    monkeypatch.setattr(committer, "WRITER_AUTOCHECKPOINT", 0)  # 0: the writer never does
+    monkeypatch.setattr(committer, "CHECKPOINT_EVERY", 8)
+    checkpoints, real_connect = [], None
+
+    catalogue = Catalogue(tmp_path / "catalogue.db", synchronous="NORMAL")
+    catalogue.migrate()
+    real_connect = catalogue._group._connect
+
+    def connect():  # the checkpointer's and the writer's connections, watched
+        conn = real_connect()
+        conn.set_trace_callback(
+            lambda sql: checkpoints.append(sql) if "wal_checkpoint" in sql else None)
+        return conn
+
+    catalogue._group._connect = connect
+    tasks = [add_task(catalogue, number_results=4) for _ in range(100)]
+    for task in tasks:
+        for _ in range(4):
+            catalogue.ingest(task, results=[result(task)], raw_body=b"{}")
+    wal = tmp_path / "catalogue.db-wal"
+    assert checkpoints, "no background checkpoint ran"
+    # 400 lone commits of ~20 pages each would be ~30 MiB of WAL without checkpoints
+    assert wal.stat().st_size < 8 << 20
+    assert catalogue.conn.execute("SELECT count(*) FROM results").fetchone()[0] == 400
+    assert catalogue.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
