@@ -2,9 +2,11 @@
 
     .venv/bin/python bench/webhook_ingest.py [--duration 10] [--connections 16]
 
-Both servers run with the same gunicorn settings (2 gevent workers, as the service is
-deployed) on loopback; wrk posts valid per-result deliveries (distinct imageUUIDs over many tasks, about
-10 % duplicates). Afterwards the catalogue must hold exactly one row per distinct imageUUID
+All three servers run with the same gunicorn settings (2 gevent workers, as the service
+is deployed) on loopback: the bare endpoint, the same endpoint storing each body with one
+durable insert (the floor for any receiver that stores what it acknowledges, see
+bench/bare_app.py), and the service. wrk posts valid per-result deliveries (distinct
+imageUUIDs over many tasks, about 10 % duplicates). Afterwards the catalogue must hold exactly one row per distinct imageUUID
 that was acknowledged: nothing lost, nothing twice. Targets (issue 7): ingest rate >= 0.6 x
 bare, p99 <= 2 x bare p99.
 """
@@ -102,6 +104,13 @@ def main():
         finally:
             bare.stop()
 
+        one = Gunicorn("bench.bare_app:create_insert_app()", worker_class=args.worker_class,
+                       env={"RUNWARE_ARCHIVE_DIR": tmp})
+        try:
+            o_rate, o_p50, o_p99, o_bad, _ = run_wrk(one.url, **run)
+        finally:
+            one.stop()
+
         service = Gunicorn("receiver:create_app()", env={
             "RUNWARE_ARCHIVE_DIR": str(data_dir), "RUNWARE_API_KEY": "bench",
             "RUNWARE_ARCHIVE_SYNCHRONOUS": args.synchronous}, worker_class=args.worker_class)
@@ -119,6 +128,8 @@ def main():
           f"-c{args.connections} -d{args.duration}s; synchronous={args.synchronous}")
     print(f"bare Flask 200   : {b_rate:8.0f} req/s  p50 {b_p50:6.2f} ms  p99 {b_p99:6.2f} ms"
           f"  non-2xx {b_bad}")
+    print(f"Flask + 1 insert : {o_rate:8.0f} req/s  p50 {o_p50:6.2f} ms  p99 {o_p99:6.2f} ms"
+          f"  non-2xx {o_bad}   ({o_rate / b_rate:.2f} x bare)")
     print(f"webhook ingest   : {s_rate:8.0f} req/s  p50 {s_p50:6.2f} ms  p99 {s_p99:6.2f} ms"
           f"  non-2xx {s_bad}")
     rate_ratio, p99_ratio = s_rate / b_rate, s_p99 / b_p99
