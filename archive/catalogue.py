@@ -24,6 +24,7 @@ from archive.committer import GroupCommitter
 
 BODY_CAP = 64 * 1024  # bytes of a delivery body kept in the log
 BUSY_TIMEOUT_MS = 5000
+MAX_IDLE = 8  # connections kept open between requests (see Catalogue.release)
 INLINE_FIELDS = ("imageBase64Data", "imageDataURI")
 
 
@@ -123,6 +124,7 @@ class Catalogue:
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
+        self._idle = []  # (Database, pid) released by finished requests
         # FULL: the committer flushes the WAL itself, outside the lock and the event loop
         wal_path = self.path + "-wal" if self.path != ":memory:" else None
         self._group = GroupCommitter(lambda: self._connect().conn,
@@ -145,11 +147,42 @@ class Catalogue:
 
     @property
     def db(self):
-        """This thread's :class:`sqlite_utils.Database` (opened on first use)."""
+        """This thread's :class:`sqlite_utils.Database`: one released by an earlier
+        request if there is one, else a new connection."""
         local = self._local
         if getattr(local, "pid", None) != os.getpid():
-            local.db, local.pid = self._connect(), os.getpid()
+            local.db, local.pid = self._reuse() or self._connect(), os.getpid()
         return local.db
+
+    def _reuse(self):
+        pid = os.getpid()
+        while self._idle:
+            try:
+                db, owner = self._idle.pop()
+            except IndexError:  # another thread took the last one
+                return None
+            if owner == pid:  # never one opened before a fork
+                return db
+        return None
+
+    def release(self):
+        """Give this thread's connection back, open, for the next request to use.
+
+        Each request runs on a thread (or, under gevent, a greenlet) of its own, and a
+        new connection costs ~1 ms before its first row (SQLite reads the schema: some
+        forty tables, indexes and triggers). The app calls this at the end of every
+        request; up to ``MAX_IDLE`` connections wait here, the rest are closed.
+        """
+        local = self._local
+        db = getattr(local, "db", None)
+        if db is not None and local.pid == os.getpid():
+            if db.conn.in_transaction:  # a request that failed half-way: not reusable
+                db.conn.rollback()
+            if len(self._idle) < MAX_IDLE:
+                self._idle.append((db, local.pid))
+            else:
+                db.close()
+        local.__dict__.clear()
 
     @property
     def conn(self):

@@ -43,6 +43,7 @@ def create_app(test_config=None):
     )
     catalogue.migrate()
     app.extensions["catalogue"] = catalogue
+    app.teardown_appcontext(lambda exc: catalogue.release())
 
     from receiver import api, costs, ops, schemas, webhooks
 

@@ -77,6 +77,8 @@ class WebhookRoute:
                 self.logger.exception("webhook for %s failed", task_uuid[:64])
                 status, body = 500, _errors([{"code": "internal",
                                                "message": "internal error; retry later"}])
+            finally:
+                self.extensions["catalogue"].release()  # as Flask's teardown does
             return _respond(start_response, status, body,
                             [("Retry-After", "1")] if status == 503 else ())
         if method == "OPTIONS":
