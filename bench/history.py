@@ -6,11 +6,9 @@ Builds (once, then reuses) a catalogue of synthetic tasks and results through th
 migrations, then times each gallery query shape (first page, a deep page, every filter,
 common and rare search terms, the summary counts), best of five.
 
-Measured (1,021,589 results in 430,000 tasks, SQLite 3.40.1, 2 AMD EPYC cores, with and
-without ANALYZE): a gallery page takes 0.2 ms unfiltered or on any one filter, at any depth;
-4–9 ms for a common search word or a starred filter; 115–180 ms at worst, for a common
-word combined with a filter that only old tasks match. The count and cost of what is
-shown: 50 ms for everything (a covering index scan), 0.1–110 ms filtered.
+It prints its own figures; the current ones, with the machine and the command, are in the
+README's Performance section (the summary counts now come from tables kept by triggers,
+so figures measured before migration m010 no longer hold).
 """
 
 import argparse
