@@ -13,9 +13,12 @@ A URL is fetched only if, for it and for every redirect (at most 3):
 
 The body is streamed to a temporary file in the store with a byte cap, a connect timeout
 and a total deadline (enforced by a timer that shuts the socket, so a server dribbling one
-byte a second cannot hold a worker); then it must decode as an image (:mod:`archive.images`).
+byte a second cannot hold a worker; the name lookup is held to it too, on a small pool of
+threads, since ``getaddrinfo`` cannot be interrupted); then it must decode as an image
+(:mod:`archive.images`).
 """
 
+import concurrent.futures
 import contextlib
 import hashlib
 import http.client
@@ -32,6 +35,7 @@ from urllib.parse import urljoin, urlsplit
 from archive.images import BadImage
 
 CONNECT_TIMEOUT = 5.0
+_LOOKUPS = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="dns")
 MAX_REDIRECTS = 3
 REDIRECTS = (301, 302, 303, 307, 308)
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -178,14 +182,22 @@ class Policy:
             raise Refused(f"plain http is not allowed for {host}:{port} (https only)")
         raise Refused(f"host {host}:{port} is not on the image host allowlist")
 
-    def resolve(self, target):
+    def resolve(self, target, timeout=None):
         """Every address of the target, each checked: a list of getaddrinfo tuples.
 
+        :param timeout: seconds to wait for the answer (default: the connect timeout).
         :raises Refused: an address is not public and the entry does not allow it.
-        :raises TransientError: the name does not resolve (now).
+        :raises TransientError: the name does not resolve (now, or in time).
         """
+        timeout = self.connect_timeout if timeout is None else max(timeout, 0.001)
+        lookup = _LOOKUPS.submit(self.resolver, target.host, target.port,
+                                 type=socket.SOCK_STREAM)
         try:
-            infos = self.resolver(target.host, target.port, type=socket.SOCK_STREAM)
+            infos = lookup.result(timeout)
+        except concurrent.futures.TimeoutError:
+            lookup.cancel()  # if it has not started; a started lookup ends on its own
+            raise TransientError(f"resolving {target.host} took longer than "
+                                 f"{timeout:g}s") from None
         except (socket.gaierror, UnicodeError) as exc:
             raise TransientError(f"cannot resolve {target.host}: {exc}") from None
         infos = [i for i in infos if i[0] in (socket.AF_INET, socket.AF_INET6)]
@@ -246,7 +258,8 @@ def download(url, policy, store):
     for hop in range(policy.max_redirects + 1):
         try:
             target = policy.check(url)
-            infos = policy.resolve(target)
+            infos = policy.resolve(target, min(policy.connect_timeout,
+                                               deadline - time.monotonic()))
         except Refused as exc:
             raise Refused(f"redirect to {url} refused: {exc}" if hop else str(exc)) from None
         conn, response = _open(target, infos, policy, deadline)

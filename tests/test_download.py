@@ -292,3 +292,21 @@ def test_a_url_passes_only_with_an_allowlisted_host_and_port(rest, scheme):
         return
     assert (target.host, target.port) in {("im.runware.ai", 443), ("127.0.0.1", 5000)}
     assert target.scheme == "https" or target.port == 5000
+
+
+def test_a_name_that_never_resolves_is_held_to_the_deadline(store):
+    """getaddrinfo cannot be interrupted: a resolver that hangs (a dead DNS server) must
+    not hold the fetch past its deadline; the download fails as transient (retried later)."""
+    release = threading.Event()
+
+    def hanging(host, port, type=0):
+        release.wait(10)  # a lookup the test lets go of when it ends
+        raise socket.gaierror("the test's DNS never answered")
+
+    policy = Policy(["slow-dns.test"], resolver=hanging, connect_timeout=0.2)
+    try:
+        with pytest.raises(TransientError, match="took longer than 0.2s"):
+            download("https://slow-dns.test/a.jpg", policy, store)
+    finally:
+        release.set()
+    assert visible(store) == [] and os.listdir(store.tmp) == []
