@@ -1,11 +1,9 @@
 """Budgets: the refusal rule at its edge, periods in the configured zone, in-flight tasks,
 two concurrent submissions over real HTTP, and one alert per crossing to a local receiver."""
 
-import json
 import threading
 import time
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,6 +15,7 @@ from archive.catalogue import Catalogue, utcnow
 from receiver import config as settings
 from receiver.cli import main
 from tests.costs_helpers import add_result, add_task, at
+from tests.fakes import FakeProvider
 
 PROMPT = {"positivePrompt": "a lighthouse at dawn"}  # 1024×1024, 4 steps: estimate $0.0006
 
@@ -107,59 +106,18 @@ def test_crossings_are_recorded_once(catalogue):
 # --- over HTTP ---------------------------------------------------------------------------
 
 
-class Receiver:
-    """A local HTTP server in a thread: the fake provider (acks tasks after ``delay``) and
-    the alert URL (collects JSON bodies) in one."""
-
-    def __init__(self, delay=0.0):
-        self.tasks, self.alerts = [], []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if self.path == "/alert":
-                    outer.alerts.append(body)
-                    reply = {}
-                else:
-                    time.sleep(delay)
-                    outer.tasks.extend(body)
-                    reply = {"data": [{"taskType": t["taskType"], "taskUUID": t["taskUUID"]}
-                                      for t in body]}
-                data = json.dumps(reply).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def wait_for_alerts(self, n, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        while len(self.alerts) < n and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.2)  # and nothing more arrives
-        return self.alerts
-
-
 @pytest.fixture
 def remote():
-    fake = Receiver(delay=0.2)
+    """The fake provider, acking tasks after 0.2 s, and the alert URL."""
+    fake = FakeProvider(delay=0.2)
     yield fake
-    fake.server.shutdown()
-    fake.server.server_close()
+    fake.close()
 
 
 @pytest.fixture
 def app_config(app_config, remote):
-    return dict(app_config, RUNWARE_API_KEY="test-key", RUNWARE_API_URL=remote.url + "/v1",
-                RUNWARE_ARCHIVE_ALERT_URL=remote.url + "/alert")
+    return dict(app_config, RUNWARE_API_KEY="test-key", RUNWARE_API_URL=remote.url,
+                RUNWARE_ARCHIVE_ALERT_URL=remote.alert_url)
 
 
 def post_task(live_server, **extra):
@@ -172,7 +130,7 @@ def test_a_refusal_is_402_and_sends_nothing(app, live_server, remote):
     assert response.status_code == 402
     error, = response.json()["errors"]
     assert error["code"] == "budgetExceeded" and "$0.0006" in error["message"]
-    assert remote.tasks == []
+    assert remote.tasks() == []
     assert requests.get(f"{live_server.url}/api/tasks", timeout=5).json()["tasks"] == []
 
 
@@ -180,7 +138,7 @@ def test_the_estimate_and_label_are_stored_and_the_label_not_sent(app, live_serv
     response = post_task(live_server, label="client-a", width=1024, height=768,
                          numberResults=2)
     assert response.status_code == 202, response.text
-    sent, = remote.tasks
+    sent, = remote.tasks()
     assert "label" not in sent and sent["includeCost"] is True
     task = requests.get(f"{live_server.url}/api/tasks/{response.json()['taskUUID']}",
                         timeout=5).json()
@@ -201,7 +159,7 @@ def test_two_concurrent_submissions_cannot_both_fit(app, live_server, remote):
     for thread in threads:
         thread.join(10)
     assert sorted(a.status_code for a in answers) == [202, 402]
-    assert len(remote.tasks) == 1
+    assert len(remote.tasks()) == 1
 
 
 def test_one_alert_per_crossing(app, live_server, remote, client):

@@ -1,6 +1,7 @@
 """The README tells the truth: its commands are the ones CI runs, its tables list every
 command, route and setting (in the spirit of sqlite-utils' tests/test_docs.py)."""
 
+import json
 import re
 from pathlib import Path
 
@@ -49,3 +50,13 @@ def test_every_route_is_documented(app):
     documented = shape(README)
     missing = [rule for rule in rules if rule not in documented]
     assert not missing
+
+
+def test_the_seed_examples_kept_with_the_tests_match_the_shared_ones():
+    """tests/fixtures holds a copy so a checkout runs its tests alone; it must not drift
+    from the specification's file when that one is beside the checkout."""
+    from tests.conftest import SEED_EXAMPLES, SHARED_SEED_EXAMPLES
+
+    if not SHARED_SEED_EXAMPLES.exists():
+        pytest.skip("no ../shared beside this checkout")
+    assert json.loads(SEED_EXAMPLES.read_text()) == json.loads(SHARED_SEED_EXAMPLES.read_text())

@@ -1,10 +1,8 @@
 """Tests for receiver.schemas: the task rules of runware-api.md §2, deliveries of §3–§5."""
 
 import copy
-import json
 import re
 import uuid
-from pathlib import Path
 
 import pytest
 from marshmallow import ValidationError
@@ -31,8 +29,8 @@ from receiver.schemas import (
     parse_delivery,
     validation_errors,
 )
+from tests.conftest import seed_examples
 
-SEED_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "seed-examples.json"
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 TASK_UUID = "b235b0c2-8081-499d-97a6-3bc21824c55a"
 IMAGE_UUID = "52650014-5265-4d72-9520-e5dfd6ebe403"
@@ -78,9 +76,6 @@ def error_messages(loader, data):
         loader(data)
     return [error["message"] for error in info.value.errors]
 
-
-def seed_examples():
-    return json.loads(SEED_EXAMPLES.read_text())["examples"]
 
 
 # --- Constants ---------------------------------------------------------------------------
