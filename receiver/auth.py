@@ -25,6 +25,7 @@ from flask import (
     Blueprint, abort, current_app, jsonify, redirect, render_template, request, session,
     url_for,
 )
+from flask.sessions import SecureCookieSessionInterface
 
 bp = Blueprint("auth", __name__)
 TOKEN_ROUTES = ("/webhooks/", "/uploads/", "/sandbox/")
@@ -53,8 +54,19 @@ def _setup(state):
         app.config["SECRET_KEY"] = hmac.new(secret, b"session", hashlib.sha256).hexdigest()
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
+    app.session_interface = SessionOverHttps()
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.extensions["failed_logins"] = FailedLogins()
+
+
+class SessionOverHttps(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, whose cookie is ``Secure`` whenever the request came
+    over https (or ``SESSION_COOKIE_SECURE`` says so: set it behind a proxy that ends TLS,
+    where the request reaching us is plain http), so a login made over https is never sent
+    back over http."""
+
+    def get_cookie_secure(self, app):
+        return super().get_cookie_secure(app) or (bool(request) and request.is_secure)
 
 
 def csrf_token():

@@ -6,7 +6,7 @@ from receiver.auth import SECURITY_HEADERS, safe_next
 from receiver.cli import exposure_warning
 from receiver.tokens import make_token
 from tests.history_helpers import deliver, make_task
-from tests.views_helpers import app_config, catalogue, csrf, provider, text  # noqa: F401
+from tests.views_helpers import TOKEN, app_config, catalogue, csrf, provider, text  # noqa: F401
 
 CSP = ("default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self';"
        " frame-ancestors 'none'; form-action 'self'")
@@ -125,6 +125,23 @@ def test_with_a_password_the_webhook_still_takes_its_token(locked, task):
                       "imageURL": "https://im.runware.ai/image/ws/2/ii/x.jpg"}]}
     assert locked.test_client().post(url, json=body).status_code == 200
     assert locked.test_client().get("/healthz").status_code in (200, 503)
+
+
+def test_the_session_cookie_is_secure_over_https_only_unless_configured(locked):
+    """A login made over https must never ride back over http; over plain http the
+    cookie cannot be Secure (the browser would drop it) unless a TLS proxy is declared."""
+    def login_cookie(client, base_url):
+        page = client.get("/login", base_url=base_url)
+        token = TOKEN.search(text(page))[1]
+        answer = client.post("/login", base_url=base_url,
+                             data={"password": "correct horse", "csrf_token": token})
+        assert answer.status_code == 302
+        return answer.headers["Set-Cookie"]
+
+    assert "; Secure" in login_cookie(locked.test_client(), "https://archive.example")
+    assert "; Secure" not in login_cookie(locked.test_client(), "http://archive.example")
+    locked.config["SESSION_COOKIE_SECURE"] = True  # behind a proxy that ends TLS
+    assert "; Secure" in login_cookie(locked.test_client(), "http://archive.example")
 
 
 def test_login_logout_and_the_session_cookie(locked, task):
