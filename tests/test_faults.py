@@ -281,13 +281,19 @@ def test_hostile_requests_get_4xx_never_5xx(data_dir):
             requests.post(url, data=b"\xff\xfe\x00", headers={"Content-Type": "application/json"}),
         ]
         codes = [r.status_code for r in checks]
+        # and a real delivery, chunked (no Content-Length), still goes through whole
+        item = delivery(task, secret)
+        body = item["body"].encode()
+        valid = requests.post(url, data=iter([body[:40], body[40:]]),
+                              headers={"Content-Type": "application/json"})
     finally:
         service.stop()
     assert codes[:2] == [413, 413]
     assert codes[2:5] == [405, 405, 405]
     assert codes[5] == 415 and codes[6] in (403, 414) and codes[7] == 400
+    assert valid.status_code == 200, valid.text
     images, _, _, _ = catalogue_counts(data_dir)
-    assert images == []
+    assert images == [item["image"]]
 
 
 def test_sandbox_faults_on_200_tasks_of_4_all_archived_once(tmp_path):

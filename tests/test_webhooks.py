@@ -151,6 +151,16 @@ def test_oversized_bodies_are_refused_with_and_without_content_length(app, catal
     assert [d["status_code"] for d in catalogue.deliveries(verdict="rejected")] == [413, 413]
 
 
+def test_a_chunked_delivery_under_the_cap_is_read_whole(catalogue, sender):
+    task = make_task(catalogue)
+    item = result_for(task, seed=31337)
+    body = json.dumps({"data": [item]}).encode()
+    response = requests.post(sender.url(task), data=iter([body[:30], body[30:]]), timeout=10,
+                             headers={"Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+    assert rows(catalogue, "SELECT image_uuid, seed FROM results") == [(item["imageUUID"], 31337)]
+
+
 def test_wrong_method_is_405(catalogue, sender):
     task = make_task(catalogue)
     response = requests.get(sender.url(task), timeout=5)
