@@ -7,9 +7,9 @@ milliseconds. Here they hand their work to one thread that runs everything queue
 rolls back only that job. A caller returns only after the COMMIT that holds its write,
 so "acknowledged" still means "durably stored".
 
-With ``sync_path`` (the database's ``-wal`` file) the writer commits with
-``synchronous=NORMAL`` and a second stage makes the commit durable: it flushes the WAL
-file to disk (``fdatasync``) and only then releases the callers. This is the guarantee of
+With ``durable=True`` (what the catalogue's ``synchronous=FULL`` asks for) the writer
+commits with ``synchronous=NORMAL`` and a second stage makes the commit durable: it
+flushes the WAL file to disk (``fdatasync``) and only then releases the callers. This is the guarantee of
 ``synchronous=FULL`` (the commit's WAL frames are on disk before anyone is told it
 happened) with two differences that make it cheaper: the write lock is not held during
 the flush, so the other worker process can write meanwhile, and the flush runs outside
@@ -19,9 +19,10 @@ ran.
 
 Checkpoints (copying the WAL back into the database file) are kept off the write lock
 too: SQLite would run one inside the COMMIT that crosses 1,000 WAL pages, doubling that
-commit's time while the other worker process waits for the lock. The writer turns that
-off (keeping a far threshold as a safety net) and a checkpointer thread runs a passive
-checkpoint, which never blocks writers, every ``CHECKPOINT_EVERY`` commits.
+commit's time while the event loop of its process stands still. The writer raises that
+threshold (a safety net under sustained load) and a checkpointer thread runs a passive
+checkpoint, which never blocks writers, every ``CHECKPOINT_EVERY`` commits, on a native
+thread under gevent.
 """
 
 import os
@@ -72,7 +73,7 @@ class GroupCommitter:
 
     def run(self, work):
         """Run ``work(conn)`` inside a write transaction; return its result once committed
-        (and, with ``sync_path``, flushed to disk).
+        (and, when ``durable``, flushed to disk).
 
         :raises: whatever ``work`` raised (its writes rolled back), or the
             ``sqlite3.Error``/``OSError`` that kept the batch from committing or from
@@ -158,7 +159,7 @@ class GroupCommitter:
             try:
                 off_loop(conn.execute, "PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.Error:
-                pass  # busy or failing: the next commit past the threshold asks again
+                pass  # busy or failing: the next round asks again
             finally:
                 done.set()
 
