@@ -35,7 +35,7 @@ from urllib.parse import urljoin, urlsplit
 from archive.images import BadImage
 
 CONNECT_TIMEOUT = 5.0
-_LOOKUPS = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="dns")
+_lookups = {}  # pid -> the name-lookup threads (threads do not survive a fork)
 MAX_REDIRECTS = 3
 REDIRECTS = (301, 302, 303, 307, 308)
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -190,8 +190,11 @@ class Policy:
         :raises TransientError: the name does not resolve (now, or in time).
         """
         timeout = self.connect_timeout if timeout is None else max(timeout, 0.001)
-        lookup = _LOOKUPS.submit(self.resolver, target.host, target.port,
-                                 type=socket.SOCK_STREAM)
+        pool = _lookups.get(os.getpid())
+        if pool is None:
+            pool = _lookups.setdefault(os.getpid(), concurrent.futures.ThreadPoolExecutor(
+                4, thread_name_prefix="dns"))
+        lookup = pool.submit(self.resolver, target.host, target.port, type=socket.SOCK_STREAM)
         try:
             infos = lookup.result(timeout)
         except concurrent.futures.TimeoutError:

@@ -310,3 +310,24 @@ def test_a_name_that_never_resolves_is_held_to_the_deadline(store):
     finally:
         release.set()
     assert visible(store) == [] and os.listdir(store.tmp) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_lookups_still_run_in_a_process_forked_after_some(store):
+    """The lookup threads of the parent do not exist in a forked child (gunicorn forks):
+    the child must get its own instead of waiting on dead ones until every lookup times
+    out."""
+    def instant(host, port, type=0):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
+
+    policy = Policy(["example.test"], resolver=instant, connect_timeout=2)
+    target = policy.check("https://example.test/a.jpg")
+    assert policy.resolve(target)  # the parent's pool now has a thread
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if the lookup works
+        try:
+            os._exit(0 if policy.resolve(target) else 1)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
