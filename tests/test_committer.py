@@ -1,7 +1,8 @@
-"""Group commit's durability stage: with ``synchronous=FULL`` a delivery is acknowledged
-only after the WAL holding its commit was flushed to disk, and a failed flush is never an
-acknowledgement. The real ``fdatasync`` runs in every test; the wrappers only watch it
-(or, in one test, make it fail as a dying disk would)."""
+"""Group commit's stages after the COMMIT. Durability: with ``synchronous=FULL`` a
+delivery is acknowledged only after the WAL holding its commit was flushed to disk, and a
+failed flush is never an acknowledgement (the real ``fdatasync`` runs in every test; the
+wrappers only watch it or, in one test, make it fail as a dying disk would). Checkpoints:
+run in the background, they keep the WAL from growing."""
 
 import errno
 import sqlite3
@@ -126,8 +127,7 @@ def test_checkpoints_run_in_the_background_and_bound_the_wal(tmp_path, monkeypat
     checkpointer thread must keep the WAL from growing with every delivery."""
     monkeypatch.setattr(committer, "WRITER_AUTOCHECKPOINT", 0)  # 0: the writer never does
     monkeypatch.setattr(committer, "CHECKPOINT_EVERY", 8)
-    checkpoints, real_connect = [], None
-
+    checkpoints = []
     catalogue = Catalogue(tmp_path / "catalogue.db", synchronous="NORMAL")
     catalogue.migrate()
     real_connect = catalogue._group._connect
