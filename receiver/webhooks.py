@@ -20,7 +20,7 @@ import time
 from urllib.parse import parse_qsl
 
 from marshmallow import ValidationError
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.wsgi import get_input_stream
 
 from archive.catalogue import ForeignResult, UnknownTask, elide_inline
@@ -151,6 +151,8 @@ class WebhookRoute:
                 size += len(chunk)
         except RequestEntityTooLarge:
             raise Refusal(413, "body over the size limit") from None
+        except (ClientDisconnected, OSError):  # the sender went away mid-body
+            raise Refusal(400, "the body was cut short") from None
         if size > cap:
             raise Refusal(413, "body over the size limit")
         return b"".join(chunks)

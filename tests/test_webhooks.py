@@ -3,6 +3,7 @@
 import json
 import logging
 import socket
+import time
 import uuid
 
 import pytest
@@ -243,3 +244,21 @@ def test_the_token_never_reaches_the_access_log(catalogue, sender, caplog):
     text = caplog.text + "".join(str(d) for d in catalogue.deliveries())
     assert "webhooks/runware" in caplog.text
     assert token not in text and "f" * 64 not in text
+
+
+def test_a_body_cut_short_is_refused_and_logged_not_a_5xx(catalogue, sender):
+    """The sender promises 2,000 bytes, sends 100 and hangs up: nothing is stored, the
+    refusal is in the log, and the server goes on taking deliveries."""
+    task = make_task(catalogue)
+    host, port = sender.base_url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        path = sender.url(task).split(host + ":" + port)[1]
+        conn.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json"
+                     f"\r\nContent-Length: 2000\r\n\r\n".encode() + b'{"data": [' + b" " * 90)
+    deadline = time.monotonic() + 5
+    while not catalogue.deliveries(verdict="rejected") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    refused, = catalogue.deliveries(verdict="rejected")
+    assert refused["status_code"] == 400 and "cut short" in refused["reason"]
+    assert rows(catalogue, "SELECT count(*) FROM results") == [(0,)]
+    assert sender.result(task, result_for(task)).status_code == 200
