@@ -45,9 +45,9 @@ def create_app(test_config=None):
     app.extensions["catalogue"] = catalogue
     app.teardown_appcontext(lambda exc: catalogue.release())
 
-    from receiver import api, costs, ops, schemas, webhooks
+    from receiver import api, costs, delivery_schemas, ops, webhooks
 
-    schemas.warm_up()
+    delivery_schemas.warm_up()
 
     # The webhook is answered in front of Flask (receiver/webhooks.py says why); the rule
     # is kept, build-only, so the route is listed with the others.

@@ -21,7 +21,8 @@ from archive import uploads
 from archive.catalogue import elide_inline, utcnow
 from archive.fetcher import later
 from receiver.archiving import inline_prepare
-from receiver.schemas import parse_delivery, validation_errors
+from receiver.delivery_schemas import parse_delivery
+from receiver.schemas import validation_errors
 from receiver.submit import provider_client
 
 log = logging.getLogger(__name__)

@@ -1,18 +1,16 @@
-"""Marshmallow schemas for Runware ``imageInference`` tasks and their deliveries.
+"""Marshmallow schemas for Runware ``imageInference`` tasks, and the strict JSON field
+types and validators they share with :mod:`receiver.delivery_schemas` (what Runware sends
+back).
 
-The rules come from ``runware-api.md`` beside the checkout (``../shared/runware-api.md``):
-§2 for task parameters, §3 for the result object, §4 and §5 for the delivery shapes.
-Task schemas refuse unknown keys (our own input); delivery schemas ignore them (a
-third-party payload whose raw body is logged elsewhere).  Loading never fills in Runware's
-defaults: the service stores and sends exactly what the user gave.
+The rules come from ``runware-api.md`` beside the checkout (``../shared/runware-api.md``),
+§2 for task parameters. Task schemas refuse unknown keys (our own input). Loading never
+fills in Runware's defaults: the service stores and sends exactly what the user gave.
 """
 
-import dataclasses
 import math
 import uuid
 
 from marshmallow import (
-    EXCLUDE,
     RAISE,
     Schema,
     ValidationError,
@@ -27,7 +25,6 @@ __all__ = [
     "LORA_TRANSFORMERS", "SAFETY_MODES", "DELIVERY_METHODS", "SEED_MAX", "RANDOM_SEED_MAX",
     "LoraSchema", "SafetySchema", "AcceleratorOptionsSchema", "ImageInferenceSchema",
     "SubmissionSchema", "ParameterError", "validation_errors", "load_submission", "load_task",
-    "ResultItemSchema", "ErrorItemSchema", "Delivery", "parse_delivery",
 ]
 
 MODEL_ID = "runware:twinflow-z-image-turbo@0"
@@ -63,8 +60,6 @@ SEED_MAX = 2**63 - 1
 RANDOM_SEED_MAX = 2**32 - 1  # §2: random seeds come from the unsigned 32-bit range
 DEFAULT_STEPS = 4  # §2: what Runware uses when a task gives no steps
 DEFAULT_SIZE = 1024  # §2: default width and height
-OUTPUT_FIELDS = ("imageURL", "imageBase64Data", "imageDataURI")  # §3: exactly one per result
-RESULT_STATUSES = ("processing", "success", "error")  # §5: getResponse item status
 
 _UUID4 = r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 _ANY_UUID = r"(?i)^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -188,15 +183,15 @@ class ServiceSet(fields.Field):
 # --- Validators --------------------------------------------------------------------------
 
 
-def _between(low, high):
+def between(low, high):
     return validate.Range(min=low, max=high, error="must be between {min} and {max}")
 
 
-def _at_least(low):
+def at_least(low):
     return validate.Range(min=low, error="must be at least {min}")
 
 
-def _one_of(choices, what=None):
+def one_of(choices, what=None):
     return validate.OneOf(choices, error=what or "must be one of: {choices}")
 
 
@@ -221,7 +216,7 @@ def _not_blank(value):
         raise ValidationError("must not be only whitespace")
 
 
-def _collect(errors, field, message):
+def collect_error(errors, field, message):
     errors.setdefault(field, []).append(message)
 
 
@@ -244,32 +239,32 @@ class LoraSchema(_TaskPart):
         required=True,
         validate=validate.Regexp(_AIR, error="must be an AIR identifier like civitai:12345@67890"),
     )
-    weight = Num(validate=[_between(-4, 4), _in_steps_of_hundredths])
-    transformer = Str(validate=_one_of(LORA_TRANSFORMERS))
+    weight = Num(validate=[between(-4, 4), _in_steps_of_hundredths])
+    transformer = Str(validate=one_of(LORA_TRANSFORMERS))
 
 
 class SafetySchema(_TaskPart):
     """The `safety` object: content check on or off, and its mode."""
 
     checkContent = Bool()
-    mode = Str(validate=_one_of(SAFETY_MODES))
+    mode = Str(validate=one_of(SAFETY_MODES))
 
 
 class AcceleratorOptionsSchema(_TaskPart):
     """The 12 `acceleratorOptions` fields; the check against the task's steps is in the task."""
 
     teaCache = Bool()
-    teaCacheDistance = Num(validate=[_between(0, 1), _in_steps_of_hundredths])
+    teaCacheDistance = Num(validate=[between(0, 1), _in_steps_of_hundredths])
     fbCache = Bool()
-    fbCacheThreshold = Num(validate=_between(0, 1))
+    fbCacheThreshold = Num(validate=between(0, 1))
     dbCache = Bool()
-    dbCacheThreshold = Num(validate=_between(0, 1))
-    dbCacheSkipInterval = Int(validate=_at_least(1))
-    cacheStartStep = Int(validate=_at_least(0))
-    cacheEndStep = Int(validate=_at_least(1))
-    cacheStartStepPercentage = Int(validate=_between(0, 99))
-    cacheEndStepPercentage = Int(validate=_between(1, 100))
-    cacheMaxConsecutiveSteps = Int(validate=_between(1, 5))
+    dbCacheThreshold = Num(validate=between(0, 1))
+    dbCacheSkipInterval = Int(validate=at_least(1))
+    cacheStartStep = Int(validate=at_least(0))
+    cacheEndStep = Int(validate=at_least(1))
+    cacheStartStepPercentage = Int(validate=between(0, 99))
+    cacheEndStepPercentage = Int(validate=between(1, 100))
+    cacheMaxConsecutiveSteps = Int(validate=between(1, 5))
 
     @validates_schema
     def _check_cache_window(self, data, **kwargs):
@@ -278,25 +273,25 @@ class AcceleratorOptionsSchema(_TaskPart):
         for start, end in (("cacheStartStep", "cacheEndStep"),
                            ("cacheStartStepPercentage", "cacheEndStepPercentage")):
             if start in data and end in data and data[start] >= data[end]:
-                _collect(errors, end, f"must be greater than {start}")
+                collect_error(errors, end, f"must be greater than {start}")
         step_style = [name for name in ("cacheStartStep", "cacheEndStep") if name in data]
         percent_style = [name for name in ("cacheStartStepPercentage", "cacheEndStepPercentage")
                          if name in data]
         if step_style and percent_style:
-            _collect(errors, percent_style[0],
+            collect_error(errors, percent_style[0],
                      "cannot be combined with cacheStartStep/cacheEndStep; use one style")
         if errors:
             raise ValidationError(errors)
 
 
 # Rules shared by ImageInferenceSchema and SubmissionSchema, which differ only in defaults.
-_TASK_TYPE_RULE = _one_of(("imageInference",), 'must be "imageInference"')
+_TASK_TYPE_RULE = one_of(("imageInference",), 'must be "imageInference"')
 _TASK_UUID_RULE = validate.Regexp(_UUID4, error="must be a UUID v4 in canonical lower-case form")
-_MODEL_RULE = _one_of((MODEL_ID,), f'must be "{MODEL_ID}"')
+_MODEL_RULE = one_of((MODEL_ID,), f'must be "{MODEL_ID}"')
 # §2 gives no min/max for this model; 128–2048 is the old generic reference's range.
-_SIZE_RULES = [_between(128, 2048), _multiple_of_16]
-_SCHEDULER_RULE = _one_of(SCHEDULERS, "must be one of the 75 scheduler names, spelt exactly")
-_FORMAT_RULE = _one_of(OUTPUT_FORMATS, "must be one of: {choices} (any case)")
+_SIZE_RULES = [between(128, 2048), _multiple_of_16]
+_SCHEDULER_RULE = one_of(SCHEDULERS, "must be one of the 75 scheduler names, spelt exactly")
+_FORMAT_RULE = one_of(OUTPUT_FORMATS, "must be one of: {choices} (any case)")
 
 
 class ImageInferenceSchema(_TaskPart):
@@ -309,21 +304,21 @@ class ImageInferenceSchema(_TaskPart):
     negativePrompt = Str(validate=_length(2, 3000))
     width = Int(required=True, validate=_SIZE_RULES)
     height = Int(required=True, validate=_SIZE_RULES)
-    seed = Int(validate=_between(0, SEED_MAX))
-    steps = Int(validate=_between(1, 50))
-    CFGScale = Num(validate=[_between(0, 50), _in_steps_of_hundredths])
+    seed = Int(validate=between(0, SEED_MAX))
+    steps = Int(validate=between(1, 50))
+    CFGScale = Num(validate=[between(0, 50), _in_steps_of_hundredths])
     scheduler = Str(validate=_SCHEDULER_RULE)
-    numberResults = Int(validate=_between(1, 20))
-    outputType = Str(validate=_one_of(OUTPUT_TYPES))
+    numberResults = Int(validate=between(1, 20))
+    outputType = Str(validate=one_of(OUTPUT_TYPES))
     outputFormat = UpperChoice(validate=_FORMAT_RULE)
-    outputQuality = Int(validate=_between(20, 99))
-    ttl = Int(validate=_at_least(60))
+    outputQuality = Int(validate=between(20, 99))
+    ttl = Int(validate=at_least(60))
     includeCost = Bool()
-    deliveryMethod = Str(validate=_one_of(DELIVERY_METHODS))
+    deliveryMethod = Str(validate=one_of(DELIVERY_METHODS))
     webhookURL = HttpUrl()
     uploadEndpoint = HttpUrl()
     safety = Obj(SafetySchema)
-    acceleration = Str(validate=_one_of(ACCELERATIONS))
+    acceleration = Str(validate=one_of(ACCELERATIONS))
     lora = ListOf(Obj(LoraSchema), validate=validate.Length(min=1, error="must not be empty"))
     acceleratorOptions = Obj(AcceleratorOptionsSchema)
 
@@ -340,9 +335,9 @@ class ImageInferenceSchema(_TaskPart):
         steps = data.get("steps", DEFAULT_STEPS)
         errors = {}
         if options.get("cacheEndStep", 0) > steps:
-            _collect(errors, "cacheEndStep", f"must be at most the task's steps ({steps})")
+            collect_error(errors, "cacheEndStep", f"must be at most the task's steps ({steps})")
         if options.get("cacheStartStep", 0) >= steps:
-            _collect(errors, "cacheStartStep", f"must be less than the task's steps ({steps})")
+            collect_error(errors, "cacheStartStep", f"must be less than the task's steps ({steps})")
         if errors:
             raise ValidationError(errors, field_name="acceleratorOptions")
 
@@ -428,157 +423,3 @@ def load_submission(data) -> dict:
 def load_task(data) -> dict:
     """Load a complete Runware task; :raises ParameterError: when it breaks a rule."""
     return _load(ImageInferenceSchema(), data)
-
-
-# --- Deliveries (runware-api.md §3–§5) ----------------------------------------------------
-
-
-class _Delivered(Schema):
-    """Base for Runware's payloads: unknown keys are ignored (the raw body is logged)."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-    error_messages = {"type": "must be an object"}
-
-
-class ResultItemSchema(_Delivered):
-    """One result item (§3), or a getResponse item still `processing` (§5)."""
-
-    taskType = Str()
-    taskUUID = DeliveredUUID(required=True)
-    imageUUID = DeliveredUUID()
-    imageURL = HttpUrl()
-    imageBase64Data = Str()
-    imageDataURI = Str()
-    seed = Int(validate=_between(0, SEED_MAX))
-    cost = Num(allow_none=True, validate=_at_least(0))
-    NSFWContent = Bool()
-    status = Str(validate=_one_of(RESULT_STATUSES))
-    progress = Num(validate=_between(0, 100))
-
-    @validates_schema
-    def _check_output(self, data, **kwargs):
-        """A finished item has an imageUUID and exactly one output field (§3)."""
-        if data.get("status") == "processing":
-            return
-        errors = {}
-        if "imageUUID" not in data:
-            _collect(errors, "imageUUID", "is required")
-        given = [name for name in OUTPUT_FIELDS if name in data]
-        if not given:
-            _collect(errors, "imageURL", "one of imageURL, imageBase64Data or imageDataURI "
-                                         "is required")
-        for extra in given[1:]:
-            _collect(errors, extra, f"cannot be given together with {given[0]}")
-        if errors:
-            raise ValidationError(errors)
-
-
-class ErrorItemSchema(_Delivered):
-    """One error item (§1, §5); Runware's codes vary, so only a code or message is required."""
-
-    code = Str()
-    message = Str()
-    parameter = StrOrStrList()
-    taskType = Str()
-    taskUUID = Str()
-    documentation = Str()
-    status = Str()
-
-    @validates_schema
-    def _check_something_said(self, data, **kwargs):
-        """An error item that names neither a code nor a message says nothing."""
-        if "code" not in data and "message" not in data:
-            raise ValidationError("an error needs a code or a message", field_name="code")
-
-
-@dataclasses.dataclass
-class Delivery:
-    """A parsed delivery: finished results, error items and still-processing items."""
-
-    results: list[dict] = dataclasses.field(default_factory=list)
-    errors: list[dict] = dataclasses.field(default_factory=list)
-    processing: list[dict] = dataclasses.field(default_factory=list)
-
-
-def _is_error_item(item):
-    # §4: a bare object with status "error", or with a code and no image, is a failure.
-    return item.get("status") == "error" or ("code" in item and "imageUUID" not in item)
-
-
-def _add_item(delivery, item, as_error, where, problems):
-    """Load one item into the right list of `delivery`, or record its errors under `where`."""
-    if not isinstance(item, dict):
-        problems[where] = ["must be an object"]
-        return
-    schema = _ERROR_ITEM if as_error else _RESULT_ITEM
-    try:
-        loaded = schema.load(item)
-    except ValidationError as err:
-        for entry in validation_errors(err):
-            key = ".".join(part for part in (where, entry["parameter"]) if part)
-            problems.setdefault(key, []).append(entry["message"])
-        return
-    if as_error:
-        delivery.errors.append(loaded)
-    elif loaded.get("status") == "processing":
-        delivery.processing.append(loaded)
-    else:
-        delivery.results.append(loaded)
-
-
-# One instance each: building a marshmallow schema deep-copies its fields, which cost
-# more than the load itself on the webhook's hot path. Schemas hold no per-load state.
-_RESULT_ITEM = ResultItemSchema()
-_ERROR_ITEM = ErrorItemSchema()
-
-
-def _add_list(delivery, payload, key, problems):
-    items = payload.get(key, [])
-    if not isinstance(items, list):
-        problems[key] = ["must be a list"]
-        return
-    for index, item in enumerate(items):
-        as_error = key == "errors" or (isinstance(item, dict) and item.get("status") == "error")
-        _add_item(delivery, item, as_error, f"{key}[{index}]", problems)
-
-
-def _add_envelope(delivery, payload, problems):
-    _add_list(delivery, payload, "data", problems)
-    _add_list(delivery, payload, "errors", problems)
-    legacy = payload.get("error")  # §1: old docs used a singular `error`
-    if isinstance(legacy, str):
-        legacy = {"message": legacy}
-    if legacy is not None:
-        _add_item(delivery, legacy, True, "error", problems)
-
-
-def parse_delivery(payload) -> Delivery:
-    """Parse a webhook body, sync reply or getResponse reply in any shape of §4.
-
-    Accepts `{"data": [...], "errors": [...]}` (either key alone too), the legacy
-    `{"error": ...}`, and a bare result or error object.
-
-    :raises ValidationError: with messages keyed by item, e.g. `data[1].imageUUID`.
-    """
-    if not isinstance(payload, dict):
-        raise ValidationError({"body": ["must be a JSON object"]})
-    delivery, problems = Delivery(), {}
-    if {"data", "errors", "error"} & payload.keys():
-        _add_envelope(delivery, payload, problems)
-    else:
-        _add_item(delivery, payload, _is_error_item(payload), "", problems)
-    if problems:
-        raise ValidationError(problems)
-    if not (delivery.results or delivery.errors or delivery.processing):
-        raise ValidationError({"data": ["no results"]})
-    return delivery
-
-
-def warm_up():
-    """Compile the validators' regular expressions now rather than on the first request
-    (marshmallow's URL pattern, with every Unicode letter, takes ~40 ms to compile, and a
-    gevent worker does nothing else meanwhile)."""
-    parse_delivery({"taskType": "imageInference", "taskUUID": str(uuid.uuid4()),
-                    "imageUUID": str(uuid.uuid4()), "imageURL": "https://example.com/x.jpg"})

@@ -16,7 +16,8 @@ from marshmallow import ValidationError
 
 from archive import budgets, pricing
 from archive.catalogue import elide_inline
-from receiver.schemas import DEFAULT_STEPS, parse_delivery, validation_errors
+from receiver.delivery_schemas import parse_delivery
+from receiver.schemas import DEFAULT_STEPS, validation_errors
 from receiver import archiving
 from receiver import config as settings
 from receiver.tokens import make_token

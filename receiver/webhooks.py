@@ -27,7 +27,8 @@ from archive.catalogue import ForeignResult, UnknownTask, elide_inline
 from receiver.archiving import inline_prepare
 from receiver.auth import SECURITY_HEADERS
 from receiver.ops import INGEST_SECONDS
-from receiver.schemas import parse_delivery, validation_errors
+from receiver.delivery_schemas import parse_delivery
+from receiver.schemas import validation_errors
 from receiver.tokens import TokenError, verify_token
 
 PREFIX = "/webhooks/runware/"

@@ -24,7 +24,8 @@ from archive.pricing import cost_per_image
 from receiver import config as settings
 from receiver import create_app, sandbox_render
 from receiver.sandbox_faults import FaultSyntaxError, parse_faults
-from receiver.schemas import MODEL_ID, RANDOM_SEED_MAX, parse_delivery
+from receiver.delivery_schemas import parse_delivery
+from receiver.schemas import MODEL_ID, RANDOM_SEED_MAX
 from tests.conftest import LiveServer
 
 MAX_ATTEMPTS = 4

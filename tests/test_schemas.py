@@ -7,6 +7,7 @@ import uuid
 import pytest
 from marshmallow import ValidationError
 
+from receiver.delivery_schemas import Delivery, ErrorItemSchema, ResultItemSchema, parse_delivery
 from receiver.schemas import (
     ACCELERATIONS,
     DELIVERY_METHODS,
@@ -18,15 +19,11 @@ from receiver.schemas import (
     SAFETY_MODES,
     SCHEDULERS,
     SEED_MAX,
-    Delivery,
-    ErrorItemSchema,
     ImageInferenceSchema,
     ParameterError,
-    ResultItemSchema,
     SubmissionSchema,
     load_submission,
     load_task,
-    parse_delivery,
     validation_errors,
 )
 from tests.conftest import seed_examples
