@@ -2,7 +2,7 @@
 
 import json
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from receiver import costs as cost_views
 from receiver import get_catalogue

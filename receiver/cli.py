@@ -72,7 +72,7 @@ def serve(host, port, workers):
     warning = exposure_warning(host, app.config)
     if warning:
         click.echo(warning, err=True)
-    click.echo(f'try:  runware-archive submit --prompt "a lighthouse at dawn"', err=False)
+    click.echo('try:  runware-archive submit --prompt "a lighthouse at dawn"')
     if workers:
         from receiver.production import serve_with_gunicorn
         serve_with_gunicorn(app, f"{host}:{port}", workers)
