@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 
 from marshmallow import ValidationError
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_input_stream
 
 from archive.catalogue import ForeignResult, UnknownTask, elide_inline
@@ -33,12 +34,6 @@ from receiver.tokens import TokenError, verify_token
 
 PREFIX = "/webhooks/runware/"
 ALLOW = "OPTIONS, POST"
-STATUS_LINES = {
-    200: "200 OK", 400: "400 Bad Request", 401: "401 Unauthorized", 403: "403 Forbidden",
-    404: "404 Not Found", 405: "405 Method Not Allowed", 409: "409 Conflict",
-    413: "413 Content Too Large", 415: "415 Unsupported Media Type",
-    500: "500 Internal Server Error", 503: "503 Service Unavailable",
-}
 
 
 class Refusal(Exception):
@@ -223,5 +218,5 @@ def _respond(start_response, status, body, extra=(), json_body=True):
         headers.append(("Content-Type", "application/json"))
     headers.extend(extra)
     headers.extend(SECURITY_HEADERS.items())
-    start_response(STATUS_LINES[status], headers)
+    start_response(f"{status} {HTTP_STATUS_CODES[status]}", headers)
     return [body]
