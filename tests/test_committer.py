@@ -7,28 +7,13 @@ run in the background, they keep the WAL from growing."""
 import errno
 import sqlite3
 import threading
-import uuid
 
 import pytest
 
 from archive import committer
 from archive.catalogue import Catalogue
 from receiver.tokens import make_token
-
-
-def add_task(catalogue, number_results=1):
-    task_uuid = str(uuid.uuid4())
-    catalogue.create_task({
-        "task_uuid": task_uuid, "model": "runware:twinflow-z-image-turbo@0",
-        "positive_prompt": "a copper aviary", "params": {"taskUUID": task_uuid},
-        "provider": "sandbox", "number_results": number_results, "status": "submitted"})
-    return task_uuid
-
-
-def result(task_uuid):
-    return {"taskType": "imageInference", "taskUUID": task_uuid,
-            "imageUUID": str(uuid.uuid4()), "seed": 3, "cost": 0.0006,
-            "imageURL": "https://im.runware.ai/image/x.jpg"}
+from tests.test_catalogue import add_task, result
 
 
 @pytest.fixture
