@@ -8,9 +8,6 @@ from archive.catalogue import Catalogue
 from receiver import config as settings
 from receiver.tokens import load_or_create_secret
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
 def create_app(test_config=None):
     """Build the app: defaults, ``<data>/config.py``, the environment, then ``test_config``.
 
@@ -22,8 +19,6 @@ def create_app(test_config=None):
         __name__,
         instance_path=folder,
         instance_relative_config=True,
-        template_folder=os.path.join(HERE, "..", "templates"),
-        static_folder=os.path.join(HERE, "..", "static"),
     )
     app.config.from_mapping(settings.DEFAULTS)
     app.config.from_pyfile("config.py", silent=True)
