@@ -90,7 +90,8 @@ def in_flight(conn):
     # Literal values, as in the partial index tasks_in_flight (m006), so SQLite can use it.
     return conn.execute(
         "SELECT total(max(estimate - coalesce(cost, 0), 0)) FROM tasks"
-        " WHERE status NOT IN ('complete', 'error') AND estimate IS NOT NULL").fetchone()[0]
+        " WHERE status NOT IN ('complete', 'error', 'lost') AND estimate IS NOT NULL"
+    ).fetchone()[0]
 
 
 def status(conn, budget, now=None):

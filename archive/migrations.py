@@ -486,10 +486,28 @@ def m012_costliest_tasks(db):
     db.execute("CREATE INDEX tasks_cost ON tasks (cost, created_at)")
 
 
+def m013_failures_and_lost_tasks(db):
+    """What Runware's own SDKs taught us about deliveries.
+
+    - ``task_errors.image_uuid``: a failed generation is an item of its own, often naming
+      the image that failed; such errors are one per image, however often they arrive.
+    - ``deliveries.content_type``: Runware does not document its webhook headers, so every
+      body is parsed as JSON whatever it says, and what it said is kept here.
+    - ``lost``: a task whose results never came and that Runware no longer knows once the
+      reconcile window closes. It is finished, so its estimate leaves the in-flight sum.
+    """
+    db.execute("ALTER TABLE task_errors ADD COLUMN image_uuid TEXT")
+    db.execute("ALTER TABLE deliveries ADD COLUMN content_type TEXT")
+    db.execute("DROP INDEX tasks_in_flight")
+    db.execute("CREATE INDEX tasks_in_flight ON tasks (status, estimate, cost)"
+               " WHERE status NOT IN ('complete', 'error', 'lost')")
+
+
 MIGRATIONS = [m001_core, m002_cost_ledger, m003_image_archive, m004_browsing,
               m005_task_errors, m006_cost_families, m007_lean_results_indexes,
               m008_cost_summaries, m009_family_totals, m010_gallery_totals,
-              m011_search_prefixes, m012_costliest_tasks]
+              m011_search_prefixes, m012_costliest_tasks,
+              m013_failures_and_lost_tasks]
 
 
 def current_version(db):
