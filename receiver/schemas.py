@@ -8,6 +8,7 @@ fills in Runware's defaults: the service stores and sends exactly what the user 
 """
 
 import math
+import re
 import uuid
 
 from marshmallow import (
@@ -60,6 +61,10 @@ SEED_MAX = 2**63 - 1
 RANDOM_SEED_MAX = 2**32 - 1  # §2: random seeds come from the unsigned 32-bit range
 DEFAULT_STEPS = 4  # §2: what Runware uses when a task gives no steps
 DEFAULT_SIZE = 1024  # §2: default width and height
+# The catalogue keeps integers in SQLite INTEGER columns, which hold signed 64 bits; a larger
+# JSON integer would pass a range-less rule here and fail at the insert instead.
+_INT_LIMIT = 2**63 - 1
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 _UUID4 = r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 _ANY_UUID = r"(?i)^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -76,19 +81,44 @@ class _Messages:
     default_error_messages = {"required": "is required", "null": "must not be null"}
 
 
-class Str(_Messages, fields.String):
-    """A JSON string, nothing else."""
+class _WellFormed:
+    """Refuses a string holding a lone UTF-16 surrogate.
+
+    JSON's ``"\\ud800"`` escape decodes to such a string; it is no Unicode text, so it cannot
+    be encoded as UTF-8 and would fail later, at the catalogue's insert or the provider's
+    request, instead of here as a validation error.
+    """
+
+    default_error_messages = {
+        "surrogate": "contains an invalid character (a lone UTF-16 surrogate)"}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        # isascii() is O(1) in CPython, so a large ASCII string (base64 data) costs nothing.
+        if not value.isascii() and _SURROGATE.search(value):
+            raise self.make_error("surrogate")
+        return value
+
+
+class Str(_Messages, _WellFormed, fields.String):
+    """A JSON string of Unicode text, nothing else."""
 
     default_error_messages = {"invalid": "must be a string"}
 
 
 class Int(_Messages, fields.Integer):
-    """A JSON integer: refuses strings, floats (even 5.0) and booleans."""
+    """A JSON integer that fits 64 bits: refuses strings, floats (even 5.0) and booleans."""
 
     default_error_messages = {"invalid": "must be an integer", "too_large": "is too large"}
 
     def __init__(self, **kwargs):
         super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value):
+        value = super()._validated(value)
+        if not -_INT_LIMIT - 1 <= value <= _INT_LIMIT:
+            raise self.make_error("too_large", input=value)
+        return value
 
 
 class Num(_Messages, fields.Float):
@@ -135,7 +165,7 @@ class DeliveredUUID(Str):
         return super()._deserialize(value, attr, data, **kwargs).lower()
 
 
-class HttpUrl(_Messages, fields.Url):
+class HttpUrl(_Messages, _WellFormed, fields.Url):
     """An absolute http(s) URL of at most 2048 characters; loopback hosts are allowed."""
 
     default_error_messages = {"invalid": "must be an absolute http or https URL"}
@@ -392,7 +422,8 @@ def _dotted(path):
     text = ""
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
+    # An unknown key may hold a lone surrogate; escaped, the name can be printed and stored.
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode()
 
 
 def _path_order(item):

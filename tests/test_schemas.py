@@ -101,6 +101,7 @@ VALID = [
     ("positivePrompt", "ab"),
     ("positivePrompt", "p" * 3000),
     ("positivePrompt", "  a cat  "),
+    ("positivePrompt", "a cat \U0001F408 in a hat"),  # a character outside the BMP is fine
     ("negativePrompt", "ab"),
     ("negativePrompt", "n" * 3000),
     ("width", 128),
@@ -224,14 +225,18 @@ INVALID = [
     ({"positivePrompt": "   "}, "positivePrompt"),
     ({"positivePrompt": "\n\t "}, "positivePrompt"),
     ({"positivePrompt": ""}, "positivePrompt"),
+    ({"positivePrompt": "a cat \ud800"}, "positivePrompt"),  # a lone surrogate
+    ({"positivePrompt": "\udfff\ud800 cat"}, "positivePrompt"),  # low before high: no pair
     ({"positivePrompt": None}, "positivePrompt"),
     ({"positivePrompt": 42}, "positivePrompt"),
     ({"negativePrompt": "n"}, "negativePrompt"),
     ({"negativePrompt": "n" * 3001}, "negativePrompt"),
     ({"negativePrompt": ["blurry"]}, "negativePrompt"),
+    ({"negativePrompt": "blurry \udc00"}, "negativePrompt"),
     # width and height
     *[({side: value}, side) for side in ("width", "height") for value in (
-        ..., 112, 2064, 1000, 1025, 0, -16, "1024", 1024.0, 1024.5, True, False, None)],
+        ..., 112, 2064, 1000, 1025, 0, -16, 2**64, "1024", 1024.0, 1024.5, True, False,
+        None)],
     # seed
     ({"seed": -1}, "seed"),
     ({"seed": SEED_MAX + 1}, "seed"),
@@ -288,6 +293,7 @@ INVALID = [
     ({"ttl": "60"}, "ttl"),
     ({"ttl": 60.0}, "ttl"),
     ({"ttl": True}, "ttl"),
+    ({"ttl": 2**63}, "ttl"),  # past what the catalogue's INTEGER column holds
     ({"ttl": 60, "outputType": "base64Data"}, "ttl"),
     ({"ttl": 60, "outputType": "dataURI"}, "ttl"),
     # includeCost, deliveryMethod
@@ -328,6 +334,7 @@ INVALID = [
     ({"lora": [{"model": "civitai:12345@67890 "}]}, "lora[0].model"),
     ({"lora": [{"model": "civitai:123 45@67890"}]}, "lora[0].model"),
     ({"lora": [{"model": 12345}]}, "lora[0].model"),
+    ({"lora": [{"model": "civitai:\ud800@1"}]}, "lora[0].model"),
     ({"lora": [{"model": "civitai:1@2", "weight": 4.01}]}, "lora[0].weight"),
     ({"lora": [{"model": "civitai:1@2", "weight": -4.01}]}, "lora[0].weight"),
     ({"lora": [{"model": "civitai:1@2", "weight": 0.005}]}, "lora[0].weight"),
@@ -477,6 +484,14 @@ def test_unknown_fields_are_refused_at_every_level(changes, parameter):
     assert info.value.errors == [{"parameter": parameter, "message": "is not a known parameter"}]
 
 
+def test_an_unknown_key_with_a_lone_surrogate_is_named_escaped():
+    with pytest.raises(ParameterError) as info:
+        load_task(task(**{"se\ud800ed": 1}))
+    assert info.value.errors == [{"parameter": "se\\ud800ed",
+                                  "message": "is not a known parameter"}]
+    assert str(info.value).encode("utf-8")  # printable and storable as it is
+
+
 @pytest.mark.parametrize("loader", [load_task, load_submission])
 @pytest.mark.parametrize("body", [[], [BASE_TASK], "text", None, 5, True])
 def test_a_body_that_is_not_an_object_gives_one_error(loader, body):
@@ -497,6 +512,9 @@ def test_a_body_that_is_not_an_object_gives_one_error(loader, body):
     ({"includeCost": 1}, "must be true or false"),
     ({"positivePrompt": "a"}, "must be between 2 and 3000 characters"),
     ({"positivePrompt": "   "}, "must not be only whitespace"),
+    ({"positivePrompt": "a \ud800"},
+     "contains an invalid character (a lone UTF-16 surrogate)"),
+    ({"ttl": 2**63}, "is too large"),
     ({"positivePrompt": ...}, "is required"),
     ({"positivePrompt": None}, "must not be null"),
     ({"ttl": 59}, "must be at least 60"),
@@ -583,6 +601,7 @@ def test_submission_refuses_fields_the_service_sets(field, value):
     ({"positivePrompt": ...}, "positivePrompt"),
     ({"label": "x" * 201}, "label"),
     ({"label": 5}, "label"),
+    ({"label": "client \ud800"}, "label"),
     ({"lora": [{"model": "civitai:1@2", "transformer": "mid"}]}, "lora[0].transformer"),
     ({"unknown": 1}, "unknown"),
 ])
