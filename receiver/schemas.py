@@ -3,8 +3,14 @@ types and validators they share with :mod:`receiver.delivery_schemas` (what Runw
 back).
 
 The rules come from ``runware-api.md`` beside the checkout (``../shared/runware-api.md``),
-§2 for task parameters. Task schemas refuse unknown keys (our own input). Loading never
-fills in Runware's defaults: the service stores and sends exactly what the user gave.
+§2 for task parameters (the seed's table). A rule that is not in that table names its
+source beside it; where no source gives a limit (width and height have none for this model)
+there is none here, and Runware's own validation answers. Task schemas refuse unknown keys
+(our own input). Loading never fills in Runware's defaults: the service stores and sends
+exactly what the user gave.
+
+What the sources call accepted but ineffective (``ttl`` without URL output, a negative
+prompt without guidance) is not an error: :func:`warnings_for` returns it as a note.
 """
 
 import math
@@ -26,11 +32,13 @@ __all__ = [
     "LORA_TRANSFORMERS", "SAFETY_MODES", "DELIVERY_METHODS", "SEED_MAX", "RANDOM_SEED_MAX",
     "LoraSchema", "SafetySchema", "AcceleratorOptionsSchema", "ImageInferenceSchema",
     "SubmissionSchema", "ParameterError", "validation_errors", "load_submission", "load_task",
+    "warnings_for",
 ]
 
 MODEL_ID = "runware:twinflow-z-image-turbo@0"
 
-# The 75 names of runware-api.md §2, from the SDK's generated schema; spelling is exact.
+# The 75 names of runware-api.md §2, from the SDK's generated schema; spelling is exact
+# (Runware/runware-python runware/types/task_map.py, TwinflowZImageTurboParams.scheduler).
 SCHEDULERS = (
     "DDIM", "DDIMScheduler", "DDPMScheduler", "DEISMultistepScheduler", "Default", "DPM++",
     "DPM++ 2M", "DPM++ 2M Beta", "DPM++ 2M Exponential", "DPM++ 2M Karras", "DPM++ 2M SDE",
@@ -57,10 +65,16 @@ ACCELERATIONS = ("none", "low", "medium", "high")
 LORA_TRANSFORMERS = ("high", "low", "both")
 SAFETY_MODES = ("none", "fast")
 DELIVERY_METHODS = ("sync", "async")
+# §2: 0 … 2**63-1 (Runware's generic image-inference reference says min 1; the model's
+# table, which this follows, starts at 0).
 SEED_MAX = 2**63 - 1
 RANDOM_SEED_MAX = 2**32 - 1  # §2: random seeds come from the unsigned 32-bit range
 DEFAULT_STEPS = 4  # §2: what Runware uses when a task gives no steps
 DEFAULT_SIZE = 1024  # §2: default width and height
+DEFAULT_CFG_SCALE = 0  # §2: what Runware uses when a task gives no CFGScale
+# The two styles of cache window (§2), each as (start, end): steps, then percentages.
+CACHE_WINDOWS = (("cacheStartStep", "cacheEndStep"),
+                 ("cacheStartStepPercentage", "cacheEndStepPercentage"))
 # The catalogue keeps integers in SQLite INTEGER columns, which hold signed 64 bits; a larger
 # JSON integer would pass a range-less rule here and fail at the insert instead.
 _INT_LIMIT = 2**63 - 1
@@ -241,11 +255,6 @@ def _in_steps_of_hundredths(value):
         raise ValidationError("must be in steps of 0.01")
 
 
-def _not_blank(value):
-    if not value.strip():
-        raise ValidationError("must not be only whitespace")
-
-
 def collect_error(errors, field, message):
     errors.setdefault(field, []).append(message)
 
@@ -270,6 +279,7 @@ class LoraSchema(_TaskPart):
         validate=validate.Regexp(_AIR, error="must be an AIR identifier like civitai:12345@67890"),
     )
     weight = Num(validate=[between(-4, 4), _in_steps_of_hundredths])
+    # §2, from runware.ai/docs/en/video-inference/api-reference (lora.transformer).
     transformer = Str(validate=one_of(LORA_TRANSFORMERS))
 
 
@@ -277,6 +287,7 @@ class SafetySchema(_TaskPart):
     """The `safety` object: content check on or off, and its mode."""
 
     checkContent = Bool()
+    # §2 infers these two from the model page's "2 values" (§9: the exact strings are open).
     mode = Str(validate=one_of(SAFETY_MODES))
 
 
@@ -286,9 +297,13 @@ class AcceleratorOptionsSchema(_TaskPart):
     teaCache = Bool()
     teaCacheDistance = Num(validate=[between(0, 1), _in_steps_of_hundredths])
     fbCache = Bool()
-    fbCacheThreshold = Num(validate=between(0, 1))
+    # 0–1 is §2's. Steps of 0.01 as for teaCacheDistance: the generic reference
+    # (runware.ai/docs/image-inference/api-reference) gives no step for either, and
+    # Runware's own ComfyUI node steps its cache values by 0.01
+    # (Runware/ComfyUI-Runware modules/acceleratorOptions.py).
+    fbCacheThreshold = Num(validate=[between(0, 1), _in_steps_of_hundredths])
     dbCache = Bool()
-    dbCacheThreshold = Num(validate=between(0, 1))
+    dbCacheThreshold = Num(validate=[between(0, 1), _in_steps_of_hundredths])
     dbCacheSkipInterval = Int(validate=at_least(1))
     cacheStartStep = Int(validate=at_least(0))
     cacheEndStep = Int(validate=at_least(1))
@@ -298,28 +313,31 @@ class AcceleratorOptionsSchema(_TaskPart):
 
     @validates_schema
     def _check_cache_window(self, data, **kwargs):
-        """Start before end, in one style only: steps or percentages (§2)."""
+        """Start before end, in each style: steps and percentages (§2).
+
+        Giving both styles is not refused: §2 says "use one style or the other", and the
+        docs call them "Alternative parameters" (runware.ai/docs/image-inference/
+        api-reference, acceleratorOptions) without saying that both are an error or which
+        one wins, so :func:`warnings_for` notes it instead.
+        """
         errors = {}
-        for start, end in (("cacheStartStep", "cacheEndStep"),
-                           ("cacheStartStepPercentage", "cacheEndStepPercentage")):
+        for start, end in CACHE_WINDOWS:
             if start in data and end in data and data[start] >= data[end]:
                 collect_error(errors, end, f"must be greater than {start}")
-        step_style = [name for name in ("cacheStartStep", "cacheEndStep") if name in data]
-        percent_style = [name for name in ("cacheStartStepPercentage", "cacheEndStepPercentage")
-                         if name in data]
-        if step_style and percent_style:
-            collect_error(errors, percent_style[0],
-                     "cannot be combined with cacheStartStep/cacheEndStep; use one style")
         if errors:
             raise ValidationError(errors)
 
 
 # Rules shared by ImageInferenceSchema and SubmissionSchema, which differ only in defaults.
 _TASK_TYPE_RULE = one_of(("imageInference",), 'must be "imageInference"')
+# Lower case is ours, not Runware's: deliveries are matched on the lower-case form.
 _TASK_UUID_RULE = validate.Regexp(_UUID4, error="must be a UUID v4 in canonical lower-case form")
 _MODEL_RULE = one_of((MODEL_ID,), f'must be "{MODEL_ID}"')
-# §2 gives no min/max for this model; 128–2048 is the old generic reference's range.
-_SIZE_RULES = [between(128, 2048), _multiple_of_16]
+# Only §2's multiple of 16: no source gives this model a min or max (the SDKs' type maps say
+# `width: int`, Runware/runware-python runware/types/task_map.py TwinflowZImageTurboParams;
+# 128–2048 is the generic reference's range, which also says multiples of 64), so Runware's
+# own validation answers for sizes it cannot make.
+_SIZE_RULES = [_multiple_of_16]
 _SCHEDULER_RULE = one_of(SCHEDULERS, "must be one of the 75 scheduler names, spelt exactly")
 _FORMAT_RULE = one_of(OUTPUT_FORMATS, "must be one of: {choices} (any case)")
 
@@ -330,7 +348,7 @@ class ImageInferenceSchema(_TaskPart):
     taskType = Str(required=True, validate=_TASK_TYPE_RULE)
     taskUUID = Str(required=True, validate=_TASK_UUID_RULE)
     model = Str(required=True, validate=_MODEL_RULE)
-    positivePrompt = Str(required=True, validate=[_length(2, 3000), _not_blank])
+    positivePrompt = Str(required=True, validate=_length(2, 3000))
     negativePrompt = Str(validate=_length(2, 3000))
     width = Int(required=True, validate=_SIZE_RULES)
     height = Int(required=True, validate=_SIZE_RULES)
@@ -342,6 +360,8 @@ class ImageInferenceSchema(_TaskPart):
     outputType = Str(validate=one_of(OUTPUT_TYPES))
     outputFormat = UpperChoice(validate=_FORMAT_RULE)
     outputQuality = Int(validate=between(20, 99))
+    # Any outputType: "It has no effect on other output types" (runware.ai/docs/
+    # image-inference/api-reference, ttl), so it is a note of warnings_for, not an error.
     ttl = Int(validate=at_least(60))
     includeCost = Bool()
     deliveryMethod = Str(validate=one_of(DELIVERY_METHODS))
@@ -353,21 +373,19 @@ class ImageInferenceSchema(_TaskPart):
     acceleratorOptions = Obj(AcceleratorOptionsSchema)
 
     @validates_schema
-    def _check_ttl(self, data, **kwargs):
-        """§2: ttl is the hosted URL's lifetime, so it needs URL output (the default)."""
-        if "ttl" in data and data.get("outputType", "URL") != "URL":
-            raise ValidationError("is only allowed when outputType is URL", field_name="ttl")
-
-    @validates_schema
     def _check_cache_steps(self, data, **kwargs):
-        """§2: cacheStartStep < cacheEndStep <= steps, with steps defaulting to 4."""
+        """§2: cacheStartStep < cacheEndStep <= steps, with steps defaulting to 4.
+
+        A cacheStartStep given alone may reach steps: "It can take values from 0 (first
+        step) to the number of steps specified" (runware.ai/docs/image-inference/
+        api-reference, acceleratorOptions.cacheStartStep, "Max: {steps}").
+        """
         options = data.get("acceleratorOptions", {})
         steps = data.get("steps", DEFAULT_STEPS)
         errors = {}
-        if options.get("cacheEndStep", 0) > steps:
-            collect_error(errors, "cacheEndStep", f"must be at most the task's steps ({steps})")
-        if options.get("cacheStartStep", 0) >= steps:
-            collect_error(errors, "cacheStartStep", f"must be less than the task's steps ({steps})")
+        for name in ("cacheStartStep", "cacheEndStep"):
+            if options.get(name, 0) > steps:
+                collect_error(errors, name, f"must be at most the task's steps ({steps})")
         if errors:
             raise ValidationError(errors, field_name="acceleratorOptions")
 
@@ -454,3 +472,38 @@ def load_submission(data) -> dict:
 def load_task(data) -> dict:
     """Load a complete Runware task; :raises ParameterError: when it breaks a rule."""
     return _load(ImageInferenceSchema(), data)
+
+
+# --- Warnings: accepted, but Runware will not act on it ------------------------------------
+
+
+def warnings_for(params) -> list[dict]:
+    """Notes on a valid task: parameters the sources say are accepted but have no effect.
+
+    :param params: a task as :func:`load_task` or :func:`load_submission` returns it.
+    :returns: ``[{"parameter", "message"}]`` like the errors, empty when there is nothing.
+    """
+    notes = []
+    output_type = params.get("outputType", "URL")
+    if "ttl" in params and output_type != "URL":
+        notes.append({"parameter": "ttl", "message": (
+            f"has no effect unless outputType is URL (it is {output_type}): only a hosted "
+            "URL has a lifetime")})
+    if "negativePrompt" in params:
+        cfg_scale = params.get("CFGScale", DEFAULT_CFG_SCALE)
+        # §2; "Ignored when guidance is disabled (CFGScale ≤ 1)" (Runware/runware-typescript
+        # src/types/task-map.ts, ZImageTurboParams.negativePrompt).
+        if cfg_scale <= 1:
+            given = f"it is {cfg_scale}" if "CFGScale" in params else \
+                f"it is left at the default {DEFAULT_CFG_SCALE}"
+            notes.append({"parameter": "negativePrompt", "message": (
+                f"is ignored when CFGScale is 1 or less ({given})")})
+    options = params.get("acceleratorOptions") or {}
+    steps, percentages = ([name for name in style if name in options]
+                          for style in CACHE_WINDOWS)
+    if steps and percentages:
+        notes.append({"parameter": f"acceleratorOptions.{percentages[0]}", "message": (
+            "is given together with " + "/".join(steps) + ": the docs call the two styles "
+            "alternatives (use one or the other) and do not say which one Runware uses when "
+            "both are given")})
+    return notes

@@ -25,6 +25,7 @@ from receiver.schemas import (
     load_submission,
     load_task,
     validation_errors,
+    warnings_for,
 )
 from tests.conftest import seed_examples
 
@@ -101,7 +102,8 @@ VALID = [
     ("positivePrompt", "ab"),
     ("positivePrompt", "p" * 3000),
     ("positivePrompt", "  a cat  "),
-    ("positivePrompt", "a cat \U0001F408 in a hat"),  # a character outside the BMP is fine
+    ("positivePrompt", "   "),  # no source refuses a blank prompt; Runware answers for it
+    ("positivePrompt", "a cat 🐈 in a hat"),  # a character outside the BMP is fine
     ("negativePrompt", "ab"),
     ("negativePrompt", "n" * 3000),
     ("width", 128),
@@ -110,6 +112,11 @@ VALID = [
     ("width", 2048),
     ("height", 128),
     ("height", 2048),
+    # No source gives this model a min or max size: only the multiple of 16 is ours to check.
+    ("width", 16),
+    ("width", 112),
+    ("width", 2064),
+    ("height", 4096),
     ("seed", 0),
     ("seed", 1),
     ("seed", RANDOM_SEED_MAX),
@@ -222,8 +229,6 @@ INVALID = [
     ({"positivePrompt": ...}, "positivePrompt"),
     ({"positivePrompt": "a"}, "positivePrompt"),
     ({"positivePrompt": "p" * 3001}, "positivePrompt"),
-    ({"positivePrompt": "   "}, "positivePrompt"),
-    ({"positivePrompt": "\n\t "}, "positivePrompt"),
     ({"positivePrompt": ""}, "positivePrompt"),
     ({"positivePrompt": "a cat \ud800"}, "positivePrompt"),  # a lone surrogate
     ({"positivePrompt": "\udfff\ud800 cat"}, "positivePrompt"),  # low before high: no pair
@@ -235,8 +240,7 @@ INVALID = [
     ({"negativePrompt": "blurry \udc00"}, "negativePrompt"),
     # width and height
     *[({side: value}, side) for side in ("width", "height") for value in (
-        ..., 112, 2064, 1000, 1025, 0, -16, 2**64, "1024", 1024.0, 1024.5, True, False,
-        None)],
+        ..., 1000, 1025, 8, -15, 2**64, "1024", 1024.0, 1024.5, True, False, None)],
     # seed
     ({"seed": -1}, "seed"),
     ({"seed": SEED_MAX + 1}, "seed"),
@@ -294,8 +298,6 @@ INVALID = [
     ({"ttl": 60.0}, "ttl"),
     ({"ttl": True}, "ttl"),
     ({"ttl": 2**63}, "ttl"),  # past what the catalogue's INTEGER column holds
-    ({"ttl": 60, "outputType": "base64Data"}, "ttl"),
-    ({"ttl": 60, "outputType": "dataURI"}, "ttl"),
     # includeCost, deliveryMethod
     ({"includeCost": 1}, "includeCost"),
     ({"includeCost": 0}, "includeCost"),
@@ -356,9 +358,11 @@ ACCELERATOR_INVALID = [
     ("teaCacheDistance", "0.5"), ("teaCacheDistance", True),
     ("fbCache", "yes"), ("fbCache", 0),
     ("fbCacheThreshold", -0.01), ("fbCacheThreshold", 1.01), ("fbCacheThreshold", "0.25"),
-    ("fbCacheThreshold", False),
+    ("fbCacheThreshold", False), ("fbCacheThreshold", 0.255), ("fbCacheThreshold", 0.333),
+    ("fbCacheThreshold", 0.005),
     ("dbCache", 0), ("dbCache", "false"),
     ("dbCacheThreshold", -0.01), ("dbCacheThreshold", 1.5), ("dbCacheThreshold", "0.25"),
+    ("dbCacheThreshold", 0.255), ("dbCacheThreshold", 0.999),
     ("dbCacheSkipInterval", 0), ("dbCacheSkipInterval", -1), ("dbCacheSkipInterval", 1.5),
     ("dbCacheSkipInterval", "5"), ("dbCacheSkipInterval", True),
     ("cacheStartStep", -1), ("cacheStartStep", 1.0), ("cacheStartStep", "1"),
@@ -389,8 +393,9 @@ ACCELERATOR_VALID = [
     {"teaCacheDistance": 0}, {"teaCacheDistance": 1}, {"teaCacheDistance": 0.01},
     {"teaCacheDistance": 0.5}, {"teaCacheDistance": 0.99},
     {"fbCache": True}, {"fbCacheThreshold": 0}, {"fbCacheThreshold": 1},
-    {"fbCacheThreshold": 0.333},
+    {"fbCacheThreshold": 0.25}, {"fbCacheThreshold": 0.07}, {"fbCacheThreshold": 0.33},
     {"dbCache": True}, {"dbCacheThreshold": 0}, {"dbCacheThreshold": 1},
+    {"dbCacheThreshold": 0.25}, {"dbCacheThreshold": 0.29},
     {"dbCacheSkipInterval": 1}, {"dbCacheSkipInterval": 100},
     {"cacheStartStep": 0}, {"cacheStartStep": 3}, {"cacheEndStep": 1}, {"cacheEndStep": 4},
     {"cacheStartStep": 0, "cacheEndStep": 4}, {"cacheStartStep": 3, "cacheEndStep": 4},
@@ -417,6 +422,14 @@ CROSS_FIELD_VALID = [
     ({"cacheEndStep": 8}, 8),
     ({"cacheStartStepPercentage": 10, "cacheEndStepPercentage": 100}, 4),
     ({"cacheStartStepPercentage": 10, "cacheEndStepPercentage": 100}, 1),
+    # a lone start may reach the steps (the docs: "Max: {steps}"), given or the default 4
+    ({"cacheStartStep": 4}, ...),
+    ({"cacheStartStep": 10}, 10),
+    # both styles: the docs call them alternatives, none calls both an error (a warning)
+    ({"cacheStartStep": 0, "cacheEndStepPercentage": 50}, ...),
+    ({"cacheEndStep": 2, "cacheStartStepPercentage": 10}, ...),
+    ({"cacheStartStep": 0, "cacheEndStep": 2, "cacheStartStepPercentage": 10,
+      "cacheEndStepPercentage": 50}, ...),
 ]
 
 
@@ -439,16 +452,12 @@ CROSS_FIELD_INVALID = [
     ({"cacheEndStep": 5}, ..., "acceleratorOptions.cacheEndStep"),
     ({"cacheStartStep": 0, "cacheEndStep": 9}, 8, "acceleratorOptions.cacheEndStep"),
     ({"cacheEndStep": 2}, 1, "acceleratorOptions.cacheEndStep"),
-    # a lone start must leave room for an end within the steps
-    ({"cacheStartStep": 4}, ..., "acceleratorOptions.cacheStartStep"),
-    ({"cacheStartStep": 10}, 10, "acceleratorOptions.cacheStartStep"),
-    # never both styles
-    ({"cacheStartStep": 0, "cacheEndStepPercentage": 50}, ...,
-     "acceleratorOptions.cacheEndStepPercentage"),
-    ({"cacheEndStep": 2, "cacheStartStepPercentage": 10}, ...,
-     "acceleratorOptions.cacheStartStepPercentage"),
-    ({"cacheStartStep": 0, "cacheEndStep": 2, "cacheStartStepPercentage": 10,
-      "cacheEndStepPercentage": 50}, ..., "acceleratorOptions.cacheStartStepPercentage"),
+    # a lone start must not pass the steps either
+    ({"cacheStartStep": 5}, ..., "acceleratorOptions.cacheStartStep"),
+    ({"cacheStartStep": 11}, 10, "acceleratorOptions.cacheStartStep"),
+    # each style's own window still runs forwards when both are given
+    ({"cacheStartStep": 2, "cacheEndStep": 1, "cacheStartStepPercentage": 10}, ...,
+     "acceleratorOptions.cacheEndStep"),
 ]
 
 
@@ -463,8 +472,57 @@ def test_cross_field_messages_say_the_rule():
     assert error_messages(load_task, data) == ["must be at most the task's steps (4)"]
     data = task(acceleratorOptions={"cacheStartStep": 2, "cacheEndStep": 2})
     assert error_messages(load_task, data) == ["must be greater than cacheStartStep"]
-    assert error_messages(load_task, task(ttl=60, outputType="base64Data")) == [
-        "is only allowed when outputType is URL"]
+    data = task(steps=8, acceleratorOptions={"cacheStartStep": 9})
+    assert error_messages(load_task, data) == ["must be at most the task's steps (8)"]
+
+
+# --- Warnings: accepted, but without effect -----------------------------------------------
+
+
+@pytest.mark.parametrize("output_type", ["base64Data", "dataURI"])
+def test_ttl_with_other_output_is_accepted_with_a_warning(output_type):
+    loaded = load_task(task(ttl=60, outputType=output_type))
+    assert loaded["ttl"] == 60
+    assert warnings_for(loaded) == [{"parameter": "ttl", "message": (
+        f"has no effect unless outputType is URL (it is {output_type}): only a hosted URL "
+        "has a lifetime")}]
+
+
+@pytest.mark.parametrize("changes", [
+    {}, {"ttl": 60}, {"ttl": 60, "outputType": "URL"}, {"outputType": "base64Data"},
+    {"negativePrompt": "blurry", "CFGScale": 1.01}, {"negativePrompt": "blurry", "CFGScale": 7},
+    {"CFGScale": 0}, {"acceleratorOptions": {"cacheStartStep": 0, "cacheEndStep": 2}},
+    {"acceleratorOptions": {"cacheStartStepPercentage": 0, "cacheEndStepPercentage": 50}},
+])
+def test_no_warnings_when_every_parameter_takes_effect(changes):
+    assert warnings_for(load_task(task(**changes))) == []
+
+
+@pytest.mark.parametrize("changes, said", [
+    ({}, "it is left at the default 0"),
+    ({"CFGScale": 0}, "it is 0"),
+    ({"CFGScale": 0.5}, "it is 0.5"),
+    ({"CFGScale": 1}, "it is 1"),
+])
+def test_a_negative_prompt_without_guidance_gets_a_warning(changes, said):
+    loaded = load_task(task(negativePrompt="blurry", **changes))
+    assert warnings_for(loaded) == [{"parameter": "negativePrompt", "message": (
+        f"is ignored when CFGScale is 1 or less ({said})")}]
+
+
+def test_both_cache_window_styles_get_a_warning():
+    options = {"cacheStartStep": 0, "cacheEndStep": 2, "cacheEndStepPercentage": 50}
+    assert warnings_for(load_task(task(acceleratorOptions=options))) == [{
+        "parameter": "acceleratorOptions.cacheEndStepPercentage",
+        "message": "is given together with cacheStartStep/cacheEndStep: the docs call the two "
+                   "styles alternatives (use one or the other) and do not say which one "
+                   "Runware uses when both are given"}]
+
+
+def test_warnings_come_in_a_fixed_order_and_apply_to_submissions():
+    loaded = load_submission({"positivePrompt": "a cat", "negativePrompt": "blurry", "ttl": 60,
+                              "outputType": "dataURI"})
+    assert [w["parameter"] for w in warnings_for(loaded)] == ["ttl", "negativePrompt"]
 
 
 # --- Unknown fields and bodies ------------------------------------------------------------
@@ -511,10 +569,10 @@ def test_a_body_that_is_not_an_object_gives_one_error(loader, body):
     ({"CFGScale": 0.005}, "must be in steps of 0.01"),
     ({"includeCost": 1}, "must be true or false"),
     ({"positivePrompt": "a"}, "must be between 2 and 3000 characters"),
-    ({"positivePrompt": "   "}, "must not be only whitespace"),
     ({"positivePrompt": "a \ud800"},
      "contains an invalid character (a lone UTF-16 surrogate)"),
-    ({"ttl": 2**63}, "is too large"),
+    ({"width": 2**63}, "is too large"),
+    ({"acceleratorOptions": {"fbCacheThreshold": 0.255}}, "must be in steps of 0.01"),
     ({"positivePrompt": ...}, "is required"),
     ({"positivePrompt": None}, "must not be null"),
     ({"ttl": 59}, "must be at least 60"),
@@ -528,10 +586,10 @@ def test_messages_say_the_rule(changes, message):
 
 def test_errors_are_sorted_by_parameter_with_dotted_paths():
     data = task(width=100, seed=-1, foo=1, acceleratorOptions={"cacheEndStep": 0},
-                lora=[{"model": "civitai:1@2"}, {"model": "bad", "weight": 5}])
+                lora=[{"model": "civitai:1@2"}, {"model": "bad", "weight": 5.001}])
     assert error_parameters(load_task, data) == [
         "acceleratorOptions.cacheEndStep", "foo", "lora[1].model", "lora[1].weight",
-        "seed", "width", "width",
+        "lora[1].weight", "seed", "width",
     ]
 
 

@@ -1,6 +1,7 @@
 """The submit form /new: every parameter, errors by field, estimate, edit & re-run."""
 
 import re
+from html.parser import HTMLParser
 
 import pytest
 
@@ -63,7 +64,8 @@ def test_sending_a_task(client, catalogue, provider):
       "acceleratorOptions.cacheEndStep": "9"}, "acceleratorOptions.cacheEndStep", "at most"),
     ({"lora[2].model": "civitai:1@2", "lora[2].weight": "9"}, "lora[2].weight", "between -4 and 4"),
     ({"lora[1].weight": "1"}, "lora[1].model", "is required"),
-    ({"ttl": "120", "outputType": "base64Data"}, "ttl", "only allowed when outputType is URL"),
+    ({"acceleratorOptions.fbCacheThreshold": "0.255"}, "acceleratorOptions.fbCacheThreshold",
+     "in steps of 0.01"),
 ])
 def test_errors_land_next_to_their_fields(client, provider, fields, name, message):
     response = post(client, **{"positivePrompt": "a harbor", **fields})
@@ -135,3 +137,80 @@ def test_defaults_the_schema_fills_in_are_not_changes(client, catalogue):
                      action="preview"))
     diff = re.search(r'<div class="diff-box".*?</div>', page, re.S)[0]
     assert "None yet" in diff and "taskType" not in diff and "width" not in diff
+
+
+class FormValues(HTMLParser):
+    """What a browser would post from a page's form: every named input, select and
+    textarea with its current value (the first button is left to the test)."""
+
+    def __init__(self):
+        super().__init__()
+        self.values, self._select, self._textarea = {}, None, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "input" and attrs.get("name"):
+            self.values[attrs["name"]] = attrs.get("value") or ""
+        elif tag == "select":
+            self._select = attrs["name"]
+            self.values[self._select] = ""
+        elif tag == "option" and self._select and "selected" in attrs:
+            self._option = True
+        elif tag == "textarea":
+            self._textarea = attrs["name"]
+            self.values[self._textarea] = ""
+
+    def handle_data(self, data):
+        if self._textarea:
+            self.values[self._textarea] += data
+        elif self._select and getattr(self, "_option", False):
+            self.values[self._select] = data
+            self._option = False
+
+    def handle_endtag(self, tag):
+        if tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+
+def form_values(page):
+    parser = FormValues()
+    parser.feed(page)
+    return parser.values
+
+
+FIVE_LORAS = [{"model": f"civitai:{n}@{n + 10}", "weight": round(0.1 * n, 2),
+               "transformer": ("high", "low", "both")[n % 3]} for n in range(1, 6)]
+
+
+def test_edit_and_rerun_carries_every_lora(client, catalogue, provider):
+    parent = make_task(catalogue, "a harbor at night", seed=3, lora=FIVE_LORAS)
+    page = text(client.get(f"/new?from={parent}"))
+    values = form_values(page)
+    for row, lora in enumerate(FIVE_LORAS):
+        assert values[f"lora[{row}].model"] == lora["model"]
+        assert values[f"lora[{row}].weight"] == str(lora["weight"])
+        assert values[f"lora[{row}].transformer"] == lora["transformer"]
+    assert values["lora[5].model"] == ""  # and an empty row for one more
+
+    response = client.post("/new", data=dict(values, action="send"))
+    assert response.status_code == 303, text(response)
+    assert provider.tasks()[-1]["lora"] == FIVE_LORAS
+
+
+def test_add_a_lora_row_renders_one_more_and_sends_nothing(client, provider):
+    values = form_values(text(client.get("/new")))
+    assert sorted(n for n in values if n.endswith(".model")) == [
+        "lora[0].model", "lora[1].model", "lora[2].model"]
+    values.update({"positivePrompt": "a harbor", "lora[0].model": "civitai:1@2",
+                   "lora[1].model": "civitai:3@4", "lora[2].model": "civitai:5@6"})
+    page = client.post("/new", data=dict(values, action="add-lora"))
+    assert page.status_code == 200 and provider.tasks() == []
+    values = form_values(text(page))
+    assert values["lora[2].model"] == "civitai:5@6"
+    assert values["lora[3].model"] == "" and values["lora[4].model"] == ""
+    values["lora[4].model"] = "civitai:7@8"  # a row with a gap before it is fine
+    assert client.post("/new", data=dict(values, action="send")).status_code == 303
+    assert [lora["model"] for lora in provider.tasks()[-1]["lora"]] == [
+        "civitai:1@2", "civitai:3@4", "civitai:5@6", "civitai:7@8"]
