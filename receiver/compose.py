@@ -5,6 +5,11 @@ Form fields are named by the parameter's dotted path (``acceleratorOptions.cache
 ``lora[0].weight``), the same path the schema's errors use, so each error lands next to
 its field. The form is validated by the same :func:`receiver.schemas.load_submission` as
 the JSON API.
+
+A task may carry any number of LoRAs, so their rows are not a fixed set of fields: the form
+shows one row per LoRA of the values it is rendered with, numbered as they were, plus empty
+ones (at least :data:`LORA_ROWS` rows, always one empty), and ``action=add-lora`` renders it
+again with one more row (without JavaScript, the only way to add one).
 """
 
 import math
@@ -23,7 +28,10 @@ from receiver.schemas import ParameterError, load_submission
 from receiver.submit import submit_in_app
 
 bp = Blueprint("compose", __name__)
-LORA_ROWS = 3
+LORA_ROWS = 3  # rows on an empty form
+# Row numbers up to 4 digits: a posted ``lora[99999999999].model`` must not make the page
+# render that many rows (only the numbers present are rendered, but keep them sane).
+_LORA_NAME = re.compile(r"^lora\[(\d{1,4})\]\.(model|weight|transformer)$")
 BOOL_CHOICES = ("true", "false")
 
 # (name, kind, label, choices); kinds: text, textarea, int, float, bool, choice
@@ -46,10 +54,7 @@ ADVANCED = {
             ("dbCacheSkipInterval", "int"), ("cacheStartStep", "int"), ("cacheEndStep", "int"),
             ("cacheStartStepPercentage", "int"), ("cacheEndStepPercentage", "int"),
             ("cacheMaxConsecutiveSteps", "int"))],
-    "LoRA": [field for row in range(LORA_ROWS) for field in (
-        (f"lora[{row}].model", "text", "model (AIR)", None),
-        (f"lora[{row}].weight", "float", "weight", None),
-        (f"lora[{row}].transformer", "choice", "transformer", s.LORA_TRANSFORMERS))],
+    "LoRA": [],  # one row per LoRA: lora_fields()
     "Safety": [("safety.checkContent", "bool", "checkContent", None),
                ("safety.mode", "choice", "mode", s.SAFETY_MODES)],
     "Output": [("outputType", "choice", "outputType", s.OUTPUT_TYPES),
@@ -60,6 +65,43 @@ ADVANCED = {
 }
 FIELDS = {f[0]: f for f in BASIC + [f for group in ADVANCED.values() for f in group]}
 _PATH = re.compile(r"^(\w+)(?:\[(\d+)\])?(?:\.(\w+))?$")
+
+
+def lora_fields(row):
+    """The three fields of LoRA row ``row``, as ``(name, kind, label, choices)``."""
+    return [(f"lora[{row}].model", "text", "model (AIR)", None),
+            (f"lora[{row}].weight", "float", "weight", None),
+            (f"lora[{row}].transformer", "choice", "transformer", s.LORA_TRANSFORMERS)]
+
+
+def lora_indexes(values):
+    """The LoRA row numbers named in ``values`` (a form or a dict), in order."""
+    found = {int(m[1]) for m in map(_LORA_NAME.match, values) if m}
+    return sorted(found)
+
+
+def lora_rows(values, extra=0):
+    """The row numbers to render: those in ``values``, then new ones until there are at
+    least :data:`LORA_ROWS` and one is empty, then ``extra`` more."""
+    rows = lora_indexes(values)
+
+    def filled(row):
+        return any((values.get(f[0]) or "").strip() for f in lora_fields(row))
+
+    while len(rows) < LORA_ROWS or all(filled(r) for r in rows):
+        rows.append(rows[-1] + 1 if rows else 0)
+    for _ in range(extra):
+        rows.append(rows[-1] + 1)
+    return rows
+
+
+def all_fields(values):
+    """Every field of the form as rendered with ``values``: the fixed ones and the LoRA
+    rows in them."""
+    fields = dict(FIELDS)
+    for row in lora_indexes(values):
+        fields.update((f[0], f) for f in lora_fields(row))
+    return fields
 
 
 def convert(kind, raw):
@@ -98,7 +140,7 @@ def read_form(form):
     """``(params, errors)`` from the form; errors use the parameter paths of the schema,
     with LoRA rows numbered as on the form (empty rows are left out of ``lora``)."""
     params, errors, lora_rows = {}, [], {}
-    for name, (_, kind, _, _) in FIELDS.items():
+    for name, (_, kind, _, _) in all_fields(form).items():
         raw = (form.get(name) or "").strip()
         if raw == "":
             continue
@@ -119,7 +161,7 @@ def form_errors(errors, lora_order):
         match = re.match(r"^lora\[(\d+)\]", name)
         if match and int(match[1]) < len(lora_order):
             name = f"lora[{lora_order[int(match[1])]}]" + name[match.end():]
-        if name not in FIELDS:
+        if name not in FIELDS and not _LORA_NAME.match(name):
             name = _group_of(name)
         out.setdefault(name, []).append(error["message"])
     return out
@@ -127,6 +169,8 @@ def form_errors(errors, lora_order):
 
 def _group_of(name):
     top = re.split(r"[.\[]", name)[0]
+    if top == "lora":
+        return "LoRA"
     for group, members in ADVANCED.items():
         if any(re.split(r"[.\[]", f[0])[0] == top for f in members):
             return group
@@ -136,7 +180,11 @@ def _group_of(name):
 def to_form(params):
     """Form values (strings by field name) for a request's parameters."""
     values = {}
-    for name in FIELDS:
+    loras = params.get("lora")
+    names = list(FIELDS)
+    for row in range(len(loras) if isinstance(loras, list) else 0):
+        names += [f[0] for f in lora_fields(row)]
+    for name in names:
         top, index, leaf = _PATH.match(name).groups()
         value = params.get(top)
         if index is not None:
@@ -158,8 +206,10 @@ def estimate(params):
         return None, None
 
 
-def render_form(values, *, errors=None, parent=None, status=200, seed_note=False):
-    """The form page with ``values``, errors by field, the estimate and the diff."""
+def render_form(values, *, errors=None, parent=None, status=200, seed_note=False,
+                extra_lora=0):
+    """The form page with ``values``, errors by field, the estimate and the diff;
+    ``extra_lora`` more empty LoRA rows than :func:`lora_rows` gives."""
     params, _, _ = read_form(values)
     total, each = estimate(params)
     parent_values = to_form(base_params(parent)) if parent else {}
@@ -168,10 +218,14 @@ def render_form(values, *, errors=None, parent=None, status=200, seed_note=False
             "height": s.DEFAULT_SIZE, **params}
     diff = lineage.changes(base_params(parent), sent) if parent else []
     errors = errors or {}
-    open_groups = {group for group, members in ADVANCED.items() if group in errors or any(
+    advanced = dict(ADVANCED, LoRA=[f for row in lora_rows(values, extra_lora)
+                                    for f in lora_fields(row)])
+    open_groups = {group for group, members in advanced.items() if group in errors or any(
         values.get(f[0]) or f[0] in errors for f in members)}
+    if extra_lora:
+        open_groups.add("LoRA")
     return render_template(
-        "compose/new.html", values=values, errors=errors, basic=BASIC, advanced=ADVANCED,
+        "compose/new.html", values=values, errors=errors, basic=BASIC, advanced=advanced,
         open_groups=open_groups, parent=parent, parent_values=parent_values, diff=diff,
         estimate=total, per_image=each, seed_note=seed_note,
     ), status
@@ -199,6 +253,8 @@ def create():
     """Preview (estimate and diff) or send; errors come back next to their fields."""
     form = request.form
     parent = get_catalogue().get_task(form["parent"]) if form.get("parent") else None
+    if form.get("action") == "add-lora":  # the form again, one LoRA row longer; nothing sent
+        return render_form(form, parent=parent, extra_lora=1)
     params, errors, lora_order = read_form(form)
     if not errors:
         try:
