@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, jsonify, request
 from receiver import costs as cost_views
 from receiver import get_catalogue
 from receiver.files import file_links
-from receiver.schemas import ParameterError, load_submission
+from receiver.schemas import ParameterError, load_submission, warnings_for
 from receiver.submit import submit_in_app
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -21,7 +21,11 @@ def error_response(status, errors):
 
 @bp.post("/tasks")
 def create():
-    """Validate and submit one task; 202 once the provider acknowledged it."""
+    """Validate and submit one task; 202 once the provider acknowledged it.
+
+    Parameters Runware accepts but will not act on (``ttl`` without URL output, say) are
+    no error: the answer lists them under ``warnings``, only when there are any.
+    """
     payload = request.get_json(silent=True)
     if payload is None:
         return error_response(400, [{"parameter": "body",
@@ -30,10 +34,13 @@ def create():
         params = load_submission(payload)
     except ParameterError as exc:
         return error_response(422, exc.errors)
+    warnings = warnings_for(params)
     outcome = submit_in_app(current_app, params, request_root=request.root_url)
     body = {"taskUUID": outcome.task_uuid, "status": outcome.status}
     if outcome.errors:
         body["errors"] = outcome.errors
+    if warnings:
+        body["warnings"] = warnings
     return jsonify(body), outcome.http_status
 
 

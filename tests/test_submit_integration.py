@@ -107,6 +107,7 @@ def test_an_errors_delivery_fails_the_task(live_server, provider, sender):
     ({"positivePrompt": "a harbor", "seed": 2**63}, "seed"),
     ({"positivePrompt": "a harbor", "webhookURL": "https://evil.example/"}, "webhookURL"),
     ({"positivePrompt": "a harbor", "colour": "red"}, "colour"),
+    ({"positivePrompt": "a harbor \ud800"}, "positivePrompt"),  # a lone surrogate, escaped
     ({"positivePrompt": "a harbor", "acceleratorOptions": {
         "cacheStartStep": 2, "cacheEndStep": 9}}, "acceleratorOptions.cacheEndStep"),
 ])
@@ -116,6 +117,19 @@ def test_invalid_submissions_send_nothing(live_server, provider, params, paramet
     assert parameter in [e["parameter"] for e in response.json()["errors"]]
     assert provider.received == []
     assert requests.get(f"{live_server.url}/api/tasks", timeout=5).json()["tasks"] == []
+
+
+def test_an_accepted_task_lists_the_parameters_without_effect(live_server, provider):
+    params = {"positivePrompt": "a harbor", "negativePrompt": "blurry", "ttl": 120,
+              "outputType": "base64Data"}
+    response = submit(live_server, params)
+    assert response.status_code == 202, response.text
+    assert response.json()["warnings"] == [
+        {"parameter": "ttl", "message": "has no effect unless outputType is URL (it is "
+                                        "base64Data): only a hosted URL has a lifetime"},
+        {"parameter": "negativePrompt", "message": "is ignored when CFGScale is 1 or less "
+                                                   "(it is left at the default 0)"}]
+    assert provider.tasks()[0]["ttl"] == 120  # sent as given all the same
 
 
 def test_a_body_that_is_not_json_is_400(live_server, provider):
