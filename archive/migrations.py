@@ -503,11 +503,30 @@ def m013_failures_and_lost_tasks(db):
                " WHERE status NOT IN ('complete', 'error', 'lost')")
 
 
+def m014_sessions_and_login_failures(db):
+    """Login state every worker shares and a restart keeps (``archive.sessions``).
+
+    - ``sessions``: one row per login, keyed by the SHA-256 of the cookie's random id
+      (``WITHOUT ROWID``: a request's check is one primary-key lookup); logging out deletes
+      it, and ``epoch`` ties it to the password it was made under.
+    - ``login_failures``: one row per wrong password, by client address and time, pruned
+      to the lockout window.
+    """
+    db.execute("CREATE TABLE sessions (id TEXT PRIMARY KEY, epoch TEXT NOT NULL,"
+               " created_at REAL NOT NULL, last_seen REAL NOT NULL,"
+               " expires_at REAL NOT NULL) WITHOUT ROWID")
+    db.execute("CREATE INDEX sessions_expires ON sessions (expires_at)")
+    db.execute("CREATE TABLE login_failures (id INTEGER PRIMARY KEY, address TEXT NOT NULL,"
+               " failed_at REAL NOT NULL)")
+    db.execute("CREATE INDEX login_failures_address ON login_failures (address, failed_at)")
+    db.execute("CREATE INDEX login_failures_time ON login_failures (failed_at)")
+
+
 MIGRATIONS = [m001_core, m002_cost_ledger, m003_image_archive, m004_browsing,
               m005_task_errors, m006_cost_families, m007_lean_results_indexes,
               m008_cost_summaries, m009_family_totals, m010_gallery_totals,
               m011_search_prefixes, m012_costliest_tasks,
-              m013_failures_and_lost_tasks]
+              m013_failures_and_lost_tasks, m014_sessions_and_login_failures]
 
 
 def current_version(db):
