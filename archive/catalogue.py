@@ -103,10 +103,17 @@ class IngestResult:
     status: str = ""
     delivery_id: int = 0
 
+    progress: int = 0
+
     @property
     def verdict(self):
-        """``accepted`` if anything was new, else ``duplicate``."""
-        return "accepted" if (self.new or self.errors) else "duplicate"
+        """``accepted`` if an image was new; ``failed`` if only failures were; ``progress``
+        for progress alone; else ``duplicate``."""
+        if self.new:
+            return "accepted"
+        if self.errors:
+            return "failed"
+        return "progress" if self.progress and not self.duplicates else "duplicate"
 
 
 class Catalogue:
@@ -251,7 +258,8 @@ class Catalogue:
             )
 
     def get_task(self, task_uuid):
-        """The task row as a dict with its ``results`` list, or None."""
+        """The task row as a dict with its ``results`` and ``failures`` (the errors
+        received, one per failed image where the error named it), or None."""
         conn = self.conn
         cur = conn.execute("SELECT * FROM tasks WHERE task_uuid = ?", (task_uuid,))
         row = cur.fetchone()
@@ -263,6 +271,11 @@ class Catalogue:
         )
         names = [d[0] for d in cur.description]
         task["results"] = [dict(zip(names, r)) for r in cur.fetchall()]
+        cur = conn.execute(
+            "SELECT image_uuid, code, message, received_at FROM task_errors"
+            " WHERE task_uuid = ? ORDER BY received_at, rowid", (task_uuid,))
+        task["failures"] = [dict(zip(("image_uuid", "code", "message", "received_at"), r))
+                            for r in cur.fetchall()]
         return task
 
     def list_tasks(self, *, limit=50, before_id=None):
@@ -281,7 +294,8 @@ class Catalogue:
     # -- the one way results come in --------------------------------------------------
 
     def ingest(self, task_uuid, *, results=(), errors=(), source="webhook",
-               raw_body=None, remote_addr=None, prepare=None):
+               raw_body=None, remote_addr=None, prepare=None, progress=0, note=None,
+               content_type=None):
         """Store one delivery for ``task_uuid`` in one transaction and log it.
 
         The transaction is shared with other deliveries arriving at the same moment
@@ -291,6 +305,9 @@ class Catalogue:
         :param errors: loaded error items.
         :param prepare: optional ``prepare(item) -> dict`` of extra result columns,
             called before the transaction (the image store decodes inline data here).
+        :param progress: how many progress-only items the delivery carried (not stored).
+        :param note: said in the delivery log's reason (items that could not be read).
+        :param content_type: the Content-Type the delivery came with, for the log.
         :raises UnknownTask: no such task; nothing is written.
         :raises ForeignResult: an item names another task; nothing is written.
         :returns: :class:`IngestResult`.
@@ -302,14 +319,15 @@ class Catalogue:
         extra = [prepare(item) if prepare else {} for item in results]
         body, size = cap_body(raw_body)
 
+        log = {"source": source, "body": body, "body_size": size, "remote_addr": remote_addr,
+               "reason": note, "content_type": content_type}
+
         def work(conn):
-            return self._ingest(conn, task_uuid, results, errors, extra, source, body,
-                                size, remote_addr)
+            return self._ingest(conn, task_uuid, results, errors, extra, log, progress)
 
         return self._group.run(work)
 
-    def _ingest(self, conn, task_uuid, results, errors, extra, source, body, size,
-                remote_addr):
+    def _ingest(self, conn, task_uuid, results, errors, extra, log, progress):
         """The body of :meth:`ingest`, inside the (shared) write transaction.
 
         Four statements on the hot path: read the task, insert the results, update the
@@ -317,7 +335,7 @@ class Catalogue:
         it is current), log the delivery.
         """
         now = utcnow()
-        outcome = IngestResult(task_uuid)
+        outcome = IngestResult(task_uuid, progress=progress)
         task = conn.execute(
             "SELECT number_results, status, ttl, results_received, cost, cost_missing"
             " FROM tasks WHERE task_uuid = ?", (task_uuid,),
@@ -340,9 +358,10 @@ class Catalogue:
         cur = conn.execute(
             "INSERT INTO deliveries (received_at, source, task_uuid, verdict, reason,"
             " status_code, results_new, results_duplicate, errors, body, body_size,"
-            " remote_addr) VALUES (?, ?, ?, ?, NULL, 200, ?, ?, ?, ?, ?, ?)",
-            (now, source, task_uuid, outcome.verdict, len(outcome.new),
-             len(outcome.duplicates), len(errors), body, size, remote_addr),
+            " remote_addr, content_type) VALUES (?, ?, ?, ?, ?, 200, ?, ?, ?, ?, ?, ?, ?)",
+            (now, log["source"], task_uuid, outcome.verdict, log["reason"], len(outcome.new),
+             len(outcome.duplicates), len(errors), log["body"], log["body_size"],
+             log["remote_addr"], log["content_type"]),
         )
         outcome.delivery_id = cur.lastrowid
         return outcome
@@ -368,13 +387,23 @@ class Catalogue:
         return cur.rowcount == 1
 
     def _insert_error(self, conn, task_uuid, item, now):
-        """Record an error item once; False when the same error was already recorded."""
-        fingerprint = hashlib.sha256(
-            json.dumps(item, sort_keys=True, default=str).encode()).hexdigest()
+        """Record an error item once; False when the same error was already recorded.
+
+        An error naming its image is that image's failure, once however often it comes.
+        One without is known by its code and message alone, so the same failure told by
+        the webhook (a nested ``error``) and by ``getResponse`` (flat, with
+        ``documentation``) counts once.
+        """
+        image_uuid = item.get("imageUUID")
+        if image_uuid:
+            fingerprint = f"image:{image_uuid}"
+        else:
+            fingerprint = hashlib.sha256(json.dumps(
+                [item.get("code"), item.get("message")], default=str).encode()).hexdigest()
         return conn.execute(
             "INSERT OR IGNORE INTO task_errors (task_uuid, fingerprint, code, message,"
-            " received_at) VALUES (?, ?, ?, ?, ?)",
-            (task_uuid, fingerprint, item.get("code"), item.get("message"), now),
+            " received_at, image_uuid) VALUES (?, ?, ?, ?, ?, ?)",
+            (task_uuid, fingerprint, item.get("code"), item.get("message"), now, image_uuid),
         ).rowcount == 1
 
     def _update_task(self, conn, task_uuid, task, new_costs, errors, now):
@@ -402,16 +431,17 @@ class Catalogue:
         return status
 
     def log_rejection(self, *, source, reason, status_code, task_uuid=None,
-                      raw_body=None, remote_addr=None):
+                      raw_body=None, remote_addr=None, content_type=None):
         """Log a refused delivery (group-committed like ingests); returns its id."""
         body, size = cap_body(raw_body)
 
         def work(conn):
             return conn.execute(
                 "INSERT INTO deliveries (received_at, source, task_uuid, verdict, reason,"
-                " status_code, body, body_size, remote_addr)"
-                " VALUES (?, ?, ?, 'rejected', ?, ?, ?, ?, ?)",
-                (utcnow(), source, task_uuid, reason, status_code, body, size, remote_addr),
+                " status_code, body, body_size, remote_addr, content_type)"
+                " VALUES (?, ?, ?, 'rejected', ?, ?, ?, ?, ?, ?)",
+                (utcnow(), source, task_uuid, reason, status_code, body, size, remote_addr,
+                 content_type),
             ).lastrowid
 
         return self._group.run(work)

@@ -1,7 +1,7 @@
 """The delivery log's queries (no Flask): every webhook, sync reply and polled answer the
 service received, filtered by verdict, reason and task, keyset-paged by id."""
 
-VERDICTS = ("accepted", "duplicate", "rejected")
+VERDICTS = ("accepted", "failed", "progress", "duplicate", "rejected")
 # A rejection's *kind* is its reason up to the first colon ("malformed JSON: …").
 REASON_KIND = ("CASE WHEN instr(reason, ':') THEN substr(reason, 1, instr(reason, ':') - 1)"
                " ELSE reason END")
@@ -31,7 +31,7 @@ def deliveries(conn, *, verdict=None, reason=None, task_uuid=None, before=None,
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     cur = conn.execute(
         "SELECT id, received_at, source, task_uuid, verdict, reason, status_code,"
-        " results_new, results_duplicate, errors, body_size, remote_addr"
+        " results_new, results_duplicate, errors, body_size, remote_addr, content_type"
         f"{', body' if with_body else ''} FROM deliveries{where} ORDER BY id DESC LIMIT ?", [*args, limit + 1])
     names = [d[0] for d in cur.description]
     rows = [dict(zip(names, row)) for row in cur.fetchall()]

@@ -105,14 +105,18 @@ def timeline(task, deliveries):
             if d["errors"]:
                 detail += f", {d['errors']} error(s)"
         events.append(Event(d["received_at"], f"delivery {d['verdict']}", detail, d["id"]))
+    for failure in task.get("failures", ()):
+        image = f"image {failure['image_uuid']}: " if failure["image_uuid"] else ""
+        events.append(Event(failure["received_at"], "image failed",
+                            f"{image}{failure['code']}: {failure['message']}"))
     for r in task["results"]:
         if r.get("archived_at"):
             events.append(Event(r["archived_at"], "archived", f"image {r['image_uuid']}"))
     if task.get("completed_at"):
         events.append(Event(task["completed_at"], "complete"))
-    if task["status"] == "error":
-        events.append(Event(task["updated_at"], "failed",
-                            f"{task['error_code']}: {task['error_message']}"))
+    if task["status"] in ("error", "lost"):
+        events.append(Event(task["updated_at"], "failed" if task["status"] == "error"
+                            else "lost", f"{task['error_code']}: {task['error_message']}"))
     return sorted(events, key=lambda e: e.at)
 
 

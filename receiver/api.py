@@ -91,9 +91,14 @@ def task_json(task, *, with_results=False):
         "createdAt": task["created_at"], "acknowledgedAt": task["acknowledged_at"],
         "completedAt": task["completed_at"], "updatedAt": task["updated_at"],
         "errorCode": task["error_code"], "errorMessage": task["error_message"],
+        "errorsReceived": task["errors_received"],
     }
     if with_results:
         out["results"] = [result_json(r) for r in task["results"]]
+        out["imagesFailed"] = sum(1 for f in task["failures"] if f["image_uuid"])
+        out["failures"] = [{"imageUUID": f["image_uuid"], "code": f["code"],
+                            "message": f["message"], "receivedAt": f["received_at"]}
+                           for f in task["failures"]]
     return out
 
 

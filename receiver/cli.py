@@ -160,7 +160,7 @@ def wait_for(app, task_uuid, timeout):
     catalogue = app.extensions["catalogue"]
     deadline = time.monotonic() + timeout
     task = catalogue.get_task(task_uuid)
-    while task["status"] not in ("complete", "error") and time.monotonic() < deadline:
+    while task["status"] not in ("complete", "error", "lost") and time.monotonic() < deadline:
         time.sleep(0.2)
         task = catalogue.get_task(task_uuid)
     for result in task["results"]:

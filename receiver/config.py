@@ -23,8 +23,8 @@ DEFAULTS = {
     "RUNWARE_ARCHIVE_SYNCHRONOUS": "FULL",
     "RUNWARE_ARCHIVE_BUSY_TIMEOUT_MS": 3000,
     "RUNWARE_ARCHIVE_SUBMIT_TIMEOUT": 120.0,
-    "RUNWARE_ARCHIVE_SUBMIT_RETRIES": 4,
-    "RUNWARE_ARCHIVE_SUBMIT_BACKOFF": 0.5,
+    "RUNWARE_ARCHIVE_SUBMIT_RETRIES": 3,  # Runware's SDK: runware/types/sdk.py max_retries
+    "RUNWARE_ARCHIVE_SUBMIT_BACKOFF": 1.0,  # and retry_delay (1,000 ms)
     # The image archive (archive/fetcher.py, archive/images.py, receiver/archiving.py).
     "RUNWARE_ARCHIVE_FETCHER": "thread",
     "RUNWARE_ARCHIVE_MAX_IMAGE_BYTES": 50 * 1024 * 1024,

@@ -2,8 +2,21 @@
 delivery shape of §4 and §5 (``{"data": [...], "errors": [...]}``, the legacy ``error``,
 a bare object), for webhooks, synchronous replies and ``getResponse`` alike.
 
-Unlike the task schemas of :mod:`receiver.schemas`, these ignore unknown keys: a
-third-party payload, whose raw body is logged elsewhere.
+Unlike the task schemas of :mod:`receiver.schemas`, these ignore unknown keys (a third
+party's payload, whose raw body is logged elsewhere) and are lenient where Runware's own
+SDKs are lenient, because refusing a delivery makes Runware retry it and loses every good
+image in it:
+
+- an item ``{"status": "error", "error": {"code", "message"}, "taskUUID", "imageUUID"}``
+  inside ``data[]`` is that one image's failure (Runware/runware-python
+  ``runware/client.py`` ``_AsyncCollector.ingest``, tested in ``tests/test_rest_polling.py``
+  ``TestPerItemErrors``; Runware/runware-typescript ``src/client.ts``);
+- an item with no output and no error is progress, not a result, whatever its ``status``
+  says (runware-python ``_is_terminal``: an output field, or ``status == "completed"``);
+- ``status`` may be any string; ``seed`` and ``NSFWContent`` may be null; a seed may come
+  as an integral float (``22452.0``);
+- an item that cannot be read is reported in :attr:`Delivery.unreadable` with its reason,
+  and the rest of the delivery is still used.
 """
 
 import dataclasses
@@ -20,17 +33,20 @@ from receiver.schemas import (
     Num,
     Str,
     StrOrStrList,
-    at_least,
     between,
     collect_error,
-    one_of,
     validation_errors,
 )
 
-__all__ = ["ResultItemSchema", "ErrorItemSchema", "Delivery", "parse_delivery", "warm_up"]
+__all__ = ["ResultItemSchema", "ErrorItemSchema", "Delivery", "parse_delivery", "warm_up",
+           "MAX_COST"]
 
 OUTPUT_FIELDS = ("imageURL", "imageBase64Data", "imageDataURI")  # §3: exactly one per result
-RESULT_STATUSES = ("processing", "success", "error")  # §5: getResponse item status
+TERMINAL_STATUSES = ("success", "completed")  # runware-python client.py _is_terminal
+# USD per image. Runware's image prices are fractions of a cent to a few cents (§8); a cost
+# past this is a corrupt or hostile payload, and one near 1e308 would make every total
+# Infinity, which is not JSON.
+MAX_COST = 100.0
 
 
 class _Delivered(Schema):
@@ -42,8 +58,18 @@ class _Delivered(Schema):
     error_messages = {"type": "must be an object"}
 
 
+class Seed(Int):
+    """A seed: an integer, or the same integer written as a float (``22452.0``, as a JSON
+    encoder with doubles writes it), or null (no seed reported)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class ResultItemSchema(_Delivered):
-    """One result item (§3), or a getResponse item still `processing` (§5)."""
+    """One finished result item (§3), from a webhook, a sync reply or ``getResponse``."""
 
     taskType = Str()
     taskUUID = DeliveredUUID(required=True)
@@ -51,17 +77,15 @@ class ResultItemSchema(_Delivered):
     imageURL = HttpUrl()
     imageBase64Data = Str()
     imageDataURI = Str()
-    seed = Int(validate=between(0, SEED_MAX))
-    cost = Num(allow_none=True, validate=at_least(0))
-    NSFWContent = Bool()
-    status = Str(validate=one_of(RESULT_STATUSES))
+    seed = Seed(allow_none=True, validate=between(0, SEED_MAX))
+    cost = Num(allow_none=True, validate=between(0, MAX_COST))
+    NSFWContent = Bool(allow_none=True)
+    status = Str()
     progress = Num(validate=between(0, 100))
 
     @validates_schema
     def _check_output(self, data, **kwargs):
         """A finished item has an imageUUID and exactly one output field (§3)."""
-        if data.get("status") == "processing":
-            return
         errors = {}
         if "imageUUID" not in data:
             collect_error(errors, "imageUUID", "is required")
@@ -76,13 +100,15 @@ class ResultItemSchema(_Delivered):
 
 
 class ErrorItemSchema(_Delivered):
-    """One error item (§1, §5); Runware's codes vary, so only a code or message is required."""
+    """One error item (§1, §5); Runware's codes vary, so only a code or message is required.
+    ``imageUUID`` names the image that failed, when the error is one image's."""
 
     code = Str()
     message = Str()
     parameter = StrOrStrList()
     taskType = Str()
     taskUUID = Str()
+    imageUUID = Str()
     documentation = Str()
     status = Str()
 
@@ -95,37 +121,50 @@ class ErrorItemSchema(_Delivered):
 
 @dataclasses.dataclass
 class Delivery:
-    """A parsed delivery: finished results, error items and still-processing items."""
+    """A parsed delivery: finished results, error items, progress items, and the items that
+    could not be read (``{"item": "data[1]", "reason": ...}``)."""
 
     results: list[dict] = dataclasses.field(default_factory=list)
     errors: list[dict] = dataclasses.field(default_factory=list)
     processing: list[dict] = dataclasses.field(default_factory=list)
+    unreadable: list[dict] = dataclasses.field(default_factory=list)
+
+    @property
+    def empty(self):
+        """Nothing in it can be used: no result, no error, no progress."""
+        return not (self.results or self.errors or self.processing)
 
 
-def _is_error_item(item):
-    # §4: a bare object with status "error", or with a code and no image, is a failure.
-    return item.get("status") == "error" or ("code" in item and "imageUUID" not in item)
+def classify(item):
+    """``"error"``, ``"result"`` or ``"progress"``: what a delivered item is.
+
+    An error says so (``status: error``, a nested ``error``, or a ``code`` with no image);
+    a result carries an output or a terminal status; anything else is progress.
+    """
+    if item.get("status") == "error" or isinstance(item.get("error"), (dict, str)):
+        return "error"
+    has_output = any(name in item for name in OUTPUT_FIELDS)
+    if "code" in item and not has_output and "imageUUID" not in item:
+        return "error"
+    if has_output or item.get("status") in TERMINAL_STATUSES:
+        return "result"
+    return "progress"
 
 
-def _add_item(delivery, item, as_error, where, problems):
-    """Load one item into the right list of `delivery`, or record its errors under `where`."""
-    if not isinstance(item, dict):
-        problems[where] = ["must be an object"]
-        return
-    schema = _ERROR_ITEM if as_error else _RESULT_ITEM
-    try:
-        loaded = schema.load(item)
-    except ValidationError as err:
-        for entry in validation_errors(err):
-            key = ".".join(part for part in (where, entry["parameter"]) if part)
-            problems.setdefault(key, []).append(entry["message"])
-        return
-    if as_error:
-        delivery.errors.append(loaded)
-    elif loaded.get("status") == "processing":
-        delivery.processing.append(loaded)
-    else:
-        delivery.results.append(loaded)
+def flatten_error(item):
+    """An error item with its nested ``error`` object (or message) lifted to the top, keeping
+    the item's own ``taskUUID`` and ``imageUUID``; the identifiers lower-cased for matching."""
+    nested = item.get("error")
+    if isinstance(nested, str):
+        nested = {"message": nested}
+    flat = {key: value for key, value in item.items() if key != "error"}
+    if isinstance(nested, dict):
+        flat.update(nested)  # the nested code and message say what went wrong...
+        flat.update({key: item[key] for key in ("taskUUID", "imageUUID") if key in item})
+    for key in ("taskUUID", "imageUUID"):  # ...and the item's own ids say to what
+        if isinstance(flat.get(key), str):
+            flat[key] = flat[key].lower()
+    return flat
 
 
 # One instance each: building a marshmallow schema deep-copies its fields, which cost
@@ -134,45 +173,76 @@ _RESULT_ITEM = ResultItemSchema()
 _ERROR_ITEM = ErrorItemSchema()
 
 
+def _add_item(delivery, item, where, problems, *, as_error=False):
+    """Load one item into the right list of ``delivery``, or record why it can't be read."""
+    if not isinstance(item, dict):
+        problems.setdefault(where, []).append("must be an object")
+        return
+    kind = "error" if as_error else classify(item)
+    if kind == "progress":
+        delivery.processing.append(item)
+        return
+    try:
+        if kind == "error":
+            delivery.errors.append(_ERROR_ITEM.load(flatten_error(item)))
+        else:
+            delivery.results.append(_RESULT_ITEM.load(item))
+    except ValidationError as err:
+        for entry in validation_errors(err):
+            key = ".".join(part for part in (where, entry["parameter"]) if part)
+            problems.setdefault(key, []).append(entry["message"])
+
+
 def _add_list(delivery, payload, key, problems):
     items = payload.get(key, [])
     if not isinstance(items, list):
         problems[key] = ["must be a list"]
         return
     for index, item in enumerate(items):
-        as_error = key == "errors" or (isinstance(item, dict) and item.get("status") == "error")
-        _add_item(delivery, item, as_error, f"{key}[{index}]", problems)
+        _add_item(delivery, item, f"{key}[{index}]", problems, as_error=key == "errors")
 
 
 def _add_envelope(delivery, payload, problems):
     _add_list(delivery, payload, "data", problems)
     _add_list(delivery, payload, "errors", problems)
-    legacy = payload.get("error")  # §1: old docs used a singular `error`
+    legacy = payload.get("error")  # §1: a singular `error` is still sent, even as a list
     if isinstance(legacy, str):
         legacy = {"message": legacy}
-    if legacy is not None:
-        _add_item(delivery, legacy, True, "error", problems)
+    if isinstance(legacy, list):  # Runware/runware-python tests/test_ws_async_polling.py
+        for index, item in enumerate(legacy):
+            _add_item(delivery, item, f"error[{index}]", problems, as_error=True)
+    elif legacy is not None:
+        _add_item(delivery, legacy, "error", problems, as_error=True)
+
+
+def is_envelope(payload):
+    """``{"data": ...}``, ``{"errors": ...}`` or ``{"error": ...}``, as opposed to one bare
+    item: a bare failed item has an ``error`` too, but also its own ``taskUUID``."""
+    return ("data" in payload or "errors" in payload
+            or ("error" in payload and "taskUUID" not in payload))
 
 
 def parse_delivery(payload) -> Delivery:
     """Parse a webhook body, sync reply or getResponse reply in any shape of §4.
 
-    Accepts `{"data": [...], "errors": [...]}` (either key alone too), the legacy
-    `{"error": ...}`, and a bare result or error object.
+    Accepts ``{"data": [...], "errors": [...]}`` (either key alone too), the singular
+    ``{"error": ...}``, and a bare result or error object. Items that cannot be read are
+    listed in ``unreadable`` as long as something else in the payload can be used.
 
-    :raises ValidationError: with messages keyed by item, e.g. `data[1].imageUUID`.
+    :raises ValidationError: the payload is not an object, or nothing in it can be used;
+        messages are keyed by item, e.g. ``data[1].imageUUID``.
     """
     if not isinstance(payload, dict):
         raise ValidationError({"body": ["must be a JSON object"]})
     delivery, problems = Delivery(), {}
-    if {"data", "errors", "error"} & payload.keys():
+    if is_envelope(payload):
         _add_envelope(delivery, payload, problems)
     else:
-        _add_item(delivery, payload, _is_error_item(payload), "", problems)
-    if problems:
-        raise ValidationError(problems)
-    if not (delivery.results or delivery.errors or delivery.processing):
-        raise ValidationError({"data": ["no results"]})
+        _add_item(delivery, payload, "", problems)
+    if delivery.empty:
+        raise ValidationError(problems or {"data": ["no results"]})
+    delivery.unreadable = [{"item": where, "reason": "; ".join(messages)}
+                           for where, messages in sorted(problems.items())]
     return delivery
 
 

@@ -5,7 +5,10 @@ A task with fewer results (and errors) than ``numberResults`` once
 ``RUNWARE_ARCHIVE_RECONCILE_AFTER`` seconds have passed since it was created is asked for
 with ``getResponse`` (runware-api.md §5), at most once per
 ``RUNWARE_ARCHIVE_RECONCILE_INTERVAL`` and for up to a week; what comes back goes through
-the one ingest function (source ``getResponse``). The report then lists the tasks still
+the one ingest function (source ``getResponse``). ``taskNotFound`` and its kin are no
+information (:mod:`receiver.replies`): the task keeps its state and is asked again. A task
+still missing results when the week is over is marked ``lost``: it is finished, its estimate
+leaves the in-flight sum, and the report names it. The report also lists the tasks still
 missing results, the images that failed, were refused or whose URL expired before they were
 archived, and the uploads that matched no result.
 """
@@ -15,15 +18,13 @@ import logging
 from dataclasses import dataclass, field
 
 import requests
-from marshmallow import ValidationError
 
 from archive import uploads
-from archive.catalogue import elide_inline, utcnow
+from archive.catalogue import utcnow
 from archive.fetcher import later
 from receiver.archiving import inline_prepare
-from receiver.delivery_schemas import parse_delivery
-from receiver.schemas import validation_errors
-from receiver.submit import provider_client
+from receiver.provider_client import provider_client
+from receiver.replies import ingest_reply
 
 log = logging.getLogger(__name__)
 GIVE_UP_AFTER = 7 * 24 * 3600  # seconds; older tasks are reported, no longer asked for
@@ -38,6 +39,8 @@ class Report:
     new_results: int = 0
     new_errors: int = 0
     processing: int = 0
+    not_found: list = field(default_factory=list)
+    lost: list = field(default_factory=list)
     problems: list = field(default_factory=list)
     missing: list = field(default_factory=list)
     images: list = field(default_factory=list)
@@ -51,7 +54,8 @@ def _rows(conn, sql, args=()):
     return [dict(zip(names, row)) for row in cur.fetchall()]
 
 
-INCOMPLETE = ("results_received + errors_received < number_results AND status != 'complete'"
+INCOMPLETE = ("results_received + errors_received < number_results"
+              " AND status NOT IN ('complete', 'lost')"
               " AND NOT (status = 'error' AND acknowledged_at IS NULL)")
 
 
@@ -80,34 +84,36 @@ def ask_provider(catalogue, client, task_uuids, prepare, report):
         report.problems.append(f"getResponse: provider unreachable ({type(exc).__name__})")
         return
     for uuid in task_uuids:
-        _ingest_reply(catalogue, uuid, body, prepare, report)
+        outcome = ingest_reply(catalogue, uuid, body, source="getResponse", prepare=prepare)
+        report.new_results += outcome.new_results
+        report.new_errors += outcome.new_errors
+        report.processing += outcome.processing
+        if outcome.not_found:
+            report.not_found.append(uuid)
+        if outcome.problem:
+            report.problems.append(f"{uuid}: {outcome.problem}")
     stray = [e for e in body.get("errors") or [] if isinstance(e, dict) and not e.get("taskUUID")]
     if stray or (status >= 400 and not body.get("data")):
         report.problems.append(f"getResponse: HTTP {status} {json.dumps(stray)[:300]}")
 
 
-def _ingest_reply(catalogue, task_uuid, body, prepare, report):
-    mine = {key: [i for i in body.get(key) or [] if isinstance(i, dict)
-                  and i.get("taskUUID") == task_uuid] for key in ("data", "errors")}
-    if not (mine["data"] or mine["errors"]):
-        return
-    try:
-        delivery = parse_delivery(mine)
-    except ValidationError as exc:
-        reason = f"invalid getResponse item: {validation_errors(exc)[:3]}"
-        catalogue.log_rejection(source="getResponse", reason=reason, status_code=502,
-                                task_uuid=task_uuid, raw_body=json.dumps(mine))
-        report.problems.append(f"{task_uuid}: {reason}")
-        return
-    report.processing += len(delivery.processing)
-    if not (delivery.results or delivery.errors):
-        return
-    outcome = catalogue.ingest(
-        task_uuid, results=delivery.results, errors=delivery.errors, source="getResponse",
-        raw_body=json.dumps({"data": [elide_inline(r) for r in delivery.results],
-                             "errors": delivery.errors}), prepare=prepare)
-    report.new_results += len(outcome.new)
-    report.new_errors += outcome.errors
+def mark_lost(catalogue):
+    """Tasks still missing results once the reconcile window has closed: ``lost``; returns
+    their taskUUIDs. Nothing more will be asked; a late delivery is still taken."""
+    now, cutoff = utcnow(), later(-GIVE_UP_AFTER)
+    with catalogue.write() as conn:
+        lost = [row[0] for row in conn.execute(
+            f"SELECT task_uuid FROM tasks WHERE {INCOMPLETE} AND status != 'error'"
+            " AND created_at <= ? LIMIT 1000", (cutoff,))]
+        conn.executemany(
+            "UPDATE tasks SET status = 'lost', error_code = 'lost', error_message = ?,"
+            " updated_at = ? WHERE task_uuid = ?",
+            [(LOST_MESSAGE, now, uuid) for uuid in lost])
+    return lost
+
+
+LOST_MESSAGE = ("results were still missing when the reconcile window closed, and the "
+                "provider had no record of them (taskNotFound) or no answer")
 
 
 def find_problems(conn, report):
@@ -151,6 +157,7 @@ def reconcile(app, *, after=None, retry=False):
                     interval=min(after, cfg["RUNWARE_ARCHIVE_RECONCILE_INTERVAL"]))
     if due:
         ask_provider(catalogue, provider_client(app), due, inline_prepare(app), report)
+    report.lost = mark_lost(catalogue)
     uploads.match_pending(catalogue)
     find_problems(catalogue.conn, report)
     return report
@@ -159,8 +166,10 @@ def reconcile(app, *, after=None, retry=False):
 def reconcile_and_log(app):
     """The worker's periodic pass: :func:`reconcile`, summarised in the log."""
     report = reconcile(app)
-    if report.asked or report.problems:
-        log.info("reconcile: asked %d tasks, %d new results, %d errors, %d still processing;"
-                 " %s", len(report.asked), report.new_results, report.new_errors,
-                 report.processing, "; ".join(report.problems) or "no problems")
+    if report.asked or report.problems or report.lost:
+        log.info("reconcile: asked %d tasks, %d new results, %d errors, %d still processing,"
+                 " %d unknown to the provider, %d lost; %s", len(report.asked),
+                 report.new_results, report.new_errors, report.processing,
+                 len(report.not_found), len(report.lost),
+                 "; ".join(report.problems) or "no problems")
     return report

@@ -2,30 +2,31 @@
 
 The task row is written *before* the POST, so a webhook that overtakes the provider's
 reply (the sandbox answers that fast) always finds its task.
+
+Every task carries our ``webhookURL`` and, unless the user asked for ``sync``,
+``deliveryMethod: "async"``: Runware's own code never pairs a webhook with sync delivery
+(Runware/sdk-python ``runware/base.py`` attaches ``webhookURL`` only to async requests;
+Runware/runware-skills ``integrate-with-runware/SKILL.md`` sends the two together), and
+``getResponse``, which reconciliation relies on, is documented for async tasks.
 """
 
-import json
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
-
-from marshmallow import ValidationError
 
 from archive import budgets, pricing
-from archive.catalogue import elide_inline
-from receiver.delivery_schemas import parse_delivery
-from receiver.schemas import DEFAULT_STEPS, validation_errors
 from receiver import archiving
 from receiver import config as settings
+from receiver.provider_client import provider_client
+from receiver.replies import ingest_reply
+from receiver.schemas import DEFAULT_STEPS
 from receiver.tokens import make_token
 
 WEBHOOK_ROUTE = "/webhooks/runware/{task_uuid}"
 UPLOAD_ROUTE = "/uploads/{task_uuid}"  # receiver/files.py; matching rule in archive/uploads.py
-RETRY_STATUSES = (429, 500, 502, 503, 504)
 SERVICE_FIELDS = ("label",)  # accepted by our API, stored here, never sent to Runware
+CONFLICT = "conflictTaskUUID"
 
 # Runware field -> tasks column, for the fields the catalogue indexes and filters on.
 COLUMNS = {
@@ -35,45 +36,6 @@ COLUMNS = {
     "numberResults": "number_results", "outputType": "output_type",
     "outputFormat": "output_format", "deliveryMethod": "delivery_method", "ttl": "ttl",
 }
-
-
-class ProviderClient:
-    """POSTs task arrays to Runware's REST endpoint (or the sandbox) through one session.
-
-    Retries connection errors, 429 and 5xx with exponential backoff, honouring
-    ``Retry-After``. Retrying a POST is safe here because every retry carries the same
-    taskUUIDs, which the provider deduplicates, so a retry cannot charge twice.
-    """
-
-    def __init__(self, url, api_key, *, timeout=120.0, retries=4, backoff=0.5,
-                 session=None):
-        self.url = url
-        self.timeout = (5.0, timeout)
-        self.session = session or requests.Session()
-        retry = Retry(
-            total=retries, connect=retries, read=retries, status=retries,
-            status_forcelist=RETRY_STATUSES, allowed_methods=None,
-            backoff_factor=backoff, respect_retry_after_header=True,
-            raise_on_status=False,
-        )
-        self.session.mount("http://", HTTPAdapter(max_retries=retry))
-        self.session.mount("https://", HTTPAdapter(max_retries=retry))
-        self.session.headers["Authorization"] = f"Bearer {api_key}"
-
-    def post(self, tasks):
-        """POST ``tasks`` (a list); returns ``(status_code, body)`` with body a dict.
-
-        :raises requests.RequestException: the provider could not be reached.
-        """
-        response = self.session.post(self.url, json=tasks, timeout=self.timeout)
-        try:
-            body = response.json()
-        except ValueError:
-            body = {"errors": [{"code": "invalidResponse",
-                                "message": f"HTTP {response.status_code}, not JSON"}]}
-        if not isinstance(body, dict):
-            body = {"errors": [{"code": "invalidResponse", "message": "not a JSON object"}]}
-        return response.status_code, body
 
 
 @dataclass
@@ -105,10 +67,11 @@ def upload_url(task_uuid, *, public_url, secret):
 
 
 def build_task(params, *, webhook, upload=None):
-    """The task as sent: the user's parameters, ``includeCost``, our ``webhookURL`` and,
-    when given, our ``uploadEndpoint``."""
+    """The task as sent: the user's parameters, ``includeCost``, our ``webhookURL``, async
+    delivery unless the user chose sync, and, when given, our ``uploadEndpoint``."""
     task = {k: v for k, v in params.items() if k not in SERVICE_FIELDS}
     task["includeCost"] = True
+    task.setdefault("deliveryMethod", "async")
     task["webhookURL"] = webhook
     if upload:
         task["uploadEndpoint"] = upload
@@ -162,20 +125,61 @@ def submit(params, *, catalogue, client, secret, public_url, provider, uploads=F
     if crossings:
         budgets.send_alerts(catalogue, budget.alert_url, crossings)
     try:
-        status_code, body = client.post([task])
+        reply = client.post([task])
     except requests.RequestException as exc:
         message = f"could not reach the provider at {client.url}: {type(exc).__name__}"
         catalogue.mark_failed(task_uuid, code="providerUnreachable", message=message)
         return Submission(task_uuid, "error", [{"code": "providerUnreachable",
                                                 "message": message}], 502)
-    return record_reply(catalogue, task_uuid, status_code, body, prepare=prepare)
+    if reply.retried and conflict(reply.body, task_uuid):
+        return accepted_earlier(catalogue, client, task_uuid, prepare=prepare)
+    return record_reply(catalogue, task_uuid, reply.status, reply.body, prepare=prepare)
+
+
+def conflict(body, task_uuid):
+    """Whether the reply refuses ``task_uuid`` as already used (``conflictTaskUUID``)."""
+    return any(error.get("code") == CONFLICT
+               for error in _as_list(body.get("errors")) + _as_list(body.get("error"))
+               if _is_for(error, task_uuid))
+
+
+def accepted_earlier(catalogue, client, task_uuid, *, prepare=None):
+    """A retry met ``conflictTaskUUID``: the first send got through and its reply was lost.
+
+    Record the task as acknowledged and confirm with ``getResponse``, as Runware's own SDK
+    does (Runware/sdk-python ``runware/base.py`` ``_retry_with_reconnect``); whatever it
+    already has is stored. An unanswered ``getResponse`` changes nothing: the webhooks, or
+    the next reconcile pass, bring the results.
+    """
+    catalogue.mark_acknowledged(task_uuid, ack={
+        "data": [{"taskType": "imageInference", "taskUUID": task_uuid}],
+        "note": "a retry was answered conflictTaskUUID: the first send got through"})
+    try:
+        status, body = client.post([{"taskType": "getResponse", "taskUUID": task_uuid}])
+    except requests.RequestException:
+        return Submission(task_uuid, "submitted")
+    outcome = ingest_reply(catalogue, task_uuid, body, source="getResponse",
+                           prepare=prepare, unnamed_too=True)
+    return Submission(task_uuid, outcome.status or catalogue.get_task(task_uuid)["status"])
 
 
 def record_reply(catalogue, task_uuid, status_code, body, *, prepare=None):
-    """Record the provider's reply to our POST: its errors, its ack, inline results."""
+    """Record the provider's reply to our POST: its refusal, or its ack and any results.
+
+    A reply that carries results (a sync task) is stored through the one ingest even when
+    it also carries errors: those are the failed images, not a refusal of the task.
+    """
+    if conflict(body, task_uuid):
+        message = ("Runware already has a task with this taskUUID (conflictTaskUUID): it "
+                   "was sent before, by this archive or by other code, and is not sent "
+                   "again. Submit with a new taskUUID.")
+        catalogue.mark_failed(task_uuid, code=CONFLICT, message=message, ack=body)
+        return Submission(task_uuid, "error", [{"code": CONFLICT, "message": message,
+                                                "parameter": "taskUUID"}], 409)
     errors = [e for e in _as_list(body.get("errors")) if _is_for(e, task_uuid)]
-    data = [d for d in _as_list(body.get("data")) if _is_for(d, task_uuid)]
-    if errors or status_code >= 400:
+    results = [d for d in _as_list(body.get("data")) if _is_for(d, task_uuid)
+               and "imageUUID" in d]
+    if not results and (errors or status_code >= 400):
         errors = errors or [{"code": f"http{status_code}",
                              "message": f"the provider answered HTTP {status_code}"}]
         first = errors[0]
@@ -184,20 +188,13 @@ def record_reply(catalogue, task_uuid, status_code, body, *, prepare=None):
         return Submission(task_uuid, "error", errors,
                           402 if status_code == 402 else 502)
     catalogue.mark_acknowledged(task_uuid, ack=_ack_only(body))
-    results = [d for d in data if "imageUUID" in d]
-    if results:
-        try:
-            delivery = parse_delivery({"data": results})
-        except ValidationError as exc:
-            errors = validation_errors(exc)
-            catalogue.mark_failed(task_uuid, code="invalidResponse", message=str(errors))
-            return Submission(task_uuid, "error", errors, 502)
-        outcome = catalogue.ingest(task_uuid, results=delivery.results,
-                                   errors=delivery.errors, source="sync",
-                                   raw_body=json.dumps({"data": [elide_inline(r) for r in results]}),
-                                   prepare=prepare)
-        return Submission(task_uuid, outcome.status)
-    return Submission(task_uuid, catalogue.get_task(task_uuid)["status"])
+    outcome = ingest_reply(catalogue, task_uuid, body, source="sync", prepare=prepare,
+                           unnamed_too=True)
+    if outcome.problem:
+        catalogue.mark_failed(task_uuid, code="invalidResponse", message=outcome.problem)
+        return Submission(task_uuid, "error", [{"code": "invalidResponse",
+                                                "message": outcome.problem}], 502)
+    return Submission(task_uuid, outcome.status or catalogue.get_task(task_uuid)["status"])
 
 
 def _as_list(value):
@@ -219,22 +216,6 @@ def _ack_only(body):
         {k: v for k, v in d.items() if k not in ("imageBase64Data", "imageDataURI")}
         if isinstance(d, dict) else d for d in data
     ])
-
-
-def provider_client(app):
-    """The app's one :class:`ProviderClient`, made on first use (the sandbox's address
-    is known only once the server is listening)."""
-    client = app.extensions.get("provider_client")
-    if client is None:
-        cfg = app.config
-        client = ProviderClient(
-            settings.provider_url(cfg), cfg.get("RUNWARE_API_KEY") or "sandbox",
-            timeout=cfg["RUNWARE_ARCHIVE_SUBMIT_TIMEOUT"],
-            retries=cfg["RUNWARE_ARCHIVE_SUBMIT_RETRIES"],
-            backoff=cfg["RUNWARE_ARCHIVE_SUBMIT_BACKOFF"],
-        )
-        app.extensions["provider_client"] = client
-    return client
 
 
 def submit_in_app(app, params, *, request_root=None, **kwargs):

@@ -14,7 +14,7 @@ from receiver.rerun import RerunRefused, start
 from receiver.schemas import ParameterError
 
 bp = Blueprint("tasks", __name__)
-FINAL_STATUSES = ("complete", "error")
+FINAL_STATUSES = ("complete", "error", "lost")
 
 
 def load(task_uuid):

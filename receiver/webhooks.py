@@ -1,9 +1,15 @@
 """The webhook receiver: verify a delivery, store it once, acknowledge only after commit.
 
 Checks run cheapest and most damning first: the token (before a byte of the body is
-read), the size, the content type, JSON, the payload schema, the task it claims. Every
-refusal is logged (without the token); a database that cannot take the write answers 503
-so Runware retries, and never a 2xx for something not stored.
+read), the size, JSON, the payload schema, the task it claims. Every refusal is logged
+(without the token); a database that cannot take the write answers 503 so Runware retries,
+and never a 2xx for something not stored.
+
+Runware documents no webhook headers, Content-Type included, so the body is parsed as JSON
+whatever the header says and the header is kept in the delivery log (runware-api.md §4; a
+production integration, deankerr/ig ``apps/server/src/providers/runware``, reads the body
+without looking at the type). One item that cannot be read never costs the others: they are
+stored, the answer and the log say which item was passed over and why.
 
 This is the one route that takes load: Runware posts one request per image. It is
 therefore a plain WSGI application in front of Flask (:class:`WebhookRoute`, installed by
@@ -15,6 +21,7 @@ the app's settings, its catalogue, its logger, the security headers of
 """
 
 import json
+import re
 import sqlite3
 import time
 from urllib.parse import parse_qsl
@@ -88,30 +95,32 @@ class WebhookRoute:
         or a bare result object (runware-api.md §4). Returns ``(status, body bytes)``."""
         catalogue = self.extensions["catalogue"]
         started, body = time.perf_counter(), None
-        remote_addr = environ.get("REMOTE_ADDR")
+        sender = {"remote_addr": environ.get("REMOTE_ADDR"),
+                  "content_type": environ.get("CONTENT_TYPE", "")[:200] or None}
         try:
             self.check_token(environ, task_uuid)
             body = self.read_body(environ)
-            check_content_type(environ)
             delivery = parse_body(body)
             outcome = catalogue.ingest(
                 task_uuid, results=delivery.results, errors=delivery.errors,
-                source="webhook", raw_body=loggable(body, delivery),
-                remote_addr=remote_addr, prepare=self.prepare,
+                source="webhook", raw_body=loggable(body, delivery), prepare=self.prepare,
+                progress=len(delivery.processing), note=unreadable_note(delivery), **sender,
             )
         except Refusal as refusal:
-            return self.refuse(task_uuid, refusal, body, remote_addr)
+            return self.refuse(task_uuid, refusal, body, sender)
         except ForeignResult as exc:
-            return self.refuse(task_uuid, Refusal(409, str(exc)), body, remote_addr)
+            return self.refuse(task_uuid, Refusal(409, str(exc)), body, sender)
         except UnknownTask:
-            return self.refuse(task_uuid, Refusal(404, "unknown task"), body, remote_addr)
+            return self.refuse(task_uuid, Refusal(404, "unknown task"), body, sender)
         except (sqlite3.Error, OSError) as exc:  # not stored, or not known to be on disk
             return self.unavailable(exc)
         INGEST_SECONDS.observe(time.perf_counter() - started)
-        return 200, _json({
-            "taskUUID": task_uuid, "verdict": outcome.verdict, "new": len(outcome.new),
-            "duplicates": len(outcome.duplicates), "status": outcome.status,
-        })
+        answer = {"taskUUID": task_uuid, "verdict": outcome.verdict, "new": len(outcome.new),
+                  "duplicates": len(outcome.duplicates), "failed": outcome.errors,
+                  "progress": outcome.progress, "status": outcome.status}
+        if delivery.unreadable:
+            answer["unreadable"] = delivery.unreadable
+        return 200, _json(answer)
 
     @property
     def prepare(self):
@@ -153,12 +162,12 @@ class WebhookRoute:
             raise Refusal(413, "body over the size limit")
         return b"".join(chunks)
 
-    def refuse(self, task_uuid, refusal, body, remote_addr):
+    def refuse(self, task_uuid, refusal, body, sender):
         """Log a refused delivery and answer with Runware-style ``errors``."""
         try:
             self.extensions["catalogue"].log_rejection(
                 source="webhook", reason=refusal.reason, status_code=refusal.status,
-                task_uuid=task_uuid[:64], raw_body=body, remote_addr=remote_addr,
+                task_uuid=task_uuid[:64], raw_body=body, **sender,
             )
         except sqlite3.Error:
             self.logger.warning("could not log a refused delivery (database busy)")
@@ -173,25 +182,43 @@ class WebhookRoute:
                               "message": "the catalogue is busy; retry shortly"}])
 
 
-def check_content_type(environ):
-    """Runware posts JSON; anything that says otherwise is refused."""
-    mimetype = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
-    if mimetype != "application/json":
-        raise Refusal(415, f"content type {mimetype or 'missing'}, not application/json")
+# A JSON escape of a UTF-16 surrogate: a lone one decodes to a str that cannot be stored.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def parse_body(body):
-    """Decode JSON and load it with the delivery schema."""
+    """Decode JSON (whatever the Content-Type said) and load it with the delivery schema."""
     try:
         payload = json.loads(body)
     except ValueError as exc:
         raise Refusal(400, f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise Refusal(400, "malformed JSON: nested too deeply") from None
+    if _SURROGATE_ESCAPE.search(body) and not _encodable(payload):
+        raise Refusal(400, "malformed JSON: a string holds a lone UTF-16 surrogate")
     try:
         return parse_delivery(payload)
     except ValidationError as exc:
         errors = validation_errors(exc)
         summary = "; ".join(f"{e['parameter']}: {e['message']}" for e in errors[:5])
         raise Refusal(400, f"invalid payload: {summary}", errors) from None
+
+
+def _encodable(payload):
+    """Whether every string in ``payload`` can be written as UTF-8 (no lone surrogate)."""
+    try:
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def unreadable_note(delivery):
+    """The delivery log's reason for an accepted delivery with items passed over."""
+    if not delivery.unreadable:
+        return None
+    said = "; ".join(f"{u['item']}: {u['reason']}" for u in delivery.unreadable[:5])
+    return f"{len(delivery.unreadable)} item(s) could not be read and were passed over: {said}"
 
 
 def loggable(body, delivery):

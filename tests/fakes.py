@@ -8,9 +8,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 
+HANG_UP = "hang up"  # a queued reply that closes the connection without answering
+
+
 class FakeProvider:
     """Captures every POSTed task array and answers with Runware's ack (or what the test
-    queues in ``replies``), after ``delay`` seconds. It is also an alert URL: JSON POSTed
+    queues in ``replies``: ``(status, body)``, or ``(HANG_UP, None)``), after ``delay``
+    seconds. It is also an alert URL: JSON POSTed
     to ``/alert`` (``alert_url``) is collected in ``alerts``."""
 
     def __init__(self, delay=0.0):
@@ -30,6 +34,9 @@ class FakeProvider:
                 status, reply = provider.replies.pop(0) if provider.replies else (
                     200, {"data": [{"taskType": t["taskType"], "taskUUID": t["taskUUID"]}
                                    for t in body]})
+                if status == HANG_UP:  # the task was taken, the reply is lost on the way
+                    self.close_connection = True
+                    return
                 self.answer(status, reply)
 
             def answer(self, status, reply):

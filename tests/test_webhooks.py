@@ -100,11 +100,12 @@ def test_a_token_for_another_task_is_refused(catalogue, sender):
 
 @pytest.mark.parametrize("body,headers,status,reason", [
     (b"{not json", None, 400, "malformed JSON"),
-    (b'{"data": [{"taskUUID": "x"}]}', None, 400, "invalid payload"),
+    (b'{"data": [{"taskUUID": "x", "imageURL": "https://im.runware.ai/x.jpg"}]}', None, 400,
+     "invalid payload"),
     (b'{"data": []}', None, 400, "invalid payload"),
     (b"[1, 2]", None, 400, "invalid payload"),
-    (b'{"data": []}', {"Content-Type": "text/plain"}, 415, "content type"),
-    (b'{"data": []}', {"Content-Type": ""}, 415, "content type"),
+    (b'{"data": []}', {"Content-Type": "text/plain"}, 400, "invalid payload"),
+    (b"not json at all", {"Content-Type": ""}, 400, "malformed JSON"),
 ])
 def test_bad_bodies_are_refused_and_logged(catalogue, sender, body, headers, status, reason):
     task = make_task(catalogue)

@@ -1,0 +1,92 @@
+"""Provider replies that carry results: a sync reply to a submission and a ``getResponse``
+reply, both taken apart here and stored through the one ingest.
+
+``getResponse`` answers a task it has no record of with ``taskNotFound``, ``taskExpired`` or
+``taskFailedOrNotFound`` (runware-api.md §5). Those say nothing about the generation: the
+task may still be queued, its record may have aged out, or it may have run and been
+delivered. They are never stored as the task's failure; the caller decides what silence
+means (reconcile keeps asking until its window closes, then calls the task lost).
+Runware/runware-python ``runware/errors.py`` files ``taskFailedOrNotFound`` under "not found",
+apart from its provider (generation) failures.
+"""
+
+import json
+from dataclasses import dataclass, field
+
+from marshmallow import ValidationError
+
+from archive.catalogue import elide_inline
+from receiver.delivery_schemas import parse_delivery
+from receiver.schemas import validation_errors
+
+NO_INFORMATION = frozenset({"taskNotFound", "taskExpired", "taskFailedOrNotFound"})
+
+
+@dataclass
+class ReplyOutcome:
+    """What one reply brought for one task."""
+
+    new_results: int = 0
+    new_errors: int = 0
+    processing: int = 0
+    not_found: bool = False  # the reply said only "no information" about the task
+    problem: str = ""  # set when the task's items could not be read at all
+    status: str = ""  # the task's status after the ingest, if anything was stored
+    unreadable: list = field(default_factory=list)
+
+
+def items_for(body, task_uuid, *, unnamed_too=False):
+    """``{"data": [...], "errors": [...]}``: the reply's items about ``task_uuid``.
+
+    :param unnamed_too: also take items that name no task (the reply to a request about
+        this task alone).
+    """
+    wanted = (task_uuid, None) if unnamed_too else (task_uuid,)
+    mine = {}
+    for key in ("data", "errors"):
+        value = body.get(key)
+        items = [value] if isinstance(value, dict) else value if isinstance(value, list) else []
+        mine[key] = [item for item in items if isinstance(item, dict)
+                     and _named(item) in wanted]
+    legacy = body.get("error")  # the singular form, an object or a list of them
+    for item in [legacy] if isinstance(legacy, dict) else legacy if isinstance(
+            legacy, list) else []:
+        if isinstance(item, dict) and _named(item) in wanted:
+            mine["errors"].append(item)
+    return mine
+
+
+def _named(item):
+    value = item.get("taskUUID")
+    return value.lower() if isinstance(value, str) else value
+
+
+def ingest_reply(catalogue, task_uuid, body, *, source, prepare=None, unnamed_too=False):
+    """Store what ``body`` (a reply's JSON) says about ``task_uuid``; a
+    :class:`ReplyOutcome`. Items that cannot be read are logged as a rejection."""
+    mine = items_for(body, task_uuid, unnamed_too=unnamed_too)
+    found = [e for e in mine["errors"] if e.get("code") not in NO_INFORMATION]
+    result = ReplyOutcome(not_found=bool(mine["errors"]) and not found and not mine["data"])
+    mine["errors"] = found
+    if not (mine["data"] or mine["errors"]):
+        return result
+    try:
+        delivery = parse_delivery(mine)
+    except ValidationError as exc:
+        result.problem = f"invalid {source} item: {validation_errors(exc)[:3]}"
+        catalogue.log_rejection(source=source, reason=result.problem, status_code=502,
+                                task_uuid=task_uuid, raw_body=json.dumps(mine))
+        return result
+    result.processing, result.unreadable = len(delivery.processing), delivery.unreadable
+    if not (delivery.results or delivery.errors):
+        return result
+    outcome = catalogue.ingest(
+        task_uuid, results=delivery.results, errors=delivery.errors, source=source,
+        raw_body=json.dumps({"data": [elide_inline(r) for r in delivery.results],
+                             "errors": delivery.errors}),
+        prepare=prepare, progress=len(delivery.processing),
+        note=f"{len(delivery.unreadable)} item(s) could not be read" if delivery.unreadable
+        else None)
+    result.new_results, result.new_errors = len(outcome.new), outcome.errors
+    result.status = outcome.status
+    return result
