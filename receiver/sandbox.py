@@ -5,10 +5,24 @@ runs it alone). It follows ``../shared/runware-api.md``: a JSON array of tasks w
 key (any non-empty key; or a first ``authentication`` element), ``imageInference`` validated
 by the receiver's own schema, ``getResponse``, Runware's ``errors`` objects and HTTP codes,
 per-result webhooks with retries, ``uploadEndpoint`` PUTs, ``URL``/``base64Data``/``dataURI``
-outputs served until ``ttl`` runs out, and a deterministic picture marked SANDBOX. A repeated
-taskUUID with the same parameters gets the same answer and generates nothing new. The header
+outputs served until ``ttl`` runs out, and a deterministic picture marked SANDBOX. The header
 ``X-Runware-Dry-Run: 1`` validates and prices without generating. State lives in
 ``sandbox.db`` beside the images (:mod:`receiver.sandbox_state`), shared by worker processes.
+
+Where our first notes were wrong, it now does what Runware's own SDKs expect:
+
+- a taskUUID seen before is answered ``conflictTaskUUID`` (HTTP 400, ``parameter:
+  taskUUID``), never a replay of the first answer (Runware/sdk-python ``runware/base.py``
+  reads that error on a retry as "the first send got through");
+- ``deliveryMethod`` decides the reply alone: ``async`` (what our client sends with a
+  webhook) is acknowledged at once, ``sync`` (Runware's default) answers with the results;
+  a ``webhookURL`` gets one POST per result either way;
+- a webhook carries the flat result object (Runware/runware-skills
+  ``integrate-with-runware/SKILL.md``); a failed generation is an item
+  ``{"status": "error", "error": {"code", "message"}, "taskUUID", "imageUUID"}`` (as
+  Runware/runware-python's ``TestPerItemErrors`` has it); an errors-only reply is
+  ``{"data": [], "errors": [...]}``; validation errors use Runware's codes
+  (``invalidPositivePromptLength``, ``unknownParameter``, ``missingX``, ``invalidX``).
 
 Faults on demand
 ----------------
@@ -27,12 +41,13 @@ comma-separated ``key=value``, e.g.
                    504) with probability P, before anything is recorded; ``submit_CODE=P``
                    (e.g. ``submit_429=0.2``) says the same
 ``reply_lost=P``   accept the tasks, then answer 502 as if the reply were lost on the way, so
-                   the client retries a POST that was already done
+                   the client retries a POST that was already done (and meets
+                   ``conflictTaskUUID``)
 ``submit_max=N``   at most N fault answers (both kinds above) to the same request body
                    (default 2), so a client that retries gets through
 ``fail=P``         each result fails with ``timeoutProvider`` with probability P
-``bare=P``         the webhook body is the bare result or error object instead of the
-                   ``{"data": [...]}`` / ``{"errors": [...]}`` envelope, with probability P
+``wrapped=P``      the webhook body is ``{"data": [item]}`` instead of the flat item, with
+                   probability P (the other shape sources describe)
 ``seed=N``         seeds every fault decision, so a run can be repeated exactly
 =================  ==========================================================================
 
@@ -53,7 +68,7 @@ from werkzeug.serving import make_server
 from archive.pricing import estimate_cost
 from receiver import config as settings
 from receiver import sandbox_render
-from receiver.sandbox_delivery import Deliverer, error_item, result_item
+from receiver.sandbox_delivery import Deliverer, error_item, failed_item, result_item
 from receiver.sandbox_faults import FaultSyntaxError, parse_faults
 from receiver.sandbox_state import SandboxState, TaskConflict, extension
 from receiver.schemas import DEFAULT_STEPS, ParameterError, load_task
@@ -61,7 +76,7 @@ from receiver.schemas import DEFAULT_STEPS, ParameterError, load_task
 bp = Blueprint("sandbox", __name__)
 DEFAULT_PORT = 5001
 DOCS = "https://runware.ai/docs/image-inference/api-reference"
-SUBMIT_FAULT_CODES = {429: "tooManyRequests", 500: "internalServerError", 502: "badGateway",
+SUBMIT_FAULT_CODES = {429: "rateLimitExceeded", 500: "internalServerError", 502: "badGateway",
                       503: "serviceUnavailable", 504: "timeoutQueue"}
 
 
@@ -88,8 +103,9 @@ def runware_error(code, message, *, task_type="imageInference", task_uuid=None,
 
 
 def envelope(data, errors, status):
-    """``{"data": [...]}``, ``{"errors": [...]}`` or both, with ``status``."""
-    body = {"data": data} if data or not errors else {}
+    """``{"data": [...]}``, with ``"errors": [...]`` beside it when there are any (an
+    errors-only reply still carries its empty ``data``), and ``status``."""
+    body = {"data": data}
     if errors:
         body["errors"] = errors
     return jsonify(body), status
@@ -197,19 +213,19 @@ def image_inference(entry, faults, faults_text, data, errors):
                 f"loopback address, not {urlsplit(task[field]).hostname!r}.",
                 task_uuid=task["taskUUID"], parameter=field)))
             return
-    mode = "webhook" if "webhookURL" in task else task.get("deliveryMethod", "sync")
+    mode = task.get("deliveryMethod", "sync")
     images_url = url_for("sandbox.image", name="x", _external=True)[:-1]
     try:
-        record, created = state().accept(
+        record = state().accept(
             task, faults=faults, faults_text=faults_text, images_url=images_url, mode=mode,
             result_delay=current_app.config["RUNWARE_SANDBOX_RESULT_DELAY"])
     except TaskConflict:
         errors.append((400, runware_error(
-            "duplicateTaskUUID", "This taskUUID was already used for a task with other "
-            "parameters; use a new UUID v4.", task_uuid=task["taskUUID"],
+            "conflictTaskUUID", f"A task with taskUUID {task['taskUUID']} was already "
+            "submitted; use a new UUID v4 for each task.", task_uuid=task["taskUUID"],
             parameter="taskUUID")))
         return
-    if created and ("webhookURL" in task or "uploadEndpoint" in task):
+    if "webhookURL" in task or "uploadEndpoint" in task:
         current_app.extensions["sandbox_deliverer"].start(record)
     if mode != "sync":
         data.append({"taskType": "imageInference", "taskUUID": record.task_uuid})
@@ -218,7 +234,7 @@ def image_inference(entry, faults, faults_text, data, errors):
         if item.outcome == "success":
             data.append(result_item(state(), record, item))
         else:
-            errors.append((500, error_item(record, item)))
+            data.append(failed_item(record, item))
 
 
 def callback_allowed(url):
@@ -264,16 +280,19 @@ def validation_error(error, entry):
     """A schema error (``{"parameter", "message"}``) as Runware's error object."""
     parameter, message = error["parameter"] or None, error["message"]
     name = (parameter or "task").split("[")[0].split(".")[0]
+    title = f"{name[0].upper()}{name[1:]}"
     if message == "is required":
-        code = f"missing{name[0].upper()}{name[1:]}"
+        code = f"missing{title}"
     elif message == "is not a known parameter":
-        code = "unsupportedParameter"
+        code = "unknownParameter"
+    elif name in ("positivePrompt", "negativePrompt") and "characters" in message:
+        code = f"invalid{title}Length"
     else:
-        code = f"invalid{name[0].upper()}{name[1:]}"
+        code = f"invalid{title}"
     return runware_error(
         code, f"{parameter} {message}" if parameter else message,
         task_uuid=_text(entry.get("taskUUID")), parameter=parameter,
-        documentation=None if code == "unsupportedParameter"
+        documentation=None if code == "unknownParameter"
         else f"{DOCS}#request-{name.lower()}")
 
 

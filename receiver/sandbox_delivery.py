@@ -35,6 +35,7 @@ WORKERS = 8
 DUPLICATE_WITHIN = 0.05  # seconds after the original that a duplicate is sent
 HEADERS = {"Content-Type": "application/json", "User-Agent": "runware-archive-sandbox"}
 ERRORS_DOC = "https://runware.ai/docs/platform/errors"
+FAIL_CODE = "timeoutProvider"  # the code Runware's errors page gives as its example
 
 
 def result_item(state, task, item, *, status=None):
@@ -64,12 +65,26 @@ def result_item(state, task, item, *, status=None):
 
 
 def error_item(task, item):
-    """The error object (§5) for a generation the ``fail`` fault made fail."""
+    """The flat error object of ``getResponse``'s ``errors[]`` (§5) for a generation the
+    ``fail`` fault made fail."""
     return {"taskType": "imageInference", "taskUUID": task.task_uuid, "status": "error",
-            "code": "timeoutProvider",
-            "message": f"Sandbox fault 'fail': generation {item.position + 1} of this task "
-                       "failed on purpose.",
-            "documentation": ERRORS_DOC}
+            "code": FAIL_CODE, "message": fail_message(item), "documentation": ERRORS_DOC}
+
+
+def failed_item(task, item):
+    """The same failure as an item of ``data[]``, as webhooks and sync replies carry it:
+    ``{"status": "error", "error": {...}}`` naming the image (Runware/runware-python
+    ``tests/test_rest_polling.py`` ``TestPerItemErrors``)."""
+    return {"taskType": "imageInference", "taskUUID": task.task_uuid,
+            "imageUUID": item.image_uuid, "status": "error",
+            "error": {"code": FAIL_CODE, "message": fail_message(item),
+                      "documentation": ERRORS_DOC}}
+
+
+def fail_message(item):
+    """What a generation failed by the ``fail`` fault says."""
+    return (f"Sandbox fault 'fail': generation {item.position + 1} of this task failed on "
+            "purpose.")
 
 
 class Scheduler:
@@ -175,12 +190,13 @@ class Deliverer:
         return random.uniform(wait / 2, wait)
 
     def body(self, task, item, faults):
-        """The webhook body: ``{"data": [item]}`` / ``{"errors": [error]}``, or bare."""
+        """The webhook body: the flat result or failed item, or (fault ``wrapped``) the same
+        item inside ``{"data": [...]}``."""
         if item.outcome == "success":
-            payload, key = result_item(self.state, task, item), "data"
+            payload = result_item(self.state, task, item)
         else:
-            payload, key = error_item(task, item), "errors"
-        return payload if faults.chance("bare", item.image_uuid) else {key: [payload]}
+            payload = failed_item(task, item)
+        return {"data": [payload]} if faults.chance("wrapped", item.image_uuid) else payload
 
     def _send(self, kind, task, item, attempt):
         """Make one attempt of ``kind`` (webhook, duplicate, upload) and log it; True on 2xx."""

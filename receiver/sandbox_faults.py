@@ -8,7 +8,7 @@ image, a request body), so with a seed every run makes the same choices, in any 
 import random
 from dataclasses import dataclass, field
 
-PROBABILITIES = ("duplicate", "shuffle", "fail", "bare", "reply_lost")
+PROBABILITIES = ("duplicate", "shuffle", "fail", "wrapped", "reply_lost")
 SUBMIT_CODES = (429, 500, 502, 503, 504)
 DEFAULT_SUBMIT_MAX = 2
 
@@ -24,7 +24,7 @@ class Faults:
     duplicate: float = 0.0
     shuffle: float = 0.0
     fail: float = 0.0
-    bare: float = 0.0
+    wrapped: float = 0.0
     reply_lost: float = 0.0
     delay: float = 0.0
     drop_first: int = 0

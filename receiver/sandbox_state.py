@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS submit_faults (body_hash TEXT PRIMARY KEY, count INTE
 
 
 class TaskConflict(ValueError):
-    """A taskUUID seen before with different parameters."""
+    """A taskUUID seen before."""
 
 
 @dataclass
@@ -75,12 +75,12 @@ class Task:
     task: dict
     faults: str
     images_url: str
-    mode: str  # "sync", "async" or "webhook"
+    mode: str  # the deliveryMethod: "sync" or "async"
     created_at: float
 
 
 def request_hash(task):
-    """The SHA-256 of a task's canonical JSON: how a retry is told from a conflict."""
+    """The SHA-256 of a task's canonical JSON, kept with the task for inspection."""
     return hashlib.sha256(json.dumps(task, sort_keys=True).encode()).hexdigest()
 
 
@@ -128,18 +128,16 @@ class SandboxState:
     # -- tasks -------------------------------------------------------------------------
 
     def accept(self, task, *, faults, faults_text, images_url, mode, result_delay):
-        """Record and plan ``task`` unless its taskUUID is known; returns ``(Task, created)``.
+        """Record and plan ``task``; returns its :class:`Task`.
 
-        :raises TaskConflict: the taskUUID was used before for other parameters.
+        :raises TaskConflict: the taskUUID was used before, whatever its parameters were:
+            Runware answers ``conflictTaskUUID`` and does not replay its first answer.
         """
         digest, now = request_hash(task), self.clock()
         with self.write() as conn:
-            row = conn.execute("SELECT * FROM tasks WHERE task_uuid = ?",
-                               (task["taskUUID"],)).fetchone()
-            if row is not None:
-                if row["request_hash"] != digest:
-                    raise TaskConflict(task["taskUUID"])
-                return _task(row), False
+            if conn.execute("SELECT 1 FROM tasks WHERE task_uuid = ?",
+                            (task["taskUUID"],)).fetchone() is not None:
+                raise TaskConflict(task["taskUUID"])
             conn.execute(
                 "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (task["taskUUID"], digest, json.dumps(task), faults_text, images_url, mode, now),
@@ -148,7 +146,7 @@ class SandboxState:
                 conn.execute("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)", (
                     item.image_uuid, item.task_uuid, item.position, item.seed, item.ready_at,
                     item.expires_at, item.outcome, item.webhook, item.upload))
-        return Task(task["taskUUID"], task, faults_text, images_url, mode, now), True
+        return Task(task["taskUUID"], task, faults_text, images_url, mode, now)
 
     def _plan(self, task, faults, mode, result_delay, now):
         """Seeds, imageUUIDs, finishing times (shuffled, delayed) and outcomes of a task."""

@@ -201,7 +201,7 @@ def test_a_missing_key_gets_runwares_401(sandbox, header):
     headers = {"Authorization": header} if header is not None else {}
     reply = sandbox.post(new_task(), key=None, headers=headers)
     assert reply.status_code == 401
-    assert reply.json() == {"errors": [{
+    assert reply.json() == {"data": [], "errors": [{
         "code": "invalidApiKey", "message": reply.json()["errors"][0]["message"],
         "parameter": "apiKey", "taskType": "authentication"}]}
 
@@ -270,7 +270,7 @@ def test_a_dry_run_prices_without_generating(sandbox):
 
 @pytest.mark.parametrize("fields, parameter, code", [
     ({"positivePrompt": None}, "positivePrompt", "missingPositivePrompt"),
-    ({"positivePrompt": "x"}, "positivePrompt", "invalidPositivePrompt"),
+    ({"positivePrompt": "x"}, "positivePrompt", "invalidPositivePromptLength"),
     ({"width": 500}, "width", "invalidWidth"),
     ({"height": 4100}, "height", "invalidHeight"),
     ({"steps": 0}, "steps", "invalidSteps"),
@@ -282,14 +282,14 @@ def test_a_dry_run_prices_without_generating(sandbox):
     ({"scheduler": "euler"}, "scheduler", "invalidScheduler"),
     ({"lora": [{"model": "civitai:1@2", "weight": 5}]}, "lora[0].weight", "invalidLora"),
     ({"webhookURL": "ftp://example.org/x"}, "webhookURL", "invalidWebhookURL"),
-    ({"guidance": 3}, "guidance", "unsupportedParameter"),
+    ({"guidance": 3}, "guidance", "unknownParameter"),
 ])
 def test_invalid_tasks_get_runware_errors_naming_the_parameter(sandbox, fields, parameter, code):
     task = new_task(**fields)
     reply = sandbox.post(task)
     assert reply.status_code == 400
     errors = reply.json()["errors"]
-    assert "data" not in reply.json()
+    assert reply.json()["data"] == []  # an errors-only reply keeps its empty data
     error = next(e for e in errors if e["parameter"] == parameter)
     assert error["code"] == code
     assert error["taskType"] == "imageInference" and error["taskUUID"] == task["taskUUID"]
@@ -324,7 +324,7 @@ def test_a_batch_can_partly_succeed(sandbox):
 
 def test_webhooks_ack_at_once_then_one_post_per_result(sandbox, capture):
     sandbox.app.config["RUNWARE_SANDBOX_RESULT_DELAY"] = 0.3
-    task = new_task(numberResults=3, seed=40, includeCost=True,
+    task = new_task(deliveryMethod="async", numberResults=3, seed=40, includeCost=True,
                     webhookURL=f"{capture.url}/hook?token=abc")
     started = time.monotonic()
     reply = sandbox.post(task)
@@ -337,8 +337,8 @@ def test_webhooks_ack_at_once_then_one_post_per_result(sandbox, capture):
     assert [r.path for r in received] == ["/hook?token=abc"] * 3
     assert all(r.method == "POST" and r.headers["Content-Type"] == "application/json"
                for r in received)
-    items = [r.json()["data"][0] for r in received]
-    assert all(list(r.json()) == ["data"] and len(r.json()["data"]) == 1 for r in received)
+    items = [r.json() for r in received]  # the flat result object, Runware's own shape
+    assert all("data" not in item and item["taskUUID"] == task["taskUUID"] for item in items)
     assert sorted(item["seed"] for item in items) == [40, 41, 42]
     assert len({item["imageUUID"] for item in items}) == 3
     assert all(item["cost"] == 0.0006 for item in items)
@@ -349,7 +349,7 @@ def test_webhooks_ack_at_once_then_one_post_per_result(sandbox, capture):
 
 def test_a_failing_webhook_is_retried_with_backoff(sandbox, capture_factory):
     capture = capture_factory(statuses=[500, 503, 404])
-    task = new_task(webhookURL=f"{capture.url}/hook")
+    task = new_task(deliveryMethod="async", webhookURL=f"{capture.url}/hook")
     sandbox.post(task)
     received = capture.wait(4)
     assert len(received) == 4
@@ -358,7 +358,7 @@ def test_a_failing_webhook_is_retried_with_backoff(sandbox, capture_factory):
     base = sandbox.app.config["RUNWARE_SANDBOX_RETRY_BASE"]
     for attempt, gap in enumerate(gaps, start=1):
         assert gap >= base * 2 ** (attempt - 1) / 2 - 0.005
-    image_uuid = received[0].json()["data"][0]["imageUUID"]
+    image_uuid = received[0].json()["imageUUID"]
     assert wait_until(lambda: sandbox.state.item(image_uuid).webhook == "delivered")
     log = sandbox.state.attempts(image_uuid)
     assert [(a["attempt"], a["status_code"]) for a in log] == [
@@ -367,9 +367,9 @@ def test_a_failing_webhook_is_retried_with_backoff(sandbox, capture_factory):
 
 def test_attempts_are_bounded(sandbox, capture_factory):
     capture = capture_factory(default=500)
-    sandbox.post(new_task(webhookURL=f"{capture.url}/hook"))
+    sandbox.post(new_task(deliveryMethod="async", webhookURL=f"{capture.url}/hook"))
     received = capture.wait(MAX_ATTEMPTS)
-    image_uuid = received[0].json()["data"][0]["imageUUID"]
+    image_uuid = received[0].json()["imageUUID"]
     assert wait_until(lambda: sandbox.state.item(image_uuid).webhook == "failed")
     time.sleep(0.3)  # longer than the capped backoff: no further attempt comes
     assert len(capture.received) == MAX_ATTEMPTS
@@ -378,9 +378,9 @@ def test_attempts_are_bounded(sandbox, capture_factory):
 def test_a_webhook_that_times_out_is_retried(sandbox, capture_factory):
     sandbox.app.config["RUNWARE_SANDBOX_WEBHOOK_TIMEOUT"] = 0.2
     capture = capture_factory(slow_first=0.6)
-    sandbox.post(new_task(webhookURL=f"{capture.url}/hook"))
+    sandbox.post(new_task(deliveryMethod="async", webhookURL=f"{capture.url}/hook"))
     received = capture.wait(2)
-    image_uuid = received[0].json()["data"][0]["imageUUID"]
+    image_uuid = received[0].json()["imageUUID"]
     assert wait_until(lambda: sandbox.state.item(image_uuid).webhook == "delivered")
     log = sandbox.state.attempts(image_uuid)
     assert log[0]["error"] == "ReadTimeout" and log[-1]["status_code"] == 200
@@ -390,7 +390,7 @@ def test_an_unreachable_webhook_is_retried_then_given_up(sandbox, capture_factor
     closed = capture_factory()
     url = closed.url
     closed.close()
-    task = new_task(webhookURL=f"{url}/hook")
+    task = new_task(deliveryMethod="async", webhookURL=f"{url}/hook")
     sandbox.post(task)
     image_uuid = sandbox.state.items(task["taskUUID"])[0].image_uuid
     assert wait_until(lambda: sandbox.state.item(image_uuid).webhook == "failed")
@@ -455,7 +455,7 @@ def test_get_response_for_an_unknown_task(sandbox):
 
 
 def test_upload_endpoint_gets_the_raw_bytes_before_the_webhook(sandbox, capture):
-    task = new_task(numberResults=2, outputFormat="PNG", webhookURL=f"{capture.url}/hook",
+    task = new_task(deliveryMethod="async", numberResults=2, outputFormat="PNG", webhookURL=f"{capture.url}/hook",
                     uploadEndpoint=f"{capture.url}/bucket/object?sig=1")
     sandbox.post(task)
     received = capture.wait(4)
@@ -467,7 +467,7 @@ def test_upload_endpoint_gets_the_raw_bytes_before_the_webhook(sandbox, capture)
         assert put.headers["Content-Type"] == "image/png"
         assert decode(put.body).format == "PNG"
     for post in posts:
-        url = post.json()["data"][0]["imageURL"]
+        url = post.json()["imageURL"]
         served = requests.get(url, timeout=10).content
         put = next(p for p in puts if p.body == served)
         assert put.at <= post.at
@@ -593,29 +593,50 @@ def test_rendering_1024_square_takes_tens_of_milliseconds():
 # --- a repeated taskUUID --------------------------------------------------------------------
 
 
-def test_a_repeated_sync_task_gets_the_same_answer_and_nothing_new(sandbox):
+def conflict_of(reply, task):
+    """The ``conflictTaskUUID`` error of a reply (Runware/sdk-python ``runware/base.py``)."""
+    assert reply.status_code == 400
+    body = reply.json()
+    assert body["data"] == []
+    [error] = body["errors"]
+    assert (error["code"], error["parameter"], error["taskUUID"]) == (
+        "conflictTaskUUID", "taskUUID", task["taskUUID"])
+    return error
+
+
+def test_a_repeated_task_uuid_is_a_conflict_not_a_replay(sandbox):
     task = new_task(numberResults=2, includeCost=True)
     first, second = sandbox.post(task), sandbox.post(task)
-    assert first.status_code == second.status_code == 200
-    assert first.json() == second.json()
-    assert len(sandbox.state.items(task["taskUUID"])) == 2
+    assert first.status_code == 200 and len(first.json()["data"]) == 2
+    conflict_of(second, task)
+    assert len(sandbox.state.items(task["taskUUID"])) == 2  # nothing generated again
 
 
 def test_a_repeated_webhook_task_is_delivered_once(sandbox, capture):
-    task = new_task(numberResults=3, webhookURL=f"{capture.url}/hook")
-    acks = [sandbox.post(task).json() for _ in range(3)]
-    assert acks[0] == acks[1] == acks[2]
+    task = new_task(deliveryMethod="async", numberResults=3, webhookURL=f"{capture.url}/hook")
+    first, *again = [sandbox.post(task) for _ in range(3)]
+    assert first.json() == {"data": [{"taskType": "imageInference",
+                                      "taskUUID": task["taskUUID"]}]}
+    for reply in again:
+        conflict_of(reply, task)
     capture.wait(3)
     time.sleep(0.3)
     assert len(capture.received) == 3
 
 
-def test_a_task_uuid_reused_with_other_parameters_is_refused(sandbox):
+def test_a_task_uuid_reused_with_other_parameters_is_a_conflict_too(sandbox):
     task = new_task()
     sandbox.post(task)
-    reply = sandbox.post(dict(task, positivePrompt="something else entirely"))
-    assert reply.status_code == 400
-    assert reply.json()["errors"][0]["code"] == "duplicateTaskUUID"
+    conflict_of(sandbox.post(dict(task, positivePrompt="something else entirely")), task)
+
+
+def test_sync_with_a_webhook_answers_inline_and_posts_too(sandbox, capture):
+    """Runware documents neither way; the sandbox does both, so the archive's dedupe is
+    what keeps one copy (the README says so)."""
+    task = new_task(deliveryMethod="sync", numberResults=2, webhookURL=f"{capture.url}/h")
+    inline = sandbox.post(task).json()["data"]
+    posted = [r.json() for r in capture.wait(2)]
+    assert {i["imageUUID"] for i in inline} == {p["imageUUID"] for p in posted}
 
 
 def test_state_is_shared_between_processes_through_sandbox_db(app, app_config, live_server):
@@ -624,7 +645,8 @@ def test_state_is_shared_between_processes_through_sandbox_db(app, app_config, l
     try:
         one, two = Sandbox(live_server), Sandbox(other)
         task = new_task(numberResults=2, deliveryMethod="async")
-        assert one.post(task).json() == two.post(task).json()
+        assert one.post(task).status_code == 200
+        conflict_of(two.post(task), task)  # the other worker knows the taskUUID
         assert wait_until(lambda: all(item["status"] == "success"
                                       for item in two.poll(task["taskUUID"]).json()["data"]))
         items = two.poll(task["taskUUID"]).json()["data"]
@@ -639,36 +661,49 @@ def test_state_is_shared_between_processes_through_sandbox_db(app, app_config, l
 
 
 def test_duplicate_sends_each_result_twice(sandbox, capture):
-    sandbox.post(new_task(numberResults=2, webhookURL=f"{capture.url}/h"), faults="duplicate=1")
+    sandbox.post(new_task(deliveryMethod="async", numberResults=2, webhookURL=f"{capture.url}/h"), faults="duplicate=1")
     received = capture.wait(4)
     time.sleep(0.2)
     assert len(capture.received) == 4
-    uuids = [r.json()["data"][0]["imageUUID"] for r in received]
+    uuids = [r.json()["imageUUID"] for r in received]
     assert len(set(uuids)) == 2 and all(uuids.count(u) == 2 for u in uuids)
 
 
-def test_bare_sends_the_result_object_without_envelope(sandbox, capture):
-    sandbox.post(new_task(webhookURL=f"{capture.url}/h"), faults="bare=1")
+def test_wrapped_sends_the_result_inside_a_data_envelope(sandbox, capture):
+    sandbox.post(new_task(deliveryMethod="async", webhookURL=f"{capture.url}/h"),
+                 faults="wrapped=1")
     body = capture.wait(1)[0].json()
-    assert "data" not in body and body["imageUUID"] and body["taskType"] == "imageInference"
+    assert list(body) == ["data"] and body["data"][0]["taskType"] == "imageInference"
     assert len(parse_delivery(body).results) == 1
 
 
-@pytest.mark.parametrize("faults, shape", [("fail=1", "errors"), ("fail=1,bare=1", "bare")])
-def test_fail_delivers_an_error(sandbox, capture, faults, shape):
-    task = new_task(webhookURL=f"{capture.url}/h")
+@pytest.mark.parametrize("faults, shape", [("fail=1", "flat"), ("fail=1,wrapped=1", "wrapped")])
+def test_fail_delivers_the_image_as_a_failed_item(sandbox, capture, faults, shape):
+    task = new_task(deliveryMethod="async", webhookURL=f"{capture.url}/h")
     sandbox.post(task, faults=faults)
     body = capture.wait(1)[0].json()
-    error = body["errors"][0] if shape == "errors" else body
-    assert error["status"] == "error" and error["taskUUID"] == task["taskUUID"]
-    assert len(parse_delivery(body).errors) == 1
+    item = body["data"][0] if shape == "wrapped" else body
+    assert item["status"] == "error" and item["taskUUID"] == task["taskUUID"]
+    assert item["error"]["code"] == "timeoutProvider" and item["error"]["message"]
+    assert item["imageUUID"] == sandbox.state.items(task["taskUUID"])[0].image_uuid
+    [error] = parse_delivery(body).errors
+    assert (error["code"], error["imageUUID"]) == ("timeoutProvider", item["imageUUID"])
+
+
+def test_a_sync_reply_carries_failed_images_beside_the_good_ones(sandbox):
+    task = new_task(numberResults=4, seed=1)
+    reply = sandbox.post(task, faults="fail=0.5,seed=11").json()
+    kinds = sorted(item.get("status", "success") for item in reply["data"])
+    assert "error" in kinds and "success" in kinds and "errors" not in reply
+    delivery = parse_delivery(reply)
+    assert len(delivery.results) + len(delivery.errors) == 4
 
 
 def test_drop_first_forces_retries_the_receiver_never_sees(sandbox, capture):
-    task = new_task(webhookURL=f"{capture.url}/h")
+    task = new_task(deliveryMethod="async", webhookURL=f"{capture.url}/h")
     sandbox.post(task, faults="drop_first=2")
     received = capture.wait(1)
-    image_uuid = received[0].json()["data"][0]["imageUUID"]
+    image_uuid = received[0].json()["imageUUID"]
     assert wait_until(lambda: sandbox.state.item(image_uuid).webhook == "delivered")
     log = sandbox.state.attempts(image_uuid)
     assert [a["status_code"] for a in log] == [None, None, 200]
@@ -677,15 +712,15 @@ def test_drop_first_forces_retries_the_receiver_never_sees(sandbox, capture):
 
 
 def test_shuffle_changes_the_finishing_order(sandbox, capture):
-    sandbox.post(new_task(numberResults=6, seed=100, webhookURL=f"{capture.url}/h"),
+    sandbox.post(new_task(deliveryMethod="async", numberResults=6, seed=100, webhookURL=f"{capture.url}/h"),
                  faults="shuffle=1,seed=3")
-    seeds = [r.json()["data"][0]["seed"] for r in capture.wait(6)]
+    seeds = [r.json()["seed"] for r in capture.wait(6)]
     assert sorted(seeds) == list(range(100, 106)) and seeds != sorted(seeds)
 
 
 def test_delay_makes_results_late(sandbox, capture):
     started = time.monotonic()
-    sandbox.post(new_task(webhookURL=f"{capture.url}/h", numberResults=4),
+    sandbox.post(new_task(deliveryMethod="async", webhookURL=f"{capture.url}/h", numberResults=4),
                  faults="delay=0.5,seed=1")
     received = capture.wait(4)
     assert max(r.at for r in received) - started > 0.1
@@ -705,13 +740,11 @@ def test_submit_faults_answer_429_or_5xx_a_bounded_number_of_times(sandbox, faul
     assert len(sandbox.state.items(task["taskUUID"])) == 1
 
 
-def test_a_lost_reply_is_answered_again_without_generating_twice(sandbox, capture):
-    task = new_task(numberResults=2, webhookURL=f"{capture.url}/h")
+def test_a_lost_reply_is_followed_by_a_conflict_without_generating_twice(sandbox, capture):
+    task = new_task(deliveryMethod="async", numberResults=2, webhookURL=f"{capture.url}/h")
     lost = sandbox.post(task, faults="reply_lost=1,submit_max=1")
     assert lost.status_code == 502
-    again = sandbox.post(task, faults="reply_lost=1,submit_max=1")
-    assert again.json() == {"data": [{"taskType": "imageInference",
-                                      "taskUUID": task["taskUUID"]}]}
+    conflict_of(sandbox.post(task, faults="reply_lost=1,submit_max=1"), task)
     capture.wait(2)
     time.sleep(0.2)
     assert len(capture.received) == 2
@@ -749,12 +782,12 @@ def test_a_bad_fault_header_is_refused(sandbox):
 
 def test_the_fault_syntax():
     faults = parse_faults(" duplicate=0.3, shuffle=1,delay=0.05,drop_first=2,"
-                          "submit_status=503:0.5,submit_429=0.2,fail=0.1,bare=1,seed=42,"
+                          "submit_status=503:0.5,submit_429=0.2,fail=0.1,wrapped=1,seed=42,"
                           "reply_lost=0.1,submit_max=3")
     assert (faults.duplicate, faults.shuffle, faults.delay, faults.drop_first) == (
         0.3, 1.0, 0.05, 2)
     assert faults.submit == {503: 0.5, 429: 0.2}
-    assert (faults.fail, faults.bare, faults.seed, faults.reply_lost, faults.submit_max) == (
+    assert (faults.fail, faults.wrapped, faults.seed, faults.reply_lost, faults.submit_max) == (
         0.1, 1.0, 42, 0.1, 3)
     assert parse_faults("") == parse_faults(None) == parse_faults(" , ")
     assert parse_faults("submit_status=502").submit == {502: 1.0}
