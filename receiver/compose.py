@@ -16,7 +16,7 @@ import math
 import re
 
 from flask import (
-    Blueprint, current_app, jsonify, redirect, render_template, request, url_for,
+    Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for,
 )
 
 from archive import lineage
@@ -250,7 +250,8 @@ def new():
 
 @bp.post("/new")
 def create():
-    """Preview (estimate and diff) or send; errors come back next to their fields."""
+    """Preview (estimate and diff) or send; errors come back next to their fields, notes
+    on parameters without effect (:func:`receiver.schemas.warnings_for`) as flashes."""
     form = request.form
     parent = get_catalogue().get_task(form["parent"]) if form.get("parent") else None
     if form.get("action") == "add-lora":  # the form again, one LoRA row longer; nothing sent
@@ -264,6 +265,9 @@ def create():
     if errors:
         return render_form(form, errors=form_errors(errors, lora_order), parent=parent,
                            status=422)
+    # Accepted but without effect: a note on the preview, or on the task page sent to.
+    for note in s.warnings_for(params):
+        flash(f"Note: {note['parameter']} {note['message']}.")
     if form.get("action") == "preview":
         return render_form(form, parent=parent)
     outcome = submit_in_app(current_app, params, request_root=request.root_url,

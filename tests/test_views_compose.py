@@ -77,6 +77,26 @@ def test_errors_land_next_to_their_fields(client, provider, fields, name, messag
     assert provider.tasks() == []
 
 
+def test_parameters_without_effect_are_noted_on_preview_and_after_sending(client, provider):
+    fields = {"positivePrompt": "a harbor", "negativePrompt": "blurry", "ttl": "120",
+              "outputType": "base64Data"}
+    page = text(post(client, action="preview", **fields))
+    assert "Note: ttl has no effect unless outputType is URL (it is base64Data)" in page
+    assert "Note: negativePrompt is ignored when CFGScale is 1 or less" in page
+    assert provider.tasks() == []
+    response = post(client, **fields)
+    assert response.status_code == 303, text(response)
+    assert provider.tasks()[0]["ttl"] == 120
+    detail = text(client.get(response.headers["Location"]))
+    assert "Note: ttl has no effect" in detail
+    assert "Note: ttl" not in text(client.get(response.headers["Location"]))  # shown once
+
+
+def test_size_hints_give_no_range_no_source_gives(client):
+    page = text(client.get("/new"))
+    assert "128–2048" not in page and "Multiple of 16." in page
+
+
 def test_values_survive_an_error(client, provider):
     page = text(post(client, positivePrompt="keep <this> prompt", width="1000"))
     assert "keep &lt;this&gt; prompt</textarea>" in page
