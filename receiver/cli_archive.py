@@ -61,7 +61,11 @@ def reconcile_command(after, retry_failed, as_json):
     if retry_failed:
         click.echo(f"queued {report.retried} failed downloads again")
     click.echo(f"asked the provider for {len(report.asked)} tasks: {report.new_results} new "
-               f"results, {report.new_errors} errors, {report.processing} still processing")
+               f"results, {report.new_errors} errors, {report.processing} still processing, "
+               f"{len(report.not_found)} unknown to it (asked again later)")
+    for task_uuid in report.lost:
+        click.echo(f"lost: task {task_uuid}: results still missing when the reconcile window "
+                   "closed; no longer counted in flight")
     for problem in report.problems:
         click.echo(f"problem: {problem}", err=True)
     for task in report.missing:
