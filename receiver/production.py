@@ -1,8 +1,16 @@
 """``runware-archive serve --workers N``: gunicorn workers plus the fetcher as its own process.
 
-The master prepares the data folder once (secret, migrations, WAL) before it forks, so
-workers never race to create them; each worker builds its own app (own connections). The
-image fetcher runs as ``runware-archive worker`` beside them, and stops with them.
+``serve`` prepares the data folder once (secret, migrations, WAL), so workers never race
+to create them, then execs a fresh interpreter as the gunicorn master (same pid): each
+worker builds its own app (own connections). The image fetcher runs as
+``runware-archive worker`` beside them, and stops with them.
+
+Why a fresh interpreter: gevent's worker monkey-patches after the fork, so whatever the
+master imported is not patched. ``serve`` has imported requests, hence urllib3, which keeps
+direct references to the stdlib's ``ssl.SSLContext``: every worker printed gevent's
+"Monkey-patching ssl after ssl has already been imported" warning, and urllib3's TLS would
+have blocked the worker's event loop. The fresh master imports gunicorn and this module
+only; the app, requests included, is imported in each worker after the patch.
 """
 
 import os
@@ -49,12 +57,26 @@ def start_fetch_worker():
 
 
 def serve_with_gunicorn(app, bind, workers):
-    """Run gunicorn until it exits, with the fetcher process beside it."""
+    """Become the gunicorn master: exec ``python -m receiver.production`` (see above)."""
     os.environ["RUNWARE_ARCHIVE_DIR"] = app.config["RUNWARE_ARCHIVE_DIR"]
-    fetcher = start_fetch_worker() if app.config["RUNWARE_ARCHIVE_FETCHER"] != "off" else None
+    fetcher = "fetcher" if app.config["RUNWARE_ARCHIVE_FETCHER"] != "off" else "no-fetcher"
+    app.extensions["catalogue"].close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "receiver.production",
+                              bind, str(workers), fetcher])
+
+
+def run_master(bind, workers, fetcher=True):
+    """Run gunicorn until it exits, with the fetcher process beside it."""
+    process = start_fetch_worker() if fetcher else None
     try:
         ArchiveGunicorn(bind, workers).run()
     finally:
-        if fetcher is not None:
-            fetcher.terminate()
-            fetcher.wait(10)
+        if process is not None:
+            process.terminate()
+            process.wait(10)
+
+
+if __name__ == "__main__":  # what serve_with_gunicorn execs: BIND WORKERS fetcher|no-fetcher
+    run_master(sys.argv[1], int(sys.argv[2]), sys.argv[3] == "fetcher")
