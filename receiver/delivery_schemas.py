@@ -43,6 +43,9 @@ __all__ = ["ResultItemSchema", "ErrorItemSchema", "Delivery", "parse_delivery", 
 
 OUTPUT_FIELDS = ("imageURL", "imageBase64Data", "imageDataURI")  # §3: exactly one per result
 TERMINAL_STATUSES = ("success", "completed")  # runware-python client.py _is_terminal
+# Fields only a finished result carries: an item with one of them but no output is a broken
+# result, reported as unreadable, rather than progress passed over in silence.
+RESULT_ONLY = frozenset({"seed", "cost", "NSFWContent"})
 # USD per image. Runware's image prices are fractions of a cent to a few cents (§8); a cost
 # past this is a corrupt or hostile payload, and one near 1e308 would make every total
 # Infinity, which is not JSON.
@@ -139,14 +142,15 @@ def classify(item):
     """``"error"``, ``"result"`` or ``"progress"``: what a delivered item is.
 
     An error says so (``status: error``, a nested ``error``, or a ``code`` with no image);
-    a result carries an output or a terminal status; anything else is progress.
+    a result carries an output, a terminal status or a field only results have; anything
+    else is progress.
     """
     if item.get("status") == "error" or isinstance(item.get("error"), (dict, str)):
         return "error"
     has_output = any(name in item for name in OUTPUT_FIELDS)
     if "code" in item and not has_output and "imageUUID" not in item:
         return "error"
-    if has_output or item.get("status") in TERMINAL_STATUSES:
+    if has_output or item.get("status") in TERMINAL_STATUSES or RESULT_ONLY & item.keys():
         return "result"
     return "progress"
 
