@@ -4,6 +4,12 @@
   and the JSON API need a login (a session cookie, HttpOnly, SameSite=Lax) or, for the
   JSON API and ``/metrics`` only, ``Authorization: Bearer <password>``. The webhook,
   upload and sandbox routes keep their own per-task tokens and never see a login.
+- Sessions live in the catalogue (:mod:`archive.sessions`); the signed cookie only names
+  one. Logging out deletes it, so a copy of the cookie stops working too, and a new
+  password ends every session. Wrong passwords (form or Bearer) are counted there as well,
+  per client address, so every worker enforces one limit and a restart does not reset it.
+  The address is ``request.remote_addr``: behind a reverse proxy that is the proxy's, until
+  the app is wrapped in Werkzeug's ``ProxyFix`` for it, which rewrites ``remote_addr``.
 - CSRF: a random token bound to the session, sent back in a hidden ``csrf_token`` field
   (or an ``X-CSRF-Token`` header), is required on every POST, PUT, PATCH and DELETE except
   the token-authenticated routes and JSON requests to ``/api/*`` (a browser cannot send
@@ -17,21 +23,23 @@
 import hashlib
 import hmac
 import secrets
-import threading
-import time
+import sqlite3
 from urllib.parse import urlsplit
 
 from flask import (
-    Blueprint, abort, current_app, jsonify, redirect, render_template, request, session,
+    Blueprint, abort, current_app, g, jsonify, redirect, render_template, request, session,
     url_for,
 )
 from flask.sessions import SecureCookieSessionInterface
+
+from archive.sessions import LoginLimit, Sessions
 
 bp = Blueprint("auth", __name__)
 TOKEN_ROUTES = ("/webhooks/", "/uploads/", "/sandbox/")
 OPEN_ROUTES = ("/static/", "/login", "/healthz")
 BEARER_ROUTES = ("/api/", "/metrics")
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+LOGIN_LIMIT, LOGIN_WINDOW = 5, 900.0  # wrong passwords per address, within seconds
 CSRF_FIELD, CSRF_HEADER = "csrf_token", "X-CSRF-Token"
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -56,7 +64,11 @@ def _setup(state):
     app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
     app.session_interface = SessionOverHttps()
     app.jinja_env.globals["csrf_token"] = csrf_token
-    app.extensions["failed_logins"] = FailedLogins()
+    catalogue = app.extensions["catalogue"]
+    app.extensions["sessions"] = Sessions(
+        catalogue, lifetime=app.permanent_session_lifetime.total_seconds())
+    app.extensions["login_limit"] = LoginLimit(catalogue, limit=LOGIN_LIMIT, window=LOGIN_WINDOW)
+    app.extensions["password_epoch"] = [None, None]  # (digest of the password, its epoch)
 
 
 class SessionOverHttps(SecureCookieSessionInterface):
@@ -91,66 +103,91 @@ def password_matches(given):
     return hmac.compare_digest(_digest(given or ""), _digest(password()))
 
 
+def password_epoch():
+    """The epoch of the current password that session rows are made under: a slow, keyed
+    hash (scrypt), so the catalogue holds nothing a password can be cheaply guessed from.
+    Computed once per process and password; the first time a process sees a password it
+    deletes the sessions of any other (they are refused anyway; this keeps them from
+    coming back should the old password return)."""
+    cache = current_app.extensions["password_epoch"]
+    digest = _digest(password())
+    if cache[0] != digest:
+        key = current_app.config["SECRET_KEY"].encode()
+        salt = hmac.new(key, b"ui-session-epoch", hashlib.sha256).digest()
+        epoch = hashlib.scrypt(password().encode(), salt=salt, n=2**14, r=8, p=1,
+                               dklen=32).hex()
+        sessions().keep_only(epoch)
+        cache[:] = [digest, epoch]
+    return cache[1]
+
+
+def sessions():
+    """The app's :class:`archive.sessions.Sessions`."""
+    return current_app.extensions["sessions"]
+
+
+def login_limit():
+    """The app's :class:`archive.sessions.LoginLimit`."""
+    return current_app.extensions["login_limit"]
+
+
 def logged_in():
-    """True when no password is set, or this session logged in with the current one."""
+    """True when no password is set, or this session is one the catalogue holds, made
+    under the current password (looked up once per request)."""
     if password() is None:
         return True
-    return hmac.compare_digest(session.get("login", ""), _digest(password()))
+    if "logged_in" not in g:
+        g.logged_in = sessions().check(session.get("sid"), password_epoch())
+    return g.logged_in
 
 
-class FailedLogins:
-    """Wrong passwords per client address, kept in this process: after ``limit`` within
-    ``window`` seconds, that address may not try again until the window has passed, so
-    the password cannot be guessed at the speed of the network."""
-
-    def __init__(self, limit=5, window=900.0, clock=time.monotonic):
-        self.limit, self.window, self.clock = limit, window, clock
-        self._lock, self._failures = threading.Lock(), {}
-
-    def wait(self, address):
-        """Seconds before ``address`` may try again; 0 when it may now."""
-        with self._lock:
-            recent = self._recent(address)
-            if len(recent) < self.limit:
-                return 0.0
-            return max(0.0, recent[0] + self.window - self.clock())
-
-    def failed(self, address):
-        """Count a wrong password from ``address``."""
-        with self._lock:
-            self._recent(address).append(self.clock())
-            if len(self._failures) > 10_000:  # bounded memory under a spray of addresses
-                for old in [a for a in self._failures if not self._recent(a)]:
-                    del self._failures[old]
-
-    def succeeded(self, address):
-        """Forget ``address``'s failures."""
-        with self._lock:
-            self._failures.pop(address, None)
-
-    def _recent(self, address):
-        now = self.clock()
-        recent = [t for t in self._failures.get(address, ()) if t > now - self.window]
-        self._failures[address] = recent
-        return recent
+def client_address():
+    """The address wrong passwords are counted against (see the module docstring)."""
+    return request.remote_addr
 
 
-def failed_logins():
-    """The app's :class:`FailedLogins`."""
-    return current_app.extensions["failed_logins"]
+def judge_password(given, *, forget=False):
+    """``(right, wait)`` for a password attempt: ``wait`` > 0 means the address is locked
+    out and the attempt was not judged (right or wrong, the answer is 429). Every
+    attempt goes through the shared count, so parallel guesses cannot outrun it.
+
+    :raises sqlite3.OperationalError: the catalogue is busy (answer 503).
+    """
+    right = password_matches(given)
+    wait = login_limit().attempt(client_address(), right, forget=forget)
+    return (right and not wait), wait
 
 
-def _bearer_ok():
+def retry_after(wait):
+    """The ``Retry-After`` value for ``wait`` seconds: whole seconds, never early."""
+    return str(int(wait) + 1)
+
+
+def _bearer_refusal():
+    """None when the request carries the password as a Bearer token, else the answer."""
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value:
-        return False
-    if failed_logins().wait(request.remote_addr):
-        return False
-    if password_matches(value.strip()):
-        return True
-    failed_logins().failed(request.remote_addr)
-    return False
+    if scheme.lower() != "bearer" or not value.strip():
+        return _api_error("login", "log in first, or send Authorization: Bearer <password>",
+                          401)
+    try:
+        right, wait = judge_password(value.strip())
+    except sqlite3.OperationalError:
+        return _api_error("login", "busy; try again in a moment", 503, retry=1)
+    if wait:
+        return _api_error("login", "too many wrong passwords from this address; try again "
+                          "after Retry-After seconds", 429, retry=wait)
+    if right:
+        return None
+    return _api_error("login", "log in first, or send Authorization: Bearer <password>", 401)
+
+
+def _api_error(parameter, message, status, retry=None):
+    response = jsonify(errors=[{"parameter": parameter, "message": message}])
+    response.status_code = status
+    if retry is not None:
+        response.headers["Retry-After"] = retry_after(retry)
+    return response
 
 
 @bp.before_app_request
@@ -160,11 +197,9 @@ def guard():
     if path.startswith(TOKEN_ROUTES):
         return None
     if not path.startswith(OPEN_ROUTES) and not logged_in():
-        if path.startswith(BEARER_ROUTES) and _bearer_ok():
-            return None  # a script with the password: no cookie, so no CSRF either
         if path.startswith(BEARER_ROUTES):
-            return jsonify(errors=[{"parameter": "login", "message": "log in first, or send "
-                                    "Authorization: Bearer <password>"}]), 401
+            # None: a script with the password, no cookie, so no CSRF either
+            return _bearer_refusal()
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     if request.method in UNSAFE_METHODS and not _json_api_request():
         refusal = csrf_refusal()
@@ -219,27 +254,33 @@ def login():
         return redirect(target)
     error, status = None, 200
     if request.method == "POST":
-        address = request.remote_addr
-        wait = failed_logins().wait(address)
+        try:
+            right, wait = judge_password(request.form.get("password"), forget=True)
+        except sqlite3.OperationalError:
+            return _login_page("The archive is busy; try again in a moment.", target, 503, 1)
         if wait:
-            error = (f"Too many wrong passwords from this address; try again in "
-                     f"{int(wait // 60) + 1} minutes.")
-            response = current_app.make_response((render_template(
-                "auth/login.html", error=error, next=target), 429))
-            response.headers["Retry-After"] = str(int(wait) + 1)
-            return response
-        if password_matches(request.form.get("password")):
-            failed_logins().succeeded(address)
-            session.clear()
-            session["login"] = _digest(password())
+            return _login_page(f"Too many wrong passwords from this address; try again in "
+                               f"{int(wait // 60) + 1} minutes.", target, 429, wait)
+        if right:
+            session.clear()  # a fresh session: nothing from before the login carries over
+            session["sid"] = sessions().start(password_epoch())
             return redirect(target)
-        failed_logins().failed(address)
         error, status = "That is not the password.", 401
     return render_template("auth/login.html", error=error, next=target), status
 
 
+def _login_page(error, target, status, retry):
+    response = current_app.make_response((render_template(
+        "auth/login.html", error=error, next=target), status))
+    response.headers["Retry-After"] = retry_after(retry)
+    return response
+
+
 @bp.post("/logout")
 def logout():
-    """End the session (its CSRF token with it)."""
+    """End the session: its row goes, so every copy of the cookie is refused from now on
+    (its CSRF token goes with it)."""
+    sessions().end(session.get("sid"))
     session.clear()
+    g.logged_in = False
     return redirect(url_for("auth.login") if password() else "/")

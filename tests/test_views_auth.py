@@ -1,7 +1,10 @@
 """CSRF on every change, the optional login, the security headers, the serve warning."""
 
+import threading
+
 import pytest
 
+from receiver import create_app
 from receiver.auth import SECURITY_HEADERS, safe_next
 from receiver.cli import exposure_warning
 from receiver.tokens import make_token
@@ -168,12 +171,61 @@ def test_login_logout_and_the_session_cookie(locked, task):
     assert client.get("/").status_code == 302
 
 
+def log_in(client, password="correct horse"):
+    answer = client.post("/login", data={"password": password,
+                                         "csrf_token": csrf(client, "/login")})
+    assert answer.status_code == 302, answer.status_code
+    return answer
+
+
 def test_a_changed_password_ends_old_sessions(locked):
     client = locked.test_client()
-    client.post("/login", data={"password": "correct horse", "csrf_token": csrf(client, "/login")})
+    log_in(client)
     assert client.get("/").status_code == 200
     locked.config["RUNWARE_ARCHIVE_UI_PASSWORD"] = "battery staple"
     assert client.get("/").status_code == 302
+    # Ended, not merely refused while the password differs: its row is gone, so going back
+    # to the old password does not bring the session back.
+    locked.config["RUNWARE_ARCHIVE_UI_PASSWORD"] = "correct horse"
+    assert client.get("/").status_code == 302
+    assert client.get("/api/tasks").status_code == 401
+
+
+def test_a_new_password_ends_sessions_in_every_worker(locked, app_config):
+    client = locked.test_client()
+    log_in(client)
+    restarted = create_app(dict(app_config, RUNWARE_ARCHIVE_UI_PASSWORD="battery staple"))
+    copy = restarted.test_client()
+    copy.set_cookie("session", client.get_cookie("session").value)
+    assert copy.get("/").status_code == 302
+    assert client.get("/").status_code == 302  # the old worker sees the row gone too
+
+
+def test_logout_ends_the_session_wherever_its_cookie_was_copied(locked, app_config):
+    client = locked.test_client()
+    log_in(client)
+    cookie = client.get_cookie("session").value
+    other_worker = create_app(dict(app_config, RUNWARE_ARCHIVE_UI_PASSWORD="correct horse"))
+    thief = other_worker.test_client()
+    thief.set_cookie("session", cookie)
+    assert thief.get("/").status_code == 200  # a copy works while the session lives
+    assert client.post("/logout", data={"csrf_token": csrf(client, "/")}).status_code == 302
+    thief.set_cookie("session", cookie)  # the very cookie, signature and all
+    assert thief.get("/").status_code == 302
+    assert thief.get("/api/tasks").status_code == 401
+    replay = locked.test_client()
+    replay.set_cookie("session", cookie)
+    assert replay.get("/").status_code == 302
+
+
+def test_the_catalogue_holds_no_session_id(locked, catalogue):
+    client = locked.test_client()
+    log_in(client)
+    serializer = locked.session_interface.get_signing_serializer(locked)
+    state = serializer.loads(client.get_cookie("session").value)
+    assert set(state) <= {"sid", "csrf_token"}  # nothing derived from the password
+    rows = catalogue.conn.execute("SELECT * FROM sessions").fetchall()
+    assert len(rows) == 1 and state["sid"] not in repr(rows)
 
 
 def test_scripts_may_send_the_password_as_a_bearer_token(locked, provider):
@@ -232,19 +284,98 @@ def test_wrong_bearer_passwords_lock_out_too(locked):
     for _ in range(5):
         assert client.get("/api/tasks", headers={"Authorization": "Bearer guess"}
                           ).status_code == 401
-    right = client.get("/api/tasks", headers={"Authorization": "Bearer correct horse"})
-    assert right.status_code == 401
+    for guess in ("correct horse", "guess"):  # right or wrong, the answer is the same
+        refused = client.get("/api/tasks", headers={"Authorization": f"Bearer {guess}"})
+        assert refused.status_code == 429
+        assert 0 < int(refused.headers["Retry-After"]) <= 900
+        assert refused.get_json()["errors"][0]["parameter"] == "login"
+    form = locked.test_client()  # the form is locked out for the address too
+    refused = form.post("/login", data={"password": "correct horse",
+                                        "csrf_token": csrf(form, "/login")})
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
 
 
-def test_the_lockout_ends_with_its_window():
-    from receiver.auth import FailedLogins
+def guess_five_times(app):
+    client = app.test_client()
+    token = csrf(client, "/login")
+    for _ in range(5):
+        assert client.post("/login", data={"password": "guess", "csrf_token": token}
+                           ).status_code == 401
+
+
+def test_the_failed_login_count_is_shared_by_workers_and_kept_across_restarts(
+        locked, app_config):
+    config = dict(app_config, RUNWARE_ARCHIVE_UI_PASSWORD="correct horse")
+    first, second = locked, create_app(config)  # two gunicorn workers on one data folder
+    client = first.test_client()
+    token = csrf(client, "/login")
+    for _ in range(3):
+        client.post("/login", data={"password": "guess", "csrf_token": token})
+    other = second.test_client()
+    other_token = csrf(other, "/login")
+    for _ in range(2):
+        assert other.post("/login", data={"password": "guess", "csrf_token": other_token}
+                          ).status_code == 401
+    assert other.post("/login", data={"password": "correct horse", "csrf_token": other_token}
+                      ).status_code == 429
+    restarted = create_app(config).test_client()
+    refused = restarted.get("/api/tasks", headers={"Authorization": "Bearer correct horse"})
+    assert refused.status_code == 429 and "Retry-After" in refused.headers
+
+
+def test_guesses_in_parallel_cannot_outrun_the_count(locked):
+    statuses, start = [], threading.Barrier(12)
+
+    def guess():
+        client = locked.test_client()
+        start.wait()
+        statuses.append(client.get("/api/tasks", headers={"Authorization": "Bearer guess"}
+                                   ).status_code)
+
+    threads = [threading.Thread(target=guess) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(statuses) == [401] * 5 + [429] * 7
+
+
+def test_the_lockout_ends_with_its_window(catalogue):
+    from archive.sessions import LoginLimit
     now = [1000.0]
-    limiter = FailedLogins(limit=2, window=60, clock=lambda: now[0])
-    limiter.failed("a")
-    limiter.failed("a")
+    limiter = LoginLimit(catalogue, limit=2, window=60, clock=lambda: now[0])
+    assert limiter.attempt("a", False) == 0 and limiter.attempt("a", False) == 0
     assert limiter.wait("a") == 60 and limiter.wait("b") == 0
+    assert limiter.attempt("a", True) == 60  # refused unjudged, and not counted
+    now[0] += 30
+    assert limiter.attempt("a", False) == 30  # nor is a wrong one while locked out
+    now[0] += 31
+    assert limiter.wait("a") == 0
+    assert limiter.attempt("a", False) == 0
+    assert limiter.attempt("a", True, forget=True) == 0
+    assert limiter.wait("a") == 0
+    assert catalogue.conn.execute("SELECT count(*) FROM login_failures").fetchone()[0] == 0
+
+
+def test_the_failure_rows_stay_bounded(catalogue):
+    from archive.sessions import LoginLimit
+    now = [1000.0]
+    limiter = LoginLimit(catalogue, limit=5, window=60, clock=lambda: now[0], kept=10)
+    for n in range(30):  # a spray of addresses
+        limiter.attempt(f"192.0.2.{n}", False)
+    assert catalogue.conn.execute("SELECT count(*) FROM login_failures").fetchone()[0] == 10
     now[0] += 61
-    assert limiter.wait("a") == 0
-    limiter.failed("a")
-    limiter.succeeded("a")
-    assert limiter.wait("a") == 0
+    limiter.attempt("198.51.100.1", False)  # anything past the window goes
+    assert catalogue.conn.execute("SELECT count(*) FROM login_failures").fetchone()[0] == 1
+
+
+def test_sessions_expire_and_dead_rows_go(catalogue):
+    from archive.sessions import Sessions
+    now = [1000.0]
+    sessions = Sessions(catalogue, lifetime=100, clock=lambda: now[0])
+    alive, dead = sessions.start("epoch"), sessions.start("epoch")
+    assert sessions.check(alive, "epoch") and not sessions.check(alive, "another")
+    assert not sessions.check(alive, "epoch")  # a wrong epoch ended it
+    now[0] += 101
+    assert not sessions.check(dead, "epoch") and sessions.count() == 0
+    assert not sessions.check(None, "epoch") and not sessions.check("", "epoch")
