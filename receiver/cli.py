@@ -103,7 +103,8 @@ PARAM_OPTIONS = [
     ("steps", "steps", int), ("cfg_scale", "CFGScale", float),
     ("scheduler", "scheduler", str), ("number_results", "numberResults", int),
     ("output_type", "outputType", str), ("output_format", "outputFormat", str),
-    ("output_quality", "outputQuality", int), ("label", "label", str),
+    ("output_quality", "outputQuality", int), ("delivery_method", "deliveryMethod", str),
+    ("label", "label", str),
 ]
 
 
@@ -120,6 +121,9 @@ PARAM_OPTIONS = [
 @click.option("--output-type", help="URL, base64Data or dataURI.")
 @click.option("--output-format", help="JPG, PNG or WEBP.")
 @click.option("--output-quality", type=int, help="20–99.")
+@click.option("--delivery-method", type=click.Choice(["async", "sync"]),
+              help="async (the default with our webhook) or sync: Runware answers with "
+                   "the images, the webhook still attached.")
 @click.option("--label", help="A project or client name to group costs by (not sent).")
 @click.option("--json", "json_file", type=click.File(), help="A JSON file with the task "
               "(Runware's field names); the options above override its fields.")
