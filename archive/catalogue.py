@@ -11,6 +11,7 @@ nothing is half-committed and nothing stays open by accident.
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -26,6 +27,7 @@ BODY_CAP = 64 * 1024  # bytes of a delivery body kept in the log
 BUSY_TIMEOUT_MS = 5000
 MAX_IDLE = 8  # connections kept open between requests (see Catalogue.release)
 INLINE_FIELDS = ("imageBase64Data", "imageDataURI")
+log = logging.getLogger(__name__)
 
 
 class UnknownTask(LookupError):
@@ -34,6 +36,33 @@ class UnknownTask(LookupError):
 
 class ForeignResult(ValueError):
     """A delivery holds a result of another task than the one it is for."""
+
+
+def make_private(path):
+    """Keep the SQLite file ``path`` (and its ``-wal`` and ``-shm``) to its owner, 0600 like
+    the webhook secret: it holds every prompt, the delivery log and the login sessions.
+
+    A missing file is created empty (an empty database to SQLite) with mode 0600 before
+    SQLite opens it: SQLite gives the ``-wal`` and ``-shm`` it makes the main file's mode.
+    A file already open to others is tightened, with a warning; no bit is ever added.
+    """
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for name in (path, path + "-wal", path + "-shm"):
+        _tighten(name)
+
+
+def _tighten(name):
+    """Take the group's and others' bits off ``name``, if it exists, saying so."""
+    try:
+        mode = os.stat(name).st_mode & 0o777
+        if mode & 0o077:
+            os.chmod(name, mode & 0o700)
+            log.warning("%s was open to others (%o); now %o", name, mode, mode & 0o700)
+    except FileNotFoundError:
+        pass
+    except PermissionError:  # another user's file: SQLite may still open it, so go on
+        log.warning("%s is open to others and not ours to tighten", name)
 
 
 def utcnow():
@@ -139,6 +168,7 @@ class Catalogue:
                                      durable=synchronous.upper() == "FULL")
         if self.path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            make_private(self.path)
 
     # -- connections -------------------------------------------------------------
 

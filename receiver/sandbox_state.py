@@ -20,7 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from archive.catalogue import immediate
+from archive.catalogue import immediate, make_private
 from receiver import sandbox_render
 from receiver.schemas import RANDOM_SEED_MAX, SEED_MAX
 
@@ -106,6 +106,7 @@ class SandboxState:
         self._local = threading.local()
         self._last_sweep = 0.0
         os.makedirs(self.images, exist_ok=True)
+        make_private(self.path)  # before SQLite opens it: 0600, as the catalogue
         self.conn.executescript(SCHEMA)
 
     @property
