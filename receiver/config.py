@@ -11,6 +11,10 @@ from urllib.parse import urlsplit
 RUNWARE_API_URL = "https://api.runware.ai/v1"
 RUNWARE_IMAGE_HOST = "im.runware.ai"
 SANDBOX_PATH = "/sandbox/v1"
+# The routes Runware calls back (receiver/webhooks.py, receiver/files.py): the webhookURL and
+# uploadEndpoint sent with each task, and the only places the sandbox calls.
+WEBHOOK_ROUTE = "/webhooks/runware/{task_uuid}"
+UPLOAD_ROUTE = "/uploads/{task_uuid}"  # matching rule in archive/uploads.py
 DEFAULT_PORT = 5000
 
 DEFAULTS = {
@@ -50,6 +54,12 @@ DEFAULTS = {
     "RUNWARE_SANDBOX_MAX_ATTEMPTS": 10,
     "RUNWARE_SANDBOX_RESULT_DELAY": 0.2,
     "RUNWARE_SANDBOX_WEBHOOK_TIMEOUT": 5.0,
+    # What the sandbox calls back besides this service's own routes, and the work it takes
+    # (receiver/sandbox_guard.py).
+    "RUNWARE_SANDBOX_CALLBACKS": None,
+    "RUNWARE_SANDBOX_MAX_BODY_BYTES": 1024 * 1024,
+    "RUNWARE_SANDBOX_MAX_REQUEST_PIXELS": 24 * 1024 * 1024,
+    "RUNWARE_SANDBOX_MAX_PENDING_PIXELS": 128 * 1024 * 1024,
 }
 
 # How each environment variable is parsed; all others are kept as text.
@@ -73,6 +83,9 @@ _PARSERS = {
     "RUNWARE_SANDBOX_MAX_ATTEMPTS": int,
     "RUNWARE_SANDBOX_RESULT_DELAY": float,
     "RUNWARE_SANDBOX_WEBHOOK_TIMEOUT": float,
+    "RUNWARE_SANDBOX_MAX_BODY_BYTES": int,
+    "RUNWARE_SANDBOX_MAX_REQUEST_PIXELS": int,
+    "RUNWARE_SANDBOX_MAX_PENDING_PIXELS": int,
 }
 
 

@@ -25,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from receiver import config as settings
+from receiver.sandbox_guard import sandbox_key
 
 RETRY_STATUSES = frozenset({408, 429, *range(500, 600)})
 SDK_RETRIES = 3
@@ -109,7 +110,7 @@ def provider_client(app):
     if client is None:
         cfg = app.config
         client = ProviderClient(
-            settings.provider_url(cfg), cfg.get("RUNWARE_API_KEY") or "sandbox",
+            settings.provider_url(cfg), cfg.get("RUNWARE_API_KEY") or sandbox_key(cfg),
             timeout=cfg["RUNWARE_ARCHIVE_SUBMIT_TIMEOUT"],
             retries=cfg["RUNWARE_ARCHIVE_SUBMIT_RETRIES"],
             backoff=cfg["RUNWARE_ARCHIVE_SUBMIT_BACKOFF"],

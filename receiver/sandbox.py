@@ -2,7 +2,8 @@
 
 Mounted at ``/sandbox/v1`` when no ``RUNWARE_API_KEY`` is set (``runware-archive sandbox``
 runs it alone). It follows ``../shared/runware-api.md``: a JSON array of tasks with a Bearer
-key (any non-empty key; or a first ``authentication`` element), ``imageInference`` validated
+key (its own key or the UI password, :mod:`receiver.sandbox_guard`; or a first
+``authentication`` element), ``imageInference`` validated
 by the receiver's own schema, ``getResponse``, Runware's ``errors`` objects and HTTP codes,
 per-result webhooks with retries, ``uploadEndpoint`` PUTs, ``URL``/``base64Data``/``dataURI``
 outputs served until ``ttl`` runs out, and a deterministic picture marked SANDBOX. The header
@@ -57,16 +58,16 @@ Timings: ``RUNWARE_SANDBOX_RESULT_DELAY`` (seconds between results finishing, 0.
 """
 
 import hashlib
-import ipaddress
 import os
-from urllib.parse import urlsplit
 
 import click
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.serving import make_server
 
 from archive.pricing import estimate_cost
 from receiver import config as settings
+from receiver import sandbox_guard as guard
 from receiver import sandbox_render
 from receiver.sandbox_delivery import Deliverer, error_item, failed_item, result_item
 from receiver.sandbox_faults import FaultSyntaxError, parse_faults
@@ -82,8 +83,8 @@ SUBMIT_FAULT_CODES = {429: "rateLimitExceeded", 500: "internalServerError", 502:
 
 def init_app(app):
     """Mount the sandbox on ``app`` at ``SANDBOX_PATH``, its state in the data folder."""
-    folder = app.config.get("RUNWARE_SANDBOX_DIR") or app.config["RUNWARE_ARCHIVE_DIR"]
-    state = SandboxState(folder)
+    state = SandboxState(guard.sandbox_folder(app.config))
+    guard.sandbox_key(app.config)  # made now, so the client and the sandbox share it
     app.extensions["sandbox"] = state
     app.extensions["sandbox_deliverer"] = Deliverer(state, app.config)
     app.register_blueprint(bp, url_prefix=settings.SANDBOX_PATH)
@@ -111,16 +112,35 @@ def envelope(data, errors, status):
     return jsonify(body), status
 
 
+@bp.before_request
+def cap_body():
+    """No body past ``RUNWARE_SANDBOX_MAX_BODY_BYTES`` is read (413). A chunked body is
+    read up to one byte past the cap: that byte arriving means it is too big."""
+    cap = current_app.config["RUNWARE_SANDBOX_MAX_BODY_BYTES"]
+    request.max_content_length = cap + 1
+    if request.method == "POST" and len(request.get_data()) > cap:
+        raise RequestEntityTooLarge()
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(exc):
+    """Runware-style errors for a body over the cap."""
+    return envelope([], [runware_error(
+        "requestTooLarge", "The request body is over the sandbox's size limit.",
+        task_type=None)], 413)
+
+
 @bp.post("")
 def submit():
     """Take a JSON array of tasks; answer each in ``data`` or ``errors``."""
     tasks = request.get_json(silent=True)
     key, tasks = api_key(tasks)
-    if not key:
+    if not guard.key_accepted(key, current_app.config):
         return envelope([], [runware_error(
             "invalidApiKey", "Invalid API key. Send 'Authorization: Bearer <key>' or a first "
-            "task {\"taskType\": \"authentication\", \"apiKey\": ...} (any key will do "
-            "here).", task_type="authentication", parameter="apiKey")], 401)
+            "task {\"taskType\": \"authentication\", \"apiKey\": ...} with the sandbox's "
+            "key (the file sandbox-key in its folder) or the UI password.",
+            task_type="authentication", parameter="apiKey")], 401)
     if not isinstance(tasks, list) or not tasks:
         return envelope([], [runware_error(
             "invalidRequestBody", "The body must be a JSON array of task objects.",
@@ -134,7 +154,7 @@ def submit():
                                            parameter="X-Sandbox-Faults")], 400)
     state().sweep()
     body_hash = hashlib.sha256(request.get_data()).hexdigest()
-    refused = submit_fault(faults, body_hash, "submit")
+    refused = submit_fault(faults, body_hash, "submit") or over_capacity(tasks)
     if refused:
         return refused
     data, errors = [], []
@@ -178,6 +198,31 @@ def submit_fault(faults, body_hash, kind):
         "backoff.", task_type=None)], status)
 
 
+def over_capacity(tasks):
+    """429, as Runware answers when its queue is full, for a request asking more pixels
+    than one request may, or than the sandbox may still have to render; else None."""
+    cfg = current_app.config
+    asked = sum(guard.pixels(t) for t in tasks if isinstance(t, dict)
+                and t.get("taskType") == "imageInference" and _sizes_are_ints(t)
+                and guard.size_problem(t) is None)  # those are refused one by one
+    if asked > cfg["RUNWARE_SANDBOX_MAX_REQUEST_PIXELS"]:
+        reason = "this request asks for more pixels than one request may"
+    elif asked and state().pending_pixels() + asked > cfg["RUNWARE_SANDBOX_MAX_PENDING_PIXELS"]:
+        reason = "the sandbox's queue is full"
+    else:
+        return None
+    response = envelope([], [runware_error(
+        "rateLimitExceeded", f"Sandbox: {reason}; retry later or ask for fewer or smaller "
+        "images.", task_type=None)], 429)
+    response[0].headers["Retry-After"] = "5"
+    return response
+
+
+def _sizes_are_ints(task):
+    return all(isinstance(task.get(k, 1), int) and not isinstance(task.get(k, 1), bool)
+               for k in ("width", "height", "numberResults"))
+
+
 def run_task(entry, faults, faults_text, data, errors):
     """Answer one task of the array into ``data`` and ``errors`` (``(status, error)``)."""
     task_type = entry.get("taskType") if isinstance(entry, dict) else None
@@ -206,13 +251,10 @@ def image_inference(entry, faults, faults_text, data, errors):
                                            task.get("steps", DEFAULT_STEPS),
                                            task.get("numberResults", 1))})
         return
-    for field in ("webhookURL", "uploadEndpoint"):
-        if field in task and not callback_allowed(task[field]):
-            errors.append((400, runware_error(
-                "invalidCallbackURL", f"The sandbox only calls back this service or a "
-                f"loopback address, not {urlsplit(task[field]).hostname!r}.",
-                task_uuid=task["taskUUID"], parameter=field)))
-            return
+    refused = refuse_in_sandbox(task)
+    if refused:
+        errors.append((400, refused))
+        return
     mode = task.get("deliveryMethod", "sync")
     images_url = url_for("sandbox.image", name="x", _external=True)[:-1]
     try:
@@ -237,20 +279,22 @@ def image_inference(entry, faults, faults_text, data, errors):
             data.append(failed_item(record, item))
 
 
-def callback_allowed(url):
-    """May the sandbox POST or PUT to ``url``? Only to loopback or to this service's own
-    public host: a stand-in for Runware reachable by others must not become a relay that
-    makes this machine call addresses inside its network (SSRF)."""
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        pass
-    own = {urlsplit(settings.public_url(current_app.config)).hostname,
-           urlsplit(settings.local_url(current_app.config)).hostname}
-    return host in own
+def refuse_in_sandbox(task):
+    """The error for a valid task the sandbox will not run (a size it does not render, a
+    callback it may not make), or None."""
+    size = guard.size_problem(task)
+    if size:
+        name, message = size
+        return runware_error(f"invalid{name[0].upper()}{name[1:]}", message,
+                             task_uuid=task["taskUUID"], parameter=name)
+    for field in ("webhookURL", "uploadEndpoint"):
+        if field in task and not guard.callback_allowed(task[field], field, task["taskUUID"],
+                                                        current_app.config):
+            return runware_error(
+                "invalidCallbackURL", f"The sandbox calls back only this service's own "
+                f"{field} route for this task, or a prefix in RUNWARE_SANDBOX_CALLBACKS.",
+                task_uuid=task["taskUUID"], parameter=field)
+    return None
 
 
 def get_response(entry, data, errors):
@@ -336,20 +380,28 @@ def standalone_app(folder):
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int,
               help="Port to listen on (0 picks a free one).")
 @click.option("--data-dir", envvar="RUNWARE_SANDBOX_DIR", type=click.Path(file_okay=False),
-              help="Folder for sandbox.db and the hosted images [env RUNWARE_SANDBOX_DIR; "
-                   "default: the data folder].")
-def sandbox_command(host, port, data_dir):
-    """Run the sandbox provider alone: a local Runware REST endpoint, no key needed."""
+              help="Folder for sandbox.db, the hosted images and the key [env "
+                   "RUNWARE_SANDBOX_DIR; default: the data folder].")
+@click.option("--callback-base", "callback_bases", multiple=True, metavar="URL",
+              help="A URL prefix the sandbox may POST webhooks and PUT uploads to, e.g. "
+                   "http://127.0.0.1:5000/ (repeatable) [env RUNWARE_SANDBOX_CALLBACKS].")
+def sandbox_command(host, port, data_dir, callback_bases):
+    """Run the sandbox provider alone: a local Runware REST endpoint with its own key."""
     from receiver.cli import RedactingRequestHandler  # cli imports this module
 
     folder = os.path.abspath(data_dir or settings.data_dir())
     app = standalone_app(folder)
+    if callback_bases:
+        app.config["RUNWARE_SANDBOX_CALLBACKS"] = ",".join(callback_bases)
     server = make_server(host, port, app, threaded=True,
                          request_handler=RedactingRequestHandler)
     url = f"http://{host if ':' not in host else f'[{host}]'}:{server.server_port}"
-    click.echo(f"Runware sandbox at {url}{settings.SANDBOX_PATH}  (state: {folder})")
+    click.echo(f"Runware sandbox at {url}{settings.SANDBOX_PATH}  (state and key: {folder})")
     click.echo(f"use it with: RUNWARE_API_URL={url}{settings.SANDBOX_PATH} "
-               "runware-archive serve --port <another port>")
+               f"RUNWARE_SANDBOX_DIR={folder} runware-archive serve --port <another port>")
+    if not guard.callback_bases(app.config):
+        click.echo("it calls back nothing until --callback-base names where webhooks go",
+                   err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -26,6 +26,7 @@ from receiver.schemas import RANDOM_SEED_MAX, SEED_MAX
 
 DEFAULT_TTL = 24 * 3600  # hosted URLs live a day unless the task says otherwise
 SWEEP_EVERY = 60.0  # seconds between deletions of expired image files
+PENDING_FOR_AT_MOST = 3600.0  # seconds a finished image's delivery counts as work to do
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
   task_uuid TEXT PRIMARY KEY, request_hash TEXT NOT NULL, task TEXT NOT NULL,
@@ -168,6 +169,17 @@ class SandboxState:
                 "pending" if "webhookURL" in task else None,
                 "pending" if "uploadEndpoint" in task and not failed else None,
             )
+
+    def pending_pixels(self):
+        """Pixels of the images not yet finished or not yet delivered, over every task:
+        the work the sandbox has still to do. A delivery still pending an hour after its
+        image finished was lost with the process that held it, and no longer counts."""
+        now = self.clock()
+        return self.conn.execute(
+            "SELECT total(json_extract(t.task, '$.width') * json_extract(t.task, '$.height'))"
+            " FROM items i JOIN tasks t USING (task_uuid)"
+            " WHERE i.ready_at > ? OR ((i.webhook = 'pending' OR i.upload = 'pending')"
+            " AND i.ready_at > ?)", (now, now - PENDING_FOR_AT_MOST)).fetchone()[0]
 
     def task(self, task_uuid):
         """The :class:`Task`, or None."""

@@ -18,13 +18,12 @@ import requests
 from archive import budgets, pricing
 from receiver import archiving
 from receiver import config as settings
+from receiver.config import UPLOAD_ROUTE, WEBHOOK_ROUTE
 from receiver.provider_client import provider_client
 from receiver.replies import ingest_reply
 from receiver.schemas import DEFAULT_STEPS
 from receiver.tokens import make_token
 
-WEBHOOK_ROUTE = "/webhooks/runware/{task_uuid}"
-UPLOAD_ROUTE = "/uploads/{task_uuid}"  # receiver/files.py; matching rule in archive/uploads.py
 SERVICE_FIELDS = ("label",)  # accepted by our API, stored here, never sent to Runware
 CONFLICT = "conflictTaskUUID"
 

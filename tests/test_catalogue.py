@@ -87,7 +87,7 @@ def test_an_error_delivery_marks_the_task_with_the_providers_code(catalogue):
     task = add_task(catalogue, number_results=2)
     outcome = catalogue.ingest(task, errors=[{
         "taskUUID": task, "code": "timeoutProvider", "message": "the provider timed out"}])
-    assert outcome.status == "error" and outcome.verdict == "accepted"
+    assert outcome.status == "error" and outcome.verdict == "failed"  # not a green "accepted"
     row = catalogue.get_task(task)
     assert (row["status"], row["error_code"], row["error_message"]) == (
         "error", "timeoutProvider", "the provider timed out")
@@ -188,11 +188,11 @@ def test_keyset_listing_is_newest_first(catalogue):
 def test_a_repeated_error_delivery_is_counted_once(catalogue):
     task = add_task(catalogue, number_results=2)
     error = {"taskUUID": task, "code": "timeoutProvider", "message": "slow"}
-    assert catalogue.ingest(task, errors=[error]).verdict == "accepted"
+    assert catalogue.ingest(task, errors=[error]).verdict == "failed"
     again = catalogue.ingest(task, errors=[dict(error)])
     assert again.verdict == "duplicate" and again.errors == 0
     other = catalogue.ingest(task, errors=[dict(error, message="another failure")])
-    assert other.verdict == "accepted"
+    assert other.verdict == "failed"
     assert catalogue.get_task(task)["errors_received"] == 2
 
 

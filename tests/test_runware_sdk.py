@@ -10,6 +10,7 @@ import pytest
 from runware import Runware, RunwareError
 
 from receiver import config as settings
+from receiver.sandbox_guard import sandbox_key
 from receiver.schemas import MODEL_ID
 
 
@@ -21,7 +22,7 @@ def app_config(app_config):
 def run(live_server, **task):
     """One task through the SDK; its list of results."""
     async def go():
-        client = Runware(api_key="sandbox-key", transport="rest",
+        client = Runware(api_key=sandbox_key(live_server.app.config), transport="rest",
                          http_base_url=live_server.url + settings.SANDBOX_PATH,
                          timeout=20_000, poll_timeout=20_000, max_retries=0)
         try:

@@ -24,6 +24,7 @@ from archive.pricing import cost_per_image
 from receiver import config as settings
 from receiver import create_app, sandbox_render
 from receiver.sandbox_faults import FaultSyntaxError, parse_faults
+from receiver.sandbox_guard import sandbox_key
 from receiver.delivery_schemas import parse_delivery
 from receiver.schemas import MODEL_ID, RANDOM_SEED_MAX
 from tests.conftest import LiveServer
@@ -64,8 +65,14 @@ class Sandbox:
     def state(self):
         return self.app.extensions["sandbox"]
 
-    def post(self, *tasks, key="test-key", faults=None, headers=None, raw=None):
+    @property
+    def key(self):
+        """The sandbox's own key, as the archive's client sends it."""
+        return sandbox_key(self.app.config)
+
+    def post(self, *tasks, key=..., faults=None, headers=None, raw=None):
         headers = dict(headers or {})
+        key = self.key if key is ... else key
         if key is not None:
             headers["Authorization"] = f"Bearer {key}"
         if faults is not None:
@@ -161,11 +168,14 @@ class Capture:
 
 
 @pytest.fixture
-def capture_factory():
+def capture_factory(app):
+    """Recording servers the sandbox may call back (each is added to
+    ``RUNWARE_SANDBOX_CALLBACKS``, as ``runware-archive sandbox --callback-base`` does)."""
     made = []
 
     def make(**kwargs):
         made.append(Capture(**kwargs))
+        app.config["RUNWARE_SANDBOX_CALLBACKS"] = ",".join(f"{c.url}/" for c in made)
         return made[-1]
 
     yield make
@@ -208,7 +218,7 @@ def test_a_missing_key_gets_runwares_401(sandbox, header):
 
 def test_an_authentication_task_first_is_a_key_too(sandbox):
     task = new_task()
-    reply = sandbox.post({"taskType": "authentication", "apiKey": "any"}, task, key=None)
+    reply = sandbox.post({"taskType": "authentication", "apiKey": sandbox.key}, task, key=None)
     assert reply.status_code == 200
     assert reply.json()["data"][0]["taskUUID"] == task["taskUUID"]
     empty = sandbox.post({"taskType": "authentication", "apiKey": ""}, new_task(), key=None)
@@ -831,8 +841,88 @@ def test_the_sandbox_calls_back_only_this_service_or_loopback(client, url):
         body = dict(task, taskUUID=str(uuid.uuid4()))
         if field == "uploadEndpoint":
             body = dict(body, uploadEndpoint=body.pop("webhookURL"))
-        response = client.post("/sandbox/v1", json=[body],
-                               headers={"Authorization": "Bearer any"})
+        response = client.post("/sandbox/v1", json=[body], headers={
+            "Authorization": f"Bearer {sandbox_key(client.application.config)}"})
         assert response.status_code == 400
         error = response.get_json()["errors"][0]
         assert (error["code"], error["parameter"]) == ("invalidCallbackURL", field)
+
+
+# --- no door, no relay ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("password", [None, "correct horse"])
+def test_only_the_sandbox_key_or_the_ui_password_opens_it(sandbox, password):
+    sandbox.app.config["RUNWARE_ARCHIVE_UI_PASSWORD"] = password
+    assert sandbox.post(new_task(), key="any key at all").status_code == 401
+    assert sandbox.post(new_task(), key=sandbox.key[:-1]).status_code == 401
+    assert sandbox.post(new_task()).status_code == 200
+    if password:
+        assert sandbox.post(new_task(), key=password).status_code == 200
+    key_file = Path(sandbox.app.config["RUNWARE_ARCHIVE_DIR"]) / "sandbox-key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_archive_uses_the_sandbox_key_itself(live_server):
+    reply = requests.post(f"{live_server.url}/api/tasks", timeout=10,
+                          json={"positivePrompt": "a copper aviary", "width": 256, "height": 256})
+    assert reply.status_code == 202, reply.text
+
+
+def own_route(live_server, kind, task_uuid):
+    route = settings.WEBHOOK_ROUTE if kind == "webhookURL" else settings.UPLOAD_ROUTE
+    return live_server.url + route.format(task_uuid=task_uuid) + "?token=x"
+
+
+@pytest.mark.parametrize("field", ["webhookURL", "uploadEndpoint"])
+def test_callbacks_go_only_to_this_services_own_route_for_the_task(sandbox, live_server,
+                                                                   capture_factory, field):
+    task = new_task(deliveryMethod="async")
+    other = str(uuid.uuid4())
+    for url in (f"{live_server.url}/api/tasks", f"{live_server.url}/sandbox/v1",
+                own_route(live_server, field, other),  # another task's route
+                "http://127.0.0.1:1/admin", "http://localhost:9200/_shutdown"):
+        reply = sandbox.post(dict(task, taskUUID=str(uuid.uuid4()), **{field: url}))
+        assert reply.status_code == 400, url
+        assert reply.json()["errors"][0]["code"] == "invalidCallbackURL"
+    allowed = dict(task, **{field: own_route(live_server, field, task["taskUUID"])})
+    assert sandbox.post(allowed).status_code == 200
+    capture = capture_factory()  # named in RUNWARE_SANDBOX_CALLBACKS
+    assert sandbox.post(new_task(deliveryMethod="async",
+                                 **{field: f"{capture.url}/x"})).status_code == 200
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_body_past_the_cap_is_413(sandbox, chunked):
+    sandbox.app.config["RUNWARE_SANDBOX_MAX_BODY_BYTES"] = 10_000
+    big = json.dumps([new_task(positivePrompt="x" * 20_000)]).encode()
+    data = iter([big[:5000], big[5000:]]) if chunked else big
+    reply = requests.post(sandbox.url, data=data, timeout=10, headers={
+        "Authorization": f"Bearer {sandbox.key}", "Content-Type": "application/json"})
+    assert reply.status_code == 413
+    assert reply.json()["errors"][0]["code"] == "requestTooLarge"
+
+
+def test_too_many_pixels_in_one_request_is_429(sandbox):
+    reply = sandbox.post(new_task(numberResults=20, width=2048, height=2048))
+    assert reply.status_code == 429 and reply.headers["Retry-After"]
+    assert reply.json()["errors"][0]["code"] == "rateLimitExceeded"
+    assert sandbox.post(new_task(numberResults=20, width=1024, height=1024)).status_code == 200
+
+
+def test_a_full_queue_is_429_until_work_is_done(sandbox):
+    sandbox.app.config["RUNWARE_SANDBOX_MAX_PENDING_PIXELS"] = 3 * 512 * 384
+    clock = sandbox.freeze()
+    assert sandbox.post(new_task(numberResults=2, deliveryMethod="async")).status_code == 200
+    assert sandbox.post(new_task(numberResults=2, deliveryMethod="async")).status_code == 429
+    clock.advance(60)  # everything has finished
+    assert sandbox.post(new_task(numberResults=2, deliveryMethod="async")).status_code == 200
+
+
+@pytest.mark.parametrize("fields", [{"width": 0}, {"height": -16}, {"width": 4096},
+                                    {"height": 100_000}])
+def test_sizes_the_sandbox_will_not_render_are_refused(sandbox, fields):
+    reply = sandbox.post(new_task(**fields))
+    assert reply.status_code == 400
+    [error] = reply.json()["errors"]
+    assert error["parameter"] == next(iter(fields)) and "128 and 2048" in error["message"]
