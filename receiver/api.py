@@ -35,7 +35,7 @@ def create():
     except ParameterError as exc:
         return error_response(422, exc.errors)
     warnings = warnings_for(params)
-    outcome = submit_in_app(current_app, params, request_root=request.root_url)
+    outcome = submit_in_app(current_app, params)
     body = {"taskUUID": outcome.task_uuid, "status": outcome.status}
     if outcome.errors:
         body["errors"] = outcome.errors

@@ -67,8 +67,14 @@ def serve(host, port, workers):
     if provider == "sandbox":
         click.echo("provider: the built-in SANDBOX (no RUNWARE_API_KEY set): images are "
                    "local stand-ins, nothing is charged")
-    else:
+    elif settings.public_url(app.config):
         click.echo(f"provider: Runware; webhooks go to {settings.public_url(app.config)}")
+    else:
+        click.echo("provider: Runware")
+        click.echo("WARNING: RUNWARE_ARCHIVE_PUBLIC_URL is not set, and Runware cannot reach "
+                   "an address on this machine: every task submitted is refused (503, "
+                   "publicURLRequired) until it is set to the URL at which Runware reaches "
+                   "this service.", err=True)
     warning = exposure_warning(host, app.config)
     if warning:
         click.echo(warning, err=True)

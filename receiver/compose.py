@@ -270,7 +270,7 @@ def create():
         flash(f"Note: {note['parameter']} {note['message']}.")
     if form.get("action") == "preview":
         return render_form(form, parent=parent)
-    outcome = submit_in_app(current_app, params, request_root=request.root_url,
+    outcome = submit_in_app(current_app, params,
                             parent=parent["task_uuid"] if parent else None,
                             rerun_mode="edit" if parent else None)
     recorded = get_catalogue().get_task(outcome.task_uuid) is not None

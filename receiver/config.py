@@ -4,6 +4,7 @@ Every setting is named as its environment variable (``RUNWARE_ARCHIVE_DIR`` …)
 ``app.config`` reads like the README's table of settings.
 """
 
+import ipaddress
 import json
 import os
 from urllib.parse import urlsplit
@@ -151,17 +152,40 @@ def local_url(config):
         return f"http://127.0.0.1:{DEFAULT_PORT}"
 
 
-def public_url(config, request_root=None):
-    """The base URL the provider calls back: the setting, else the local address.
+PUBLIC_URL_REQUIRED = (
+    "RUNWARE_ARCHIVE_PUBLIC_URL is not set: Runware must reach this service's webhook, and "
+    "it cannot reach an address on this machine. Set it to the URL at which Runware reaches "
+    "this service (https://archive.example.org). Nothing was sent.")
 
-    With a real key and no setting, the request's own root is a better guess than
-    loopback, which Runware can never reach.
+
+def provider_is_local(config):
+    """Whether the provider is on this machine (the sandbox, or RUNWARE_API_URL on
+    loopback), so that it can call back the loopback address this service is served on."""
+    if provider_name(config) == "sandbox":
+        return True
+    host = (urlsplit(provider_url(config)).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def public_url(config):
+    """The base URL the provider calls back, from configuration only; None if there is none.
+
+    Never from the request being answered: its Host header is the client's to choose (a
+    forged header, or a DNS-rebinding page), and the webhookURL carries the task's token to
+    whatever it names. The setting, else the address this service is served on as
+    recorded, but only for a provider on this machine: Runware itself cannot reach that,
+    so then there is no URL and submitting is refused (:data:`PUBLIC_URL_REQUIRED`).
     """
     if config.get("RUNWARE_ARCHIVE_PUBLIC_URL"):
         return config["RUNWARE_ARCHIVE_PUBLIC_URL"].rstrip("/")
-    if provider_name(config) == "runware" and request_root:
-        return request_root.rstrip("/")
-    return local_url(config).rstrip("/")
+    if provider_is_local(config):
+        return local_url(config).rstrip("/")
+    return None
 
 
 def provider_url(config):

@@ -69,12 +69,12 @@ def plan(task, mode, overrides=None, *, randbelow=secrets.randbelow):
     return [load_submission({**p, **(overrides or {})}) for p in plans]
 
 
-def start(app, task, mode, overrides=None, *, request_root=None):
+def start(app, task, mode, overrides=None):
     """Plan and submit a re-run; returns the :class:`receiver.submit.Submission` of each
     task sent, stopping at the first refused one."""
     outcomes = []
     for params in plan(task, mode, overrides):
-        outcome = submit_in_app(app, params, request_root=request_root,
+        outcome = submit_in_app(app, params,
                                 parent=task["task_uuid"], rerun_mode=mode)
         outcomes.append(outcome)
         if outcome.errors:
@@ -94,8 +94,7 @@ def create(task_uuid):
         return jsonify(errors=[{"parameter": "body", "message": "must be a JSON object"}]), 400
     overrides = {k: v for k, v in body.items() if k != "mode"}
     try:
-        outcomes = start(current_app, task, body.get("mode"), overrides,
-                         request_root=request.root_url)
+        outcomes = start(current_app, task, body.get("mode"), overrides)
     except RerunRefused as exc:
         return jsonify(errors=exc.errors), exc.status
     except ParameterError as exc:

@@ -217,13 +217,17 @@ def _ack_only(body):
     ])
 
 
-def submit_in_app(app, params, *, request_root=None, **kwargs):
-    """:func:`submit` with the app's catalogue, client, secret and addresses."""
+def submit_in_app(app, params, **kwargs):
+    """:func:`submit` with the app's catalogue, client, secret and addresses; refused (503,
+    nothing recorded or sent) when no configured URL can be the ``webhookURL``."""
+    public_url = settings.public_url(app.config)
+    if public_url is None:
+        return Submission(params["taskUUID"], "refused", [{
+            "code": "publicURLRequired", "message": settings.PUBLIC_URL_REQUIRED}], 503)
     return submit(
         params, catalogue=app.extensions["catalogue"], client=provider_client(app),
         uploads=archiving.uploads_enabled(app.config), prepare=archiving.inline_prepare(app),
-        secret=app.extensions["webhook_secret"],
-        public_url=settings.public_url(app.config, request_root),
+        secret=app.extensions["webhook_secret"], public_url=public_url,
         provider=app.config["PROVIDER"],
         budget=budgets.Budget.from_settings(app.config), **kwargs,
     )

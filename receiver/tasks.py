@@ -68,7 +68,7 @@ def rerun(task_uuid):
     task = load(task_uuid)
     mode = request.form.get("mode", "")
     try:
-        outcomes = start(current_app, task, mode, request_root=request.root_url)
+        outcomes = start(current_app, task, mode)
     except (RerunRefused, ParameterError) as exc:
         status = getattr(exc, "status", 422)
         return render_template("tasks/detail.html", rerun_errors=exc.errors,
