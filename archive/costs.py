@@ -16,11 +16,10 @@ A result without a cost is never counted as zero silently: it is counted in
 
 import csv
 import io
-import re
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from archive import timeline
+from archive import parsing, timeline
 from archive.timeline import local_days, local_midnight
 
 CALENDAR_GROUPS = ("day", "week", "month")
@@ -30,7 +29,7 @@ GROUPS = CALENDAR_GROUPS + DIMENSIONS
 PLACES = 10  # rounding of reported sums: float noise off, every 4-decimal cost kept
 LEDGER_COLUMNS = ("task", "image", "time", "utc_offset", "prompt", "size", "steps", "seed",
                   "model", "label", "provider", "cost", "cost_status", "estimate")
-DAY_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
+FIRST_DAY, LAST_DAY = date.min + timedelta(days=1), date.max - timedelta(days=1)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP's CSV injection list
 
 
@@ -183,7 +182,10 @@ def daily_series(conn, tz, last, days=30):
 
 
 def _iso(epoch):
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Epoch seconds as the catalogue's UTC text (``isoformat`` pads years before 1000 to
+    four digits, ``strftime("%Y")`` does not, and these are compared as text)."""
+    moment = datetime.fromtimestamp(epoch, timezone.utc).replace(tzinfo=None)
+    return moment.isoformat(timespec="microseconds") + "Z"
 
 
 def _text_bounds(start, end):
@@ -322,10 +324,13 @@ def ledger_csv(conn, tz, start=None, end=None, *, chunk=1000):
 
 
 def parse_day(text, name):
-    """A ``YYYY-MM-DD`` query value as a date; :raises ValueError: naming ``name``."""
+    """A ``YYYY-MM-DD`` query value as a date; :raises ValueError: naming ``name``.
+
+    The calendar's first and last days are refused: :func:`bounds` goes on to the
+    midnight after ``to`` and a local midnight is up to a day away from UTC's, so the
+    days one step inside are the widest range whose arithmetic stays in the calendar.
+    """
     try:
-        if not DAY_PATTERN.fullmatch(text):
-            raise ValueError(text)
-        return date.fromisoformat(text)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a date as YYYY-MM-DD") from None
+        return parsing.parse_day(text, earliest=FIRST_DAY, latest=LAST_DAY)
+    except ValueError as exc:
+        raise ValueError(f"{name} {exc}") from None

@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time, timedelta
 
+from archive.parsing import parse_day
+
 PAGE_SIZE = 48
 SEARCH_BATCH = 256  # most matches read at the first look at the search index; grows ×4
 SUMMARY_CAP = 1000  # tasks a filtered view counts; past that the page says "more than"
@@ -112,10 +114,10 @@ class Filters:
 def _valid(name, raw):
     if name in ("since", "until"):
         try:
-            date.fromisoformat(raw)
+            parse_day(raw)
         except ValueError:
             return False
-        return len(raw) == 10
+        return True
     if name == "size":
         return bool(_SIZE.match(raw))
     if name == "status":
@@ -128,9 +130,18 @@ def _valid(name, raw):
 
 
 def _stamp(day, shift=timedelta(0)):
-    """Midnight UTC of ``day`` (YYYY-MM-DD) plus ``shift``, as the catalogue writes times."""
-    moment = datetime.combine(date.fromisoformat(day), time()) + shift
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Midnight UTC of ``day`` (YYYY-MM-DD) plus ``shift``, as the catalogue writes times.
+
+    A filter clamps rather than refuses at the calendar's ends: since 0001-01-01 (less
+    the slack) and until 9999-12-31 (plus a day) mean the first and the last moment
+    there is, so they filter nothing out. ``isoformat`` pads the year to four digits,
+    which ``strftime("%Y")`` does not, and the bounds are compared as text.
+    """
+    try:
+        moment = datetime.combine(date.fromisoformat(day), time()) + shift
+    except OverflowError:
+        moment = datetime.min if shift < timedelta(0) else datetime.max
+    return moment.isoformat(timespec="microseconds") + "Z"
 
 
 def task_clauses(filters):

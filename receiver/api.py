@@ -4,6 +4,7 @@ import json
 
 from flask import Blueprint, current_app, jsonify, request
 
+from archive.parsing import parse_int
 from receiver import costs as cost_views
 from receiver import get_catalogue
 from receiver.files import file_links
@@ -56,16 +57,17 @@ def detail(task_uuid):
 @bp.get("/tasks")
 def index():
     """Tasks newest first; ``limit`` (≤ 200) and the ``next`` cursor of the last page."""
-    try:
-        limit = min(int(request.args.get("limit", 50)), MAX_PAGE)
-        cursor = request.args.get("cursor")
-        before = int(cursor) if cursor else None
-    except ValueError:
-        return error_response(400, [{"parameter": "cursor",
-                                     "message": "limit and cursor must be integers"}])
-    if limit < 1:
-        return error_response(400, [{"parameter": "limit", "message": "must be at least 1"}])
-    rows = get_catalogue().list_tasks(limit=limit + 1, before_id=before)
+    errors, values = [], {}
+    for name, default in (("limit", "50"), ("cursor", None)):
+        text = request.args.get(name) or default
+        try:  # both are ids or counts: at least 1, and within SQLite's integers
+            values[name] = parse_int(text, minimum=1) if text else None
+        except ValueError as exc:
+            errors.append({"parameter": name, "message": str(exc)})
+    if errors:
+        return error_response(400, errors)
+    limit = min(values["limit"], MAX_PAGE)
+    rows = get_catalogue().list_tasks(limit=limit + 1, before_id=values["cursor"])
     page = rows[:limit]
     nxt = str(page[-1]["id"]) if len(rows) > limit else None
     return jsonify(tasks=[task_json(t) for t in page], next=nxt)

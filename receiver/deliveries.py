@@ -5,6 +5,7 @@ never shown."""
 from flask import Blueprint, abort, render_template, request
 
 from archive import delivery_log
+from archive.parsing import INT64_MAX, parse_int
 from receiver import get_catalogue
 
 bp = Blueprint("deliveries", __name__)
@@ -18,11 +19,15 @@ def index():
         verdict = None
     reason = (request.args.get("reason") or "").strip()[:200] or None
     task_uuid = (request.args.get("task") or "").strip()[:64] or None
-    before = request.args.get("before", "")
+    before = request.args.get("before") or None
+    if before is not None:
+        try:
+            before = parse_int(before, minimum=1)
+        except ValueError as exc:
+            abort(400, description=f"before {exc} (the id of a delivery).")
     conn = get_catalogue().conn
     rows, nxt = delivery_log.deliveries(
-        conn, verdict=verdict, reason=reason, task_uuid=task_uuid,
-        before=int(before) if before.isdigit() else None)
+        conn, verdict=verdict, reason=reason, task_uuid=task_uuid, before=before)
     return render_template("deliveries/index.html", rows=rows, next=nxt, verdict=verdict,
                            reason=reason, task_uuid=task_uuid,
                            verdicts=delivery_log.VERDICTS,
@@ -33,7 +38,8 @@ def index():
 def detail(delivery_id):
     """One delivery with its raw body (as text, escaped)."""
     conn = get_catalogue().conn
-    row = delivery_log.delivery(conn, delivery_id)
+    # The route takes any run of digits; past SQLite's range no delivery can have it.
+    row = delivery_log.delivery(conn, delivery_id) if delivery_id <= INT64_MAX else None
     if row is None:
         abort(404, description=f"There is no delivery {delivery_id}.")
     task = conn.execute("SELECT 1 FROM tasks WHERE task_uuid = ?", (row["task_uuid"],)).fetchone()
