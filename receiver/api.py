@@ -3,11 +3,13 @@
 import json
 
 from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import InternalServerError
 
 from archive.parsing import parse_int
 from receiver import costs as cost_views
 from receiver import get_catalogue
 from receiver.files import file_links
+from receiver.pages import error_page
 from receiver.schemas import ParameterError, load_submission, warnings_for
 from receiver.submit import submit_in_app
 
@@ -124,3 +126,15 @@ def result_json(result):
 def method_not_allowed(exc):
     """Runware-style errors for the API, not an HTML page."""
     return error_response(405, [{"parameter": "method", "message": str(exc)}])
+
+
+@bp.app_errorhandler(InternalServerError)
+def internal_error(exc):
+    """The net under every ``/api/`` path, this blueprint's and the few other blueprints
+    serve there (``/api/estimate``, re-runs): a bug answers JSON like any API error, not
+    an HTML page (Flask has logged the traceback already). Elsewhere the app's error page.
+    Bad input is refused before it gets here; this is for what nobody foresaw."""
+    if not request.path.startswith(bp.url_prefix + "/"):
+        return error_page(exc)
+    return error_response(500, [{"parameter": "request", "message": (
+        "the server failed on this request (a bug, not your input); its log says more")}])

@@ -197,6 +197,32 @@ def test_a_huge_steps_for_the_estimate_is_refused(app):
     assert response.status_code == 400
 
 
+# -- the net ---------------------------------------------------------------------------
+
+@pytest.fixture
+def failing_app(tmp_path, monkeypatch):
+    """An app that lets exceptions reach its error handlers, with a route that fails
+    under ``/api/`` and one outside."""
+    for key in app_settings.DEFAULTS:
+        monkeypatch.delenv(key, raising=False)
+    app = create_app({"TESTING": True, "PROPAGATE_EXCEPTIONS": False,
+                      "RUNWARE_ARCHIVE_DIR": str(tmp_path), "RUNWARE_ARCHIVE_FETCHER": "off"})
+
+    def boom():
+        raise RuntimeError("nobody foresaw this")
+
+    app.add_url_rule("/api/boom", "api_boom", boom)
+    app.add_url_rule("/boom", "boom", boom)
+    return app
+
+
+def test_an_unexpected_error_under_api_answers_json(failing_app):
+    client = failing_app.test_client()
+    errors = api_errors(client.get("/api/boom"), 500)
+    assert "nobody foresaw" not in errors["request"]  # the log has it, not the client
+    error_page(client.get("/boom"), 500)
+
+
 # -- the databases are private ---------------------------------------------------------
 
 def modes(folder, name):
