@@ -40,13 +40,16 @@ def create_app(test_config=None):
     app.extensions["catalogue"] = catalogue
     app.teardown_appcontext(lambda exc: catalogue.release())
 
-    from receiver import api, costs, delivery_schemas, ops, webhooks
+    from receiver import api, costs, delivery_schemas, hosts, ops, webhooks
 
     delivery_schemas.warm_up()
 
     # The webhook is answered in front of Flask (receiver/webhooks.py says why); the rule
     # is kept, build-only, so the route is listed with the others.
     app.wsgi_app = webhooks.WebhookRoute(app, app.wsgi_app)
+    # Outermost, so the webhook too is answered only under the service's own names (DNS
+    # rebinding), and ProxyFix, when configured, outside that (receiver/hosts.py).
+    app.wsgi_app = hosts.wrap(app, app.wsgi_app)
     app.add_url_rule(webhooks.PREFIX + "<task_uuid>", endpoint="webhooks.receive",
                      methods=["POST"], build_only=True)
     app.register_blueprint(api.bp)

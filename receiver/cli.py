@@ -12,6 +12,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from receiver import config as settings
 from receiver import create_app
 from receiver.archiving import start_fetcher
+from receiver.hosts import allowed_names
 from receiver.schemas import ParameterError, load_submission
 from receiver.submit import submit_in_app
 
@@ -75,9 +76,9 @@ def serve(host, port, workers):
                    "an address on this machine: every task submitted is refused (503, "
                    "publicURLRequired) until it is set to the URL at which Runware reaches "
                    "this service.", err=True)
-    warning = exposure_warning(host, app.config)
-    if warning:
-        click.echo(warning, err=True)
+    for warning in (exposure_warning(host, app.config), host_names_note(host, app.config)):
+        if warning:
+            click.echo(warning, err=True)
     click.echo('try:  runware-archive submit --prompt "a lighthouse at dawn"')
     if workers:
         from receiver.production import serve_with_gunicorn
@@ -101,6 +102,24 @@ def exposure_warning(host, config):
     return (f"warning: listening on {host}, reachable from other machines; pages and the "
             "API need RUNWARE_ARCHIVE_UI_PASSWORD. Put HTTPS in front: the password and "
             "the session cookie cross the network.")
+
+
+def host_names_note(host, config):
+    """Which Host names are answered (receiver/hosts.py), when serving beyond loopback."""
+    if host in LOOPBACK_HOSTS:
+        return None
+    names = allowed_names(config)
+    if names is None:
+        return ("warning: RUNWARE_ARCHIVE_ALLOWED_HOSTS=*: any Host name is answered, so a "
+                "web page on a DNS-rebinding domain can reach this service")
+    listed = ", ".join(sorted(names))
+    if host in ("0.0.0.0", "::", ""):
+        return (f"note: listening on every interface, but answering only the host names "
+                f"{listed}: which addresses of this machine clients use is not known; add "
+                "them, and every name the service is reached by, to "
+                "RUNWARE_ARCHIVE_ALLOWED_HOSTS (or RUNWARE_ARCHIVE_PUBLIC_URL)")
+    return (f"note: answering only the host names {listed}; add others to "
+            "RUNWARE_ARCHIVE_ALLOWED_HOSTS")
 
 
 PARAM_OPTIONS = [

@@ -23,6 +23,10 @@ DEFAULTS = {
     "RUNWARE_API_KEY": None,
     "RUNWARE_API_URL": None,
     "RUNWARE_ARCHIVE_PUBLIC_URL": None,
+    # The host names answered besides loopback, the address served on and PUBLIC_URL's
+    # (receiver/hosts.py: DNS rebinding), and how far X-Forwarded-* are trusted.
+    "RUNWARE_ARCHIVE_ALLOWED_HOSTS": None,
+    "RUNWARE_ARCHIVE_PROXY_FIX": None,
     "RUNWARE_ARCHIVE_IMAGE_HOSTS": None,
     "RUNWARE_ARCHIVE_MAX_DELIVERY_BYTES": 40 * 1024 * 1024,
     "RUNWARE_ARCHIVE_SYNCHRONOUS": "FULL",

@@ -141,6 +141,7 @@ def test_the_session_cookie_is_secure_over_https_only_unless_configured(locked):
         assert answer.status_code == 302
         return answer.headers["Set-Cookie"]
 
+    locked.config["RUNWARE_ARCHIVE_ALLOWED_HOSTS"] = "archive.example"  # its own name
     assert "; Secure" in login_cookie(locked.test_client(), "https://archive.example")
     assert "; Secure" not in login_cookie(locked.test_client(), "http://archive.example")
     locked.config["SESSION_COOKIE_SECURE"] = True  # behind a proxy that ends TLS
