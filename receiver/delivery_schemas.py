@@ -46,6 +46,8 @@ TERMINAL_STATUSES = ("success", "completed")  # runware-python client.py _is_ter
 # Fields only a finished result carries: an item with one of them but no output is a broken
 # result, reported as unreadable, rather than progress passed over in silence.
 RESULT_ONLY = frozenset({"seed", "cost", "NSFWContent"})
+# What makes an item with no output Runware's progress report rather than noise.
+PROGRESS_MARKS = frozenset({"taskUUID", "status", "progress"})
 # USD per image. Runware's image prices are fractions of a cent to a few cents (§8); a cost
 # past this is a corrupt or hostile payload, and one near 1e308 would make every total
 # Infinity, which is not JSON.
@@ -139,11 +141,11 @@ class Delivery:
 
 
 def classify(item):
-    """``"error"``, ``"result"`` or ``"progress"``: what a delivered item is.
+    """``"error"``, ``"result"``, ``"progress"`` or ``"unknown"``: what an item is.
 
     An error says so (``status: error``, a nested ``error``, or a ``code`` with no image);
-    a result carries an output, a terminal status or a field only results have; anything
-    else is progress.
+    a result carries an output, a terminal status or a field only results have; progress
+    names its task, a status or a progress; anything else is unknown (unreadable).
     """
     if item.get("status") == "error" or isinstance(item.get("error"), (dict, str)):
         return "error"
@@ -152,7 +154,7 @@ def classify(item):
         return "error"
     if has_output or item.get("status") in TERMINAL_STATUSES or RESULT_ONLY & item.keys():
         return "result"
-    return "progress"
+    return "progress" if PROGRESS_MARKS & item.keys() else "unknown"
 
 
 def flatten_error(item):
@@ -185,6 +187,9 @@ def _add_item(delivery, item, where, problems, *, as_error=False):
     kind = "error" if as_error else classify(item)
     if kind == "progress":
         delivery.processing.append(item)
+        return
+    if kind == "unknown":
+        problems.setdefault(where, []).append("is not a result, an error or progress")
         return
     try:
         if kind == "error":

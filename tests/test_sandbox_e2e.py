@@ -223,8 +223,11 @@ def test_the_sandbox_alone_serves_our_client(start, tmp_path):
     folder = tmp_path / "sandbox-state"
     sandbox = start([BIN / "runware-archive", "sandbox", "--port", "{port}", "--data-dir",
                      folder], ready_path="/sandbox/v1/images/none.jpg")
-    client = ProviderClient(f"{sandbox.url}/sandbox/v1", "any-key", timeout=30, retries=0)
+    stranger = ProviderClient(f"{sandbox.url}/sandbox/v1", "any-key", timeout=30, retries=0)
+    key = (folder / "sandbox-key").read_text().strip()
+    client = ProviderClient(f"{sandbox.url}/sandbox/v1", key, timeout=30, retries=0)
     task_uuid = str(uuid.uuid4())
+    assert stranger.post([{"taskType": "imageInference", "taskUUID": task_uuid}]).status == 401
     status, body = client.post([{
         "taskType": "imageInference", "taskUUID": task_uuid, "model": MODEL_ID,
         "positivePrompt": "a standalone sandbox", "width": 256, "height": 256,
@@ -233,7 +236,7 @@ def test_the_sandbox_alone_serves_our_client(start, tmp_path):
     assert all(item["imageDataURI"].startswith("data:image/jpeg;base64,")
                for item in body["data"])
     assert (folder / "sandbox.db").exists()
-    assert "Runware sandbox at" in sandbox.log.read_text()
+    assert f"RUNWARE_SANDBOX_DIR={folder}" in sandbox.log.read_text()
 
 
 def test_several_gunicorn_workers_share_the_sandbox(start, tmp_path):
@@ -248,9 +251,11 @@ def test_several_gunicorn_workers_share_the_sandbox(start, tmp_path):
     assert wait_until(lambda: all(task(service, u)["resultsReceived"] == 4 for u in uuids), 20)
     assert service.log.read_text().count("Booting worker") == 3
     polls = []
+    key = (tmp_path / "data" / "sandbox-key").read_text().strip()
     for _ in range(12):
         with requests.Session() as fresh:  # a new connection, so any worker may answer
-            reply = fresh.post(f"{service.url}/sandbox/v1", headers={"Authorization": "Bearer k"},
+            reply = fresh.post(f"{service.url}/sandbox/v1",
+                               headers={"Authorization": f"Bearer {key}"},
                                json=[{"taskType": "getResponse", "taskUUID": uuids[0]}],
                                timeout=10)
         polls.append(reply.json())
