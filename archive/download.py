@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 from archive.images import BadImage
+from archive.parsing import parse_int
 
 CONNECT_TIMEOUT = 5.0
 _lookups = {}  # pid -> the name-lookup threads (threads do not survive a fork)
@@ -313,10 +314,26 @@ def _check_status(response, conn):
     raise PermanentError(f"HTTP {status} {response.reason}")
 
 
+def _content_length(response):
+    """The ``Content-Length`` as an int, None without one.
+
+    http.client drops a malformed one and reads to the close; this refuses it for good
+    (a server wrong about its own body will not mend by being asked again). Only ASCII
+    digits count: '²' is a digit to ``str.isdigit`` and an error to ``int()``.
+    """
+    text = response.getheader("Content-Length")
+    if text is None:
+        return None
+    try:
+        return parse_int(text.strip(" \t"), minimum=0)
+    except ValueError:
+        raise PermanentError(f"Content-Length {text[:40]!r} is not a number of bytes") from None
+
+
 def _receive(response, conn, policy, store, deadline):
     """Stream the body to a temporary file (capped, hashed), then hand it to the store."""
-    length = response.getheader("Content-Length")
-    if length and length.isdigit() and int(length) > policy.max_bytes:
+    length = _content_length(response)
+    if length is not None and length > policy.max_bytes:
         raise PermanentError(f"Content-Length {length} is over the {policy.max_bytes}-byte cap")
     digest, size = hashlib.sha256(), 0
     f, tmp = store.temp_file()
@@ -328,7 +345,7 @@ def _receive(response, conn, policy, store, deadline):
                     raise PermanentError(f"body over the {policy.max_bytes}-byte cap")
                 digest.update(chunk)
                 f.write(chunk)
-        if length and length.isdigit() and size != int(length):  # read1 ends quietly at EOF
+        if length is not None and size != length:  # read1 ends quietly at EOF
             raise TransientError(f"connection broke after {size} of {length} bytes")
         try:
             return store.add_file(tmp, sha256=digest.hexdigest())

@@ -101,6 +101,13 @@ class Fetcher:
             self._give_up(job, me, "failed", self._with_expiry(job, str(exc)))
         except TransientError as exc:
             self._retry_later(job, me, str(exc))
+        except (OSError, sqlite3.Error):
+            raise  # the store or the catalogue, not this image: _loop logs it, waits
+        except Exception as exc:  # noqa: BLE001 - a bug met on this image's answer
+            # Counted as an attempt: left to the lease, the image would be claimed again
+            # and again, forever, with no attempt ever recorded.
+            log.exception("image %s: unexpected error", job["image_uuid"])
+            self._retry_later(job, me, f"unexpected error: {type(exc).__name__}: {exc}")
         else:
             self._archived(job, me, stored)
         return True

@@ -167,6 +167,8 @@ def test_redirects_are_followed_only_inside_the_allowlist(recorder, host, store)
 @pytest.mark.parametrize("route, error, reason", [
     (headers_then(lambda w: w.write(b"\xff" * 1000), length=10_000_000), PermanentError,
      "Content-Length 10000000 is over the 100000-byte cap"),
+    (headers_then(lambda w: w.write(JPEG), length="²"), PermanentError,
+     "Content-Length '²' is not a number of bytes"),
     (headers_then(lambda w: w.write(b"\xff\xd8" + b"\x00" * 300_000)), PermanentError,
      "body over the 100000-byte cap"),
     (headers_then(endless), PermanentError, "body over the 100000-byte cap"),
@@ -183,7 +185,7 @@ def test_redirects_are_followed_only_inside_the_allowlist(recorder, host, store)
     (status(429), TransientError, "HTTP 429"),
     (status(503), TransientError, "HTTP 503"),
     (redirect(""), PermanentError, "without a Location"),
-], ids=["content-length over cap", "body over cap", "endless", "1 byte a second",
+], ids=["content-length over cap", "content-length no number", "body over cap", "endless", "1 byte a second",
         "truncated", "cut short", "html as jpg", "bomb", "404", "410", "429", "503",
         "empty location"])
 def test_hostile_answers_are_aborted_and_leave_nothing(host, store, route, error, reason):

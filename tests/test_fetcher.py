@@ -17,7 +17,8 @@ from archive.catalogue import Catalogue
 from archive.download import Policy
 from archive.fetcher import Fetcher
 from archive.images import ImageStore
-from tests.imagehost import ConnectionRecorder, ImageHost, add_task, picture, status
+from tests.imagehost import (ConnectionRecorder, ImageHost, add_task, headers_then, picture,
+                             status)
 
 BIN = Path(sys.executable).parent
 
@@ -114,6 +115,42 @@ def test_transient_failures_back_off_then_fail_permanent_ones_fail_at_once(
     assert row["archive_state"] == "failed" and row["archive_attempts"] == 3
     assert row["archive_error"].startswith("gave up after 3 attempts: HTTP 503")
     assert host.gets["/busy.jpg"] == 3 and host.gets["/gone.jpg"] == 1
+
+
+def test_a_content_length_that_is_no_number_fails_at_once_with_its_reason(
+        catalogue, store, host):
+    """'²' is a digit to str.isdigit, not to int(): it once escaped as a ValueError, and
+    the image was claimed again at every lease's end, with no attempt ever counted."""
+    host.routes["/odd.jpg"] = headers_then(lambda w: w.write(picture()), length="²")
+    (image,) = add_task(catalogue, [f"{host.url}/odd.jpg"])
+    assert fetcher_for(catalogue, store, host).drain() == 1
+    row = rows(catalogue)[image]
+    assert (row["archive_state"], row["archive_attempts"]) == ("failed", 1)
+    assert row["archive_error"] == "Content-Length '²' is not a number of bytes"
+    assert row["claimed_by"] is None and host.gets["/odd.jpg"] == 1
+
+
+def test_an_unexpected_error_counts_as_an_attempt_but_a_full_disk_does_not(
+        catalogue, store, host, monkeypatch):
+    (image,) = add_task(catalogue, [f"{host.url}/a.jpg"])
+    fetcher = fetcher_for(catalogue, store, host, max_attempts=2, backoff=0)
+
+    def fails(exc):
+        def download(*args):
+            raise exc
+        monkeypatch.setattr("archive.fetcher.download", download)
+
+    fails(OSError(28, "No space left on device"))
+    with pytest.raises(OSError):  # not the image's fault: the claim is left to expire
+        fetcher.fetch_one("w")
+    assert rows(catalogue)[image]["archive_attempts"] == 0
+    catalogue.conn.execute("UPDATE results SET claimed_until = NULL")
+    fails(ZeroDivisionError("a bug"))
+    fetcher.drain()
+    row = rows(catalogue)[image]
+    assert (row["archive_state"], row["archive_attempts"]) == ("failed", 2)
+    assert row["archive_error"] == (
+        "gave up after 2 attempts: unexpected error: ZeroDivisionError: a bug")
 
 
 def test_two_workers_on_one_catalogue_fetch_each_image_exactly_once(tmp_path, catalogue, host):
