@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import sqlite_utils
 
@@ -483,9 +483,14 @@ class Catalogue:
                                        limit=limit, with_body=True)[0]
 
 
+NEVER = "9999-12-31T23:59:59.999999Z"  # past every date the text form can hold
+
+
 def _expiry(now, ttl):
-    """When a hosted URL with ``ttl`` seconds of life, delivered at ``now``, expires."""
+    """When a hosted URL with ``ttl`` seconds of life, delivered at ``now``, expires; a ttl
+    past the year 9999 (no source caps it) is :data:`NEVER`."""
     start = datetime.strptime(now, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-    return datetime.fromtimestamp(start.timestamp() + ttl, timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%S.%fZ"
-    )
+    try:
+        return (start + timedelta(seconds=ttl)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except OverflowError:
+        return NEVER
