@@ -61,8 +61,8 @@ def _tighten(name):
             log.warning("%s was open to others (%o); now %o", name, mode, mode & 0o700)
     except FileNotFoundError:
         pass
-    except PermissionError:  # another user's file: SQLite may still open it, so go on
-        log.warning("%s is open to others and not ours to tighten", name)
+    except OSError as exc:  # another user's, a read-only disk: SQLite may still open it
+        log.warning("%s is open to others and could not be tightened: %s", name, exc)
 
 
 def utcnow():
