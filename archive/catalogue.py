@@ -462,19 +462,40 @@ class Catalogue:
 
     def log_rejection(self, *, source, reason, status_code, task_uuid=None,
                       raw_body=None, remote_addr=None, content_type=None):
-        """Log a refused delivery (group-committed like ingests); returns its id."""
+        """Count a refused delivery and log it while its hour's sample has room
+        (:mod:`archive.delivery_log`; group-committed like ingests); returns the logged
+        row's id, or None when it was only counted."""
         body, size = cap_body(raw_body)
 
         def work(conn):
+            now = utcnow()
+            counts = delivery_log.count_refusal(conn, now[:13], reason, remote_addr)
+            if not delivery_log.keep_sample(*counts):
+                delivery_log.count_unsampled(conn)
+                return None
             return conn.execute(
                 "INSERT INTO deliveries (received_at, source, task_uuid, verdict, reason,"
                 " status_code, body, body_size, remote_addr, content_type)"
                 " VALUES (?, ?, ?, 'rejected', ?, ?, ?, ?, ?, ?)",
-                (utcnow(), source, task_uuid, reason, status_code, body, size, remote_addr,
+                (now, source, task_uuid, reason, status_code, body, size, remote_addr,
                  content_type),
             ).lastrowid
 
         return self._group.run(work)
+
+    def prune_deliveries(self, *, older_than_days):
+        """Apply the delivery log's retention, in short batches; returns how many went."""
+        cutoff = (datetime.now(timezone.utc) - timedelta(days=older_than_days)).strftime(
+            "%Y-%m-%dT%H:%M:%S.%fZ")
+        before_id = delivery_log.first_id_from(self.conn, cutoff)
+        gone = 0
+        while before_id is not None:
+            with self.write() as conn:
+                batch = delivery_log.prune_batch(conn, before_id, cutoff[:13])
+            gone += batch
+            if batch < delivery_log.PRUNE_BATCH:
+                return gone
+        return gone
 
     def deliveries(self, *, task_uuid=None, verdict=None, limit=100):
         """The delivery log with bodies, newest first, optionally for one task or verdict

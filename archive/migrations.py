@@ -522,11 +522,39 @@ def m014_sessions_and_login_failures(db):
     db.execute("CREATE INDEX login_failures_time ON login_failures (failed_at)")
 
 
+def m015_bounded_refusals(db):
+    """Refused deliveries are counted, not all kept: anyone can POST a forged token, and
+    every refusal written in full grew the catalogue without bound (68,000 forged posts
+    in 30 s added 13.5 MB) until real webhooks answered 503.
+
+    - ``refusals``: one row per hour, reason kind and source address, with a count; the
+      delivery log keeps a capped sample of the refused bodies (archive/delivery_log.py).
+    - ``delivery_counts``: deliveries ever received by verdict, kept by a trigger, so
+      ``/metrics`` reads a few rows instead of counting a million, and pruning the log
+      (its retention) never makes a Prometheus counter go down.
+    """
+    db.execute("CREATE TABLE refusals (hour TEXT NOT NULL, reason TEXT NOT NULL,"
+               " remote_addr TEXT NOT NULL, count INTEGER NOT NULL,"
+               " PRIMARY KEY (hour, reason, remote_addr)) WITHOUT ROWID")
+    db.execute("INSERT INTO refusals SELECT substr(received_at, 1, 13),"
+               " CASE WHEN instr(reason, ':') THEN substr(reason, 1, instr(reason, ':') - 1)"
+               " ELSE coalesce(reason, '') END, coalesce(remote_addr, ''), count(*)"
+               " FROM deliveries WHERE verdict = 'rejected' GROUP BY 1, 2, 3")
+    db.execute("CREATE TABLE delivery_counts (verdict TEXT PRIMARY KEY,"
+               " count INTEGER NOT NULL) WITHOUT ROWID")
+    db.execute("INSERT INTO delivery_counts SELECT verdict, count(*) FROM deliveries"
+               " GROUP BY verdict")
+    db.execute("CREATE TRIGGER deliveries_counted AFTER INSERT ON deliveries BEGIN"
+               " INSERT INTO delivery_counts VALUES (new.verdict, 1)"
+               " ON CONFLICT (verdict) DO UPDATE SET count = count + 1; END")
+
+
 MIGRATIONS = [m001_core, m002_cost_ledger, m003_image_archive, m004_browsing,
               m005_task_errors, m006_cost_families, m007_lean_results_indexes,
               m008_cost_summaries, m009_family_totals, m010_gallery_totals,
               m011_search_prefixes, m012_costliest_tasks,
-              m013_failures_and_lost_tasks, m014_sessions_and_login_failures]
+              m013_failures_and_lost_tasks, m014_sessions_and_login_failures,
+              m015_bounded_refusals]
 
 
 def current_version(db):

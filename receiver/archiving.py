@@ -67,10 +67,12 @@ def fetch_policy(config):
 
 
 def make_fetcher(app, *, reconcile=True):
-    """A :class:`Fetcher` for the app; with ``reconcile`` it also runs the reconcile pass
-    every ``RUNWARE_ARCHIVE_RECONCILE_INTERVAL`` seconds."""
+    """A :class:`Fetcher` for the app, which also applies the delivery log's retention
+    every hour and, with ``reconcile``, runs the reconcile pass every
+    ``RUNWARE_ARCHIVE_RECONCILE_INTERVAL`` seconds."""
     cfg = app.config
-    housekeeping = []
+    catalogue = app.extensions["catalogue"]
+    housekeeping = [(3600.0, lambda: prune_log(catalogue, cfg))]
     if reconcile:
         from receiver.reconcile import reconcile_and_log
 
@@ -78,12 +80,22 @@ def make_fetcher(app, *, reconcile=True):
                              lambda: reconcile_and_log(app)))
     timeout = cfg["RUNWARE_ARCHIVE_FETCH_TIMEOUT"]
     return Fetcher(
-        app.extensions["catalogue"], get_store(app), fetch_policy(cfg),
+        catalogue, get_store(app), fetch_policy(cfg),
         lease=cfg["RUNWARE_ARCHIVE_FETCH_LEASE"] or 2 * timeout,
         max_attempts=cfg["RUNWARE_ARCHIVE_FETCH_ATTEMPTS"],
         concurrency=cfg["RUNWARE_ARCHIVE_FETCH_CONCURRENCY"],
         housekeeping=housekeeping,
     )
+
+
+def prune_log(catalogue, cfg):
+    """The delivery log's retention (``RUNWARE_ARCHIVE_DELIVERY_RETENTION_DAYS``), logged
+    when it deleted anything."""
+    gone = catalogue.prune_deliveries(
+        older_than_days=cfg["RUNWARE_ARCHIVE_DELIVERY_RETENTION_DAYS"])
+    if gone:
+        log.info("delivery log: %d deliveries past the retention deleted", gone)
+    return gone
 
 
 def start_fetcher(app):

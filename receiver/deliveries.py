@@ -2,6 +2,8 @@
 accepted, duplicate or rejected and why, with its body. Tokens are never stored, so
 never shown."""
 
+from datetime import datetime, timedelta, timezone
+
 from flask import Blueprint, abort, render_template, request
 
 from archive import delivery_log
@@ -28,10 +30,14 @@ def index():
     conn = get_catalogue().conn
     rows, nxt = delivery_log.deliveries(
         conn, verdict=verdict, reason=reason, task_uuid=task_uuid, before=before)
+    day_ago = (datetime.now(timezone.utc) - timedelta(days=1)).strftime("%Y-%m-%dT%H")
     return render_template("deliveries/index.html", rows=rows, next=nxt, verdict=verdict,
                            reason=reason, task_uuid=task_uuid,
                            verdicts=delivery_log.VERDICTS,
-                           reasons=delivery_log.reason_kinds(conn))
+                           reasons=delivery_log.reason_kinds(conn),
+                           refusals=delivery_log.refusal_summary(conn, day_ago),
+                           samples={"source": delivery_log.SAMPLES_PER_SOURCE,
+                                    "hour": delivery_log.SAMPLES_PER_HOUR})
 
 
 @bp.get("/deliveries/<int:delivery_id>")

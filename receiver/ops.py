@@ -18,6 +18,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from archive import delivery_log
 from receiver import get_catalogue
 
 bp = Blueprint("ops", __name__)
@@ -81,8 +82,7 @@ class CatalogueCollector:
         deliveries = CounterMetricFamily(
             "runware_archive_deliveries", "Deliveries received, by verdict",
             labels=["verdict"])
-        for verdict, count in self.conn.execute(
-                "SELECT verdict, count(*) FROM deliveries GROUP BY verdict"):
+        for verdict, count in sorted(delivery_log.counts_by_verdict(self.conn).items()):
             deliveries.add_metric([verdict], count)
         yield deliveries
         states = GaugeMetricFamily("runware_archive_images", "Results by archive state",
