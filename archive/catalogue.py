@@ -15,13 +15,14 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import sqlite_utils
 
 from archive import delivery_log, migrations
-from archive.committer import GroupCommitter
+from archive.committer import FIRST_WAIT, LONGEST_WAIT, GroupCommitter
 
 BODY_CAP = 64 * 1024  # bytes of a delivery body kept in the log
 BUSY_TIMEOUT_MS = 5000
@@ -108,11 +109,45 @@ def next_status(received, wanted, has_error, current):
     return current
 
 
+class CatalogueBusy(sqlite3.OperationalError):
+    """Another process held the write lock past the wait allowed (the web layer answers
+    503 with Retry-After: nothing was written)."""
+
+
+def take_write_lock(conn):
+    """``BEGIN IMMEDIATE``, waiting for another process's lock as the webhook's writer
+    does (:mod:`archive.committer`): in short sleeps, for as long as the connection's
+    ``busy_timeout`` allows, never in SQLite's busy handler. That one sleeps inside C, and
+    under gevent (which makes ``time.sleep`` a yield) it stopped every request of the
+    worker while a lock was held.
+
+    :raises CatalogueBusy: the lock was not had in time.
+    """
+    budget_ms = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        deadline, wait = time.monotonic() + budget_ms / 1000, FIRST_WAIT
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise CatalogueBusy(f"the catalogue was busy for {budget_ms} ms") from exc
+            time.sleep(wait)
+            wait = min(wait * 2, LONGEST_WAIT)
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(budget_ms)}")
+
+
 @contextlib.contextmanager
 def immediate(conn):
     """One write transaction on an autocommit connection, taken with ``BEGIN IMMEDIATE``
-    so it never deadlocks on upgrade; committed on success, rolled back on any exception."""
-    conn.execute("BEGIN IMMEDIATE")
+    (:func:`take_write_lock`) so it never deadlocks on upgrade; committed on success,
+    rolled back on any exception."""
+    take_write_lock(conn)
     try:
         yield conn
     except BaseException:

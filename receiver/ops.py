@@ -19,6 +19,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from archive import delivery_log
+from archive.catalogue import take_write_lock
 from receiver import get_catalogue
 
 bp = Blueprint("ops", __name__)
@@ -31,10 +32,11 @@ INGEST_SECONDS = Histogram(
 
 
 def writable(catalogue):
-    """True when a write transaction can be taken within a short wait."""
+    """True when a write transaction can be taken within a second (waited for as every
+    write waits, :func:`archive.catalogue.take_write_lock`)."""
     conn = sqlite3.connect(catalogue.path, timeout=1, isolation_level=None)
     try:
-        conn.execute("BEGIN IMMEDIATE")
+        take_write_lock(conn)
         conn.execute("ROLLBACK")
         return True
     except sqlite3.Error:

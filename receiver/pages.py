@@ -7,9 +7,10 @@ concern.
 import json
 from datetime import datetime
 
-from flask import Blueprint, current_app, render_template, request
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, current_app, jsonify, make_response, render_template, request
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
+from archive.catalogue import CatalogueBusy
 from receiver.archiving import get_store
 from receiver.auth import logged_in, password
 
@@ -61,6 +62,22 @@ def pretty_json(value):
         return json.dumps(json.loads(value), indent=2, sort_keys=True, ensure_ascii=False)
     except (TypeError, ValueError):
         return value
+
+
+@bp.app_errorhandler(CatalogueBusy)
+def catalogue_busy(exc):
+    """503 with Retry-After when another process held the catalogue's write lock past the
+    wait: JSON on the machine routes, the error page elsewhere; nothing was written."""
+    current_app.logger.warning("write refused, catalogue busy: %s", exc)
+    error = ServiceUnavailable("The archive is busy writing; try again in a moment.")
+    if request.path.startswith(MACHINE_ROUTES):
+        response = jsonify(errors=[{"code": "unavailable", "parameter": "catalogue",
+                                    "message": error.description}])
+        response.status_code = 503
+    else:
+        response = make_response(render_template("error.html", error=error), 503)
+    response.headers["Retry-After"] = "1"
+    return response
 
 
 @bp.app_errorhandler(HTTPException)
