@@ -202,7 +202,7 @@ def estimate(params):
     steps, count = params.get("steps", s.DEFAULT_STEPS), params.get("numberResults", 1)
     try:
         return estimate_cost(width, height, steps, count), cost_per_image(width, height, steps)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, ArithmeticError):  # Decimal refuses a huge steps
         return None, None
 
 

@@ -159,12 +159,13 @@ def proxy_fix_counts(value):
     text = str(value or "").strip().lower()
     if text in ("", "0", "off", "no", "false"):
         return None
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # ASCII: '²' is a digit to isdigit, not to int
         return {"x_for": int(text), "x_proto": int(text)}
     counts = {}
     for part in text.split(","):
         key, sep, number = (p.strip() for p in part.partition("="))
-        if key not in PROXY_FIX_COUNTS or not sep or not number.isdigit():
+        if key not in PROXY_FIX_COUNTS or not sep or not (number.isascii()
+                                                          and number.isdigit()):
             raise ValueError(f"RUNWARE_ARCHIVE_PROXY_FIX={value!r}: expected a number of "
                              "proxies, or counts such as x_for=1,x_proto=1,x_host=1 (of "
                              f"{', '.join(PROXY_FIX_COUNTS)})")

@@ -83,6 +83,13 @@ def catalogue_busy(exc):
 @bp.app_errorhandler(HTTPException)
 def error_page(exc):
     """An HTML page for the browser's errors; machine routes keep their own answers."""
-    if request.path.startswith(MACHINE_ROUTES) or exc.code is None or exc.code < 400:
+    if exc.code is None or exc.code < 400:
+        return exc
+    if request.path.startswith("/api/"):  # JSON, even for a route that does not exist
+        response = jsonify(errors=[{"parameter": "request", "message": exc.description}])
+        response.status_code = exc.code
+        response.headers.extend(exc.get_headers()[1:])  # Allow, for a 405
+        return response
+    if request.path.startswith(MACHINE_ROUTES):
         return exc
     return render_template("error.html", error=exc), exc.code

@@ -372,6 +372,9 @@ def standalone_app(folder):
     app.config["RUNWARE_ARCHIVE_DIR"] = app.config["RUNWARE_SANDBOX_DIR"] = folder
     os.makedirs(folder, exist_ok=True)
     init_app(app)
+    from receiver import hosts  # the same Host check as the archive's (DNS rebinding)
+
+    app.wsgi_app = hosts.wrap(app, app.wsgi_app)
     return app
 
 

@@ -228,6 +228,9 @@ def test_the_sandbox_alone_serves_our_client(start, tmp_path):
     client = ProviderClient(f"{sandbox.url}/sandbox/v1", key, timeout=30, retries=0)
     task_uuid = str(uuid.uuid4())
     assert stranger.post([{"taskType": "imageInference", "taskUUID": task_uuid}]).status == 401
+    rebound = requests.post(f"{sandbox.url}/sandbox/v1", json=[], timeout=10,
+                            headers={"Host": "evil.example", "Authorization": f"Bearer {key}"})
+    assert rebound.status_code == 400  # the same Host check as the archive's
     status, body = client.post([{
         "taskType": "imageInference", "taskUUID": task_uuid, "model": MODEL_ID,
         "positivePrompt": "a standalone sandbox", "width": 256, "height": 256,
