@@ -1,4 +1,5 @@
-"""A plain install serves: the wheel carries every template and static file, and
+"""A plain install serves: the wheel carries every template and static file and every
+migration's SQL, and
 ``serve --workers N``'s gunicorn master imports nothing that gevent must patch first.
 
 ``.ci/smoke-install`` goes further (installs the wheel, serves every page); these catch
@@ -18,8 +19,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = ROOT / "receiver"
-DATA_FOLDERS = ("templates", "static")
+# The files each package reads at run time besides its modules, by folder.
+DATA_FOLDERS = {"receiver": ("templates", "static"), "archive": ("migrations",)}
 
 
 def setup_cfg():
@@ -28,14 +29,16 @@ def setup_cfg():
     return config
 
 
-def data_files():
-    """Every file under receiver/templates and receiver/static, as wheel paths."""
+def data_files(package=None):
+    """Every file but modules under those folders (of ``package``, else all), as wheel
+    paths."""
     found = []
-    for folder in DATA_FOLDERS:
-        for path in sorted((PACKAGE / folder).rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts \
-                    and not path.name.startswith(".") and not path.name.endswith("~"):
-                found.append(path.relative_to(ROOT).as_posix())
+    names = [package] if package else list(DATA_FOLDERS)
+    for path in sorted(path for name in names for folder in DATA_FOLDERS[name]
+                       for path in (ROOT / name / folder).rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".py" \
+                and not path.name.startswith(".") and not path.name.endswith("~"):
+            found.append(path.relative_to(ROOT).as_posix())
     return found
 
 
@@ -43,19 +46,21 @@ def test_there_are_templates_and_static_files_to_ship():
     files = data_files()
     assert "receiver/templates/base.html" in files
     assert "receiver/static/app.css" in files
+    assert "archive/migrations/m001_core.sql" in files
 
 
-def test_package_data_patterns_cover_every_template_and_static_file():
+@pytest.mark.parametrize("package", sorted(DATA_FOLDERS))
+def test_package_data_patterns_cover_every_template_and_static_file(package):
     """setup.cfg's [options.package_data] globs, matched as setuptools' build_py does
     (glob relative to the package folder): a template in a new sub-folder must be listed."""
     patterns = [line.strip() for line in
-                setup_cfg()["options.package_data"]["receiver"].splitlines() if line.strip()]
+                setup_cfg()["options.package_data"][package].splitlines() if line.strip()]
     covered = set()
     for pattern in patterns:
-        for match in glob.glob(str(PACKAGE / pattern), recursive=True):
+        for match in glob.glob(str(ROOT / package / pattern), recursive=True):
             if os.path.isfile(match):
                 covered.add(Path(match).relative_to(ROOT).as_posix())
-    missing = [name for name in data_files() if name not in covered]
+    missing = [name for name in data_files(package) if name not in covered]
     assert not missing, f"not matched by setup.cfg [options.package_data]: {missing}"
 
 
@@ -82,6 +87,7 @@ def test_the_wheel_holds_every_template_and_static_file(tmp_path):
     inside = set(zipfile.ZipFile(wheel).namelist())
     assert "receiver/templates/base.html" in inside
     assert "receiver/static/app.css" in inside
+    assert "archive/migrations/m001_core.sql" in inside
     missing = [name for name in data_files() if name not in inside]
     assert not missing, f"not in {wheel.name}: {missing}"
 
