@@ -8,6 +8,7 @@ from archive.catalogue import Catalogue
 from receiver import config as settings
 from receiver.tokens import load_or_create_secret
 
+
 def create_app(test_config=None):
     """Build the app: defaults, ``<data>/config.py``, the environment, then ``test_config``.
 
@@ -15,11 +16,17 @@ def create_app(test_config=None):
     """
     folder = settings.data_dir(test_config)
     os.makedirs(folder, exist_ok=True)
-    app = Flask(
-        __name__,
-        instance_path=folder,
-        instance_relative_config=True,
-    )
+    app = Flask(__name__, instance_path=folder, instance_relative_config=True)
+    configure(app, folder, test_config)
+    open_catalogue(app, folder)
+    install_routes(app)
+    if app.config["PROVIDER"] == "sandbox":
+        mount_sandbox(app)
+    return app
+
+
+def configure(app, folder, test_config):
+    """The settings, in order of precedence, and the secret the sessions sign with."""
     app.config.from_mapping(settings.DEFAULTS)
     app.config.from_pyfile("config.py", silent=True)
     settings.from_environment(app.config)
@@ -27,10 +34,13 @@ def create_app(test_config=None):
         app.config.from_mapping(test_config)
     app.config["RUNWARE_ARCHIVE_DIR"] = folder
     app.config["PROVIDER"] = settings.provider_name(app.config)
-
     secret = load_or_create_secret(os.path.join(folder, "webhook-secret"))
     app.extensions["webhook_secret"] = secret
     app.config.setdefault("SECRET_KEY", secret.hex())
+
+
+def open_catalogue(app, folder):
+    """The catalogue, migrated, its connection given back after every request."""
     catalogue = Catalogue(
         os.path.join(folder, "catalogue.db"),
         synchronous=app.config["RUNWARE_ARCHIVE_SYNCHRONOUS"],
@@ -40,10 +50,14 @@ def create_app(test_config=None):
     app.extensions["catalogue"] = catalogue
     app.teardown_appcontext(lambda exc: catalogue.release())
 
-    from receiver import api, costs, delivery_schemas, hosts, ops, webhooks
 
-    delivery_schemas.warm_up()
+def install_routes(app):
+    """The provider-facing routes, the JSON API, the HTML views, and the layers in front."""
+    from protocol import deliveries
+    from receiver import (api, auth, compose, costs, deliveries as delivery_views, files,
+                          gallery, hosts, ops, pages, rerun, tasks, webhooks)
 
+    deliveries.warm_up()
     # The webhook is answered in front of Flask (receiver/webhooks.py says why); the rule
     # is kept, build-only, so the route is listed with the others.
     app.wsgi_app = webhooks.WebhookRoute(app, app.wsgi_app)
@@ -52,25 +66,27 @@ def create_app(test_config=None):
     app.wsgi_app = hosts.wrap(app, app.wsgi_app)
     app.add_url_rule(webhooks.PREFIX + "<task_uuid>", endpoint="webhooks.receive",
                      methods=["POST"], build_only=True)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(ops.bp)
-    from receiver import files  # the image archive: originals, thumbnails, uploads
-    app.register_blueprint(files.bp)
-    app.register_blueprint(costs.bp)
-    from receiver import auth, compose, deliveries, gallery, pages, rerun, tasks  # issue 5
+    for module in (api, ops, files, costs, auth, pages, gallery, tasks, compose, rerun,
+                   delivery_views):
+        app.register_blueprint(module.bp)
 
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(pages.bp)
-    app.register_blueprint(gallery.bp)
-    app.register_blueprint(tasks.bp)
-    app.register_blueprint(compose.bp)
-    app.register_blueprint(rerun.bp)
-    app.register_blueprint(deliveries.bp)
-    if app.config["PROVIDER"] == "sandbox":
-        from receiver import sandbox
 
-        sandbox.init_app(app)
-    return app
+def mount_sandbox(app):
+    """The sandbox provider at ``SANDBOX_PATH``, told where this service's own webhook and
+    upload routes are (the only callbacks it makes, besides configured ones), and its key
+    kept for this service's own client."""
+    from sandbox import app as sandbox_app
+    from sandbox.guard import sandbox_key
+
+    routes = {"webhookURL": settings.WEBHOOK_ROUTE, "uploadEndpoint": settings.UPLOAD_ROUTE}
+
+    def own_callbacks(field, task_uuid):
+        bases = {settings.public_url(app.config), settings.local_url(app.config)}
+        return [base.rstrip("/") + routes[field].format(task_uuid=task_uuid)
+                for base in bases if base]
+
+    sandbox_app.init_app(app, url_prefix=settings.SANDBOX_PATH, own_callbacks=own_callbacks)
+    app.extensions["sandbox_key"] = sandbox_key(app.config)
 
 
 def get_catalogue():

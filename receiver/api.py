@@ -10,7 +10,7 @@ from receiver import costs as cost_views
 from receiver import get_catalogue
 from receiver.files import file_links
 from receiver.pages import error_page
-from receiver.schemas import ParameterError, load_submission, warnings_for
+from protocol.schemas import ParameterError, load_submission, warnings_for
 from receiver.submit import submit_in_app
 
 bp = Blueprint("api", __name__, url_prefix="/api")

@@ -10,11 +10,12 @@ import click
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from receiver import config as settings
-from receiver import create_app
+from receiver import create_app, hosts
 from receiver.archiving import start_fetcher
 from receiver.hosts import allowed_names
-from receiver.schemas import ParameterError, load_submission
+from protocol.schemas import ParameterError, load_submission
 from receiver.submit import submit_in_app
+from sandbox import app as sandbox_app
 
 TOKEN_PATTERN = re.compile(r"(token=)[^&\s\"']*")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -204,10 +205,40 @@ def wait_for(app, task_uuid, timeout):
         click.echo(f"still waiting after {timeout:g}s; see GET /api/tasks/{task_uuid}")
 
 
-from receiver.sandbox import sandbox_command  # noqa: E402  (sandbox imports cli lazily)
-from receiver.stats import stats as stats_command  # noqa: E402
+@main.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=sandbox_app.DEFAULT_PORT, show_default=True, type=int,
+              help="Port to listen on (0 picks a free one).")
+@click.option("--data-dir", envvar="RUNWARE_SANDBOX_DIR", type=click.Path(file_okay=False),
+              help="Folder for sandbox.db, the hosted images and the key [env "
+                   "RUNWARE_SANDBOX_DIR; default: the data folder].")
+@click.option("--callback-base", "callback_bases", multiple=True, metavar="URL",
+              help="A URL prefix the sandbox may POST webhooks and PUT uploads to, e.g. "
+                   "http://127.0.0.1:5000/ (repeatable) [env RUNWARE_SANDBOX_CALLBACKS].")
+def sandbox_command(host, port, data_dir, callback_bases):
+    """Run the sandbox provider alone: a local Runware REST endpoint with its own key."""
+    folder = os.path.abspath(data_dir or settings.data_dir())
+    app = sandbox_app.standalone_app(folder)
+    if callback_bases:
+        app.config["RUNWARE_SANDBOX_CALLBACKS"] = ",".join(callback_bases)
+    app.wsgi_app = hosts.wrap(app, app.wsgi_app)  # the archive's Host check (DNS rebinding)
+    server = make_server(host, port, app, threaded=True,
+                         request_handler=RedactingRequestHandler)
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{server.server_port}"
+    path = settings.SANDBOX_PATH
+    click.echo(f"Runware sandbox at {url}{path}  (state and key: {folder})")
+    click.echo(f"use it with: RUNWARE_API_URL={url}{path} RUNWARE_SANDBOX_DIR={folder} "
+               "runware-archive serve --port <another port>")
+    if not app.config["RUNWARE_SANDBOX_CALLBACKS"]:
+        click.echo("it calls back nothing until --callback-base names where webhooks go",
+                   err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")
 
-main.add_command(sandbox_command, "sandbox")
+
+from receiver.stats import stats as stats_command  # noqa: E402
 from receiver.cli_archive import (  # noqa: E402  (the image archive, issue 4)
     export_command, import_command, reconcile_command, worker)
 

@@ -3,7 +3,7 @@ estimate it shows, ``GET /api/estimate``.
 
 Form fields are named by the parameter's dotted path (``acceleratorOptions.cacheEndStep``,
 ``lora[0].weight``), the same path the schema's errors use, so each error lands next to
-its field. The form is validated by the same :func:`receiver.schemas.load_submission` as
+its field. The form is validated by the same :func:`protocol.schemas.load_submission` as
 the JSON API.
 
 A task may carry any number of LoRAs, so their rows are not a fixed set of fields: the form
@@ -22,9 +22,9 @@ from flask import (
 from archive import lineage
 from archive.pricing import cost_per_image, estimate_cost
 from receiver import get_catalogue
-from receiver import schemas as s
+from protocol import schemas as s
 from receiver.rerun import base_params
-from receiver.schemas import ParameterError, load_submission
+from protocol.schemas import ParameterError, load_submission
 from receiver.submit import submit_in_app
 
 bp = Blueprint("compose", __name__)
@@ -251,7 +251,7 @@ def new():
 @bp.post("/new")
 def create():
     """Preview (estimate and diff) or send; errors come back next to their fields, notes
-    on parameters without effect (:func:`receiver.schemas.warnings_for`) as flashes."""
+    on parameters without effect (:func:`protocol.schemas.warnings_for`) as flashes."""
     form = request.form
     parent = get_catalogue().get_task(form["parent"]) if form.get("parent") else None
     if form.get("action") == "add-lora":  # the form again, one LoRA row longer; nothing sent

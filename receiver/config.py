@@ -9,9 +9,11 @@ import json
 import os
 from urllib.parse import urlsplit
 
+from sandbox import config as sandbox_config
+
 RUNWARE_API_URL = "https://api.runware.ai/v1"
 RUNWARE_IMAGE_HOST = "im.runware.ai"
-SANDBOX_PATH = "/sandbox/v1"
+SANDBOX_PATH = sandbox_config.PATH  # where the archive mounts the sandbox
 # The routes Runware calls back (receiver/webhooks.py, receiver/files.py): the webhookURL and
 # uploadEndpoint sent with each task, and the only places the sandbox calls.
 WEBHOOK_ROUTE = "/webhooks/runware/{task_uuid}"
@@ -52,20 +54,8 @@ DEFAULTS = {
     "RUNWARE_ARCHIVE_ALERT_URL": None,
     # The browsable history (receiver/auth.py): set, every page and the JSON API need it.
     "RUNWARE_ARCHIVE_UI_PASSWORD": None,
-    # The sandbox provider (receiver/sandbox.py documents the fault syntax).
-    "RUNWARE_SANDBOX_DIR": None,
-    "RUNWARE_SANDBOX_FAULTS": None,
-    "RUNWARE_SANDBOX_RETRY_BASE": 0.25,
-    "RUNWARE_SANDBOX_RETRY_CAP": 8.0,
-    "RUNWARE_SANDBOX_MAX_ATTEMPTS": 10,
-    "RUNWARE_SANDBOX_RESULT_DELAY": 0.2,
-    "RUNWARE_SANDBOX_WEBHOOK_TIMEOUT": 5.0,
-    # What the sandbox calls back besides this service's own routes, and the work it takes
-    # (receiver/sandbox_guard.py).
-    "RUNWARE_SANDBOX_CALLBACKS": None,
-    "RUNWARE_SANDBOX_MAX_BODY_BYTES": 1024 * 1024,
-    "RUNWARE_SANDBOX_MAX_REQUEST_PIXELS": 24 * 1024 * 1024,
-    "RUNWARE_SANDBOX_MAX_PENDING_PIXELS": 128 * 1024 * 1024,
+    # The sandbox provider's own settings (sandbox/config.py), set the same ways.
+    **sandbox_config.DEFAULTS,
 }
 
 # How each environment variable is parsed; all others are kept as text.
@@ -85,14 +75,7 @@ _PARSERS = {
     "RUNWARE_ARCHIVE_DELIVERY_RETENTION_DAYS": float,
     "RUNWARE_ARCHIVE_BUDGET_DAILY": float,
     "RUNWARE_ARCHIVE_BUDGET_MONTHLY": float,
-    "RUNWARE_SANDBOX_RETRY_BASE": float,
-    "RUNWARE_SANDBOX_RETRY_CAP": float,
-    "RUNWARE_SANDBOX_MAX_ATTEMPTS": int,
-    "RUNWARE_SANDBOX_RESULT_DELAY": float,
-    "RUNWARE_SANDBOX_WEBHOOK_TIMEOUT": float,
-    "RUNWARE_SANDBOX_MAX_BODY_BYTES": int,
-    "RUNWARE_SANDBOX_MAX_REQUEST_PIXELS": int,
-    "RUNWARE_SANDBOX_MAX_PENDING_PIXELS": int,
+    **sandbox_config.PARSERS,
 }
 
 

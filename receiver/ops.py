@@ -19,7 +19,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from archive import delivery_log
-from archive.catalogue import take_write_lock
+from archive.sqlite import take_write_lock
 from receiver import get_catalogue
 
 bp = Blueprint("ops", __name__)

@@ -10,7 +10,7 @@ from datetime import datetime
 from flask import Blueprint, current_app, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
-from archive.catalogue import CatalogueBusy
+from archive.sqlite import CatalogueBusy
 from receiver.archiving import get_store
 from receiver.auth import logged_in, password
 

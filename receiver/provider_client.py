@@ -25,7 +25,6 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from receiver import config as settings
-from receiver.sandbox_guard import sandbox_key
 
 RETRY_STATUSES = frozenset({408, 429, *range(500, 600)})
 SDK_RETRIES = 3
@@ -105,12 +104,14 @@ class ProviderClient:
 
 def provider_client(app):
     """The app's one :class:`ProviderClient`, made on first use (the sandbox's address
-    is known only once the server is listening)."""
+    is known only once the server is listening); without a Runware key it sends the
+    mounted sandbox's own key."""
     client = app.extensions.get("provider_client")
     if client is None:
         cfg = app.config
         client = ProviderClient(
-            settings.provider_url(cfg), cfg.get("RUNWARE_API_KEY") or sandbox_key(cfg),
+            settings.provider_url(cfg),
+            cfg.get("RUNWARE_API_KEY") or app.extensions["sandbox_key"],
             timeout=cfg["RUNWARE_ARCHIVE_SUBMIT_TIMEOUT"],
             retries=cfg["RUNWARE_ARCHIVE_SUBMIT_RETRIES"],
             backoff=cfg["RUNWARE_ARCHIVE_SUBMIT_BACKOFF"],

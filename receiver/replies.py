@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from marshmallow import ValidationError
 
 from archive.catalogue import elide_inline
-from receiver.delivery_schemas import parse_delivery
-from receiver.schemas import validation_errors
+from protocol.deliveries import parse_delivery
+from protocol.schemas import validation_errors
 
 NO_INFORMATION = frozenset({"taskNotFound", "taskExpired", "taskFailedOrNotFound"})
 

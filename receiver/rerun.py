@@ -17,7 +17,7 @@ import secrets
 from flask import Blueprint, current_app, jsonify, request
 
 from receiver import get_catalogue
-from receiver.schemas import RANDOM_SEED_MAX, ParameterError, load_submission
+from protocol.schemas import RANDOM_SEED_MAX, ParameterError, load_submission
 from receiver.submit import submit_in_app
 
 bp = Blueprint("rerun", __name__)

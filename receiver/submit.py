@@ -21,7 +21,7 @@ from receiver import config as settings
 from receiver.config import UPLOAD_ROUTE, WEBHOOK_ROUTE
 from receiver.provider_client import provider_client
 from receiver.replies import ingest_reply
-from receiver.schemas import DEFAULT_STEPS
+from protocol.schemas import DEFAULT_STEPS
 from receiver.tokens import make_token
 
 SERVICE_FIELDS = ("label",)  # accepted by our API, stored here, never sent to Runware

@@ -11,7 +11,7 @@ from receiver import get_catalogue
 from receiver.auth import safe_next
 from receiver.pages import image_store
 from receiver.rerun import RerunRefused, start
-from receiver.schemas import ParameterError
+from protocol.schemas import ParameterError
 
 bp = Blueprint("tasks", __name__)
 FINAL_STATUSES = ("complete", "error", "lost")

@@ -1,16 +1,18 @@
 """Per-task tokens for the webhook (and upload) URLs: pure functions, no I/O.
 
-The token is an HMAC-SHA256 of the taskUUID under the service's secret, so nothing per task
+The token is an HMAC-SHA256 of the taskUUID under the service's secret (a file in the data
+folder, :mod:`archive.keyfile`), so nothing per task
 has to be stored, and a token for one task says nothing about another. Verification compares
 in constant time (``hmac.compare_digest``), as gidgethub does for GitHub's signatures.
 """
 
 import hashlib
 import hmac
-import os
-import secrets
 
-SECRET_BYTES = 32
+from archive.keyfile import SECRET_BYTES, load_or_create_secret
+
+__all__ = ["SECRET_BYTES", "MAX_TOKEN_LENGTH", "TokenError", "make_token", "verify_token",
+           "load_or_create_secret"]
 MAX_TOKEN_LENGTH = 128  # a real token is 64 hex digits; anything longer is refused unread
 
 
@@ -40,29 +42,3 @@ def verify_token(token, task_uuid, *, secret, purpose="webhook"):
     expected = make_token(task_uuid, secret=secret, purpose=purpose)
     if not hmac.compare_digest(token.encode(), expected.encode()):
         raise TokenError("invalid token", 403)
-
-
-def load_or_create_secret(path):
-    """Read the secret at ``path``, creating it (mode 0600) if absent.
-
-    The new secret is written to a temporary file and hard-linked into place, so a
-    second process starting at the same moment either wins or reads the whole winner.
-    """
-    if not os.path.exists(path):
-        tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(SECRET_BYTES) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(tmp)
-    with open(path) as f:
-        value = f.read().strip()
-    if len(value) < SECRET_BYTES * 2:
-        raise RuntimeError(f"the secret in {path} is too short; delete it to make a new one")
-    return bytes.fromhex(value)

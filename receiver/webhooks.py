@@ -35,8 +35,8 @@ from archive.catalogue import ForeignResult, UnknownTask, elide_inline
 from receiver.archiving import inline_prepare
 from receiver.auth import SECURITY_HEADERS
 from receiver.ops import INGEST_SECONDS
-from receiver.delivery_schemas import parse_delivery
-from receiver.schemas import validation_errors
+from protocol.deliveries import parse_delivery
+from protocol.schemas import validation_errors
 from receiver.tokens import TokenError, verify_token
 
 PREFIX = "/webhooks/runware/"

@@ -1,18 +1,18 @@
-"""Tests for receiver.delivery_schemas: what Runware delivers (runware-api.md §3–§5), in
+"""Tests for protocol.deliveries: what Runware delivers (runware-api.md §3–§5), in
 every shape its own SDKs handle; lenient where they are, and every item that cannot be read
 named with its reason."""
 
 import pytest
 from marshmallow import ValidationError
 
-from receiver.delivery_schemas import (
+from protocol.deliveries import (
     MAX_COST,
     Delivery,
     ErrorItemSchema,
     ResultItemSchema,
     parse_delivery,
 )
-from receiver.schemas import SEED_MAX, validation_errors
+from protocol.schemas import SEED_MAX, validation_errors
 from tests.conftest import seed_examples
 from tests.test_schemas import IMAGE_UUID, RESULT, TASK_UUID
 

@@ -10,8 +10,8 @@ import pytest
 from runware import Runware, RunwareError
 
 from receiver import config as settings
-from receiver.sandbox_guard import sandbox_key
-from receiver.schemas import MODEL_ID
+from sandbox.guard import sandbox_key
+from protocol.schemas import MODEL_ID
 
 
 @pytest.fixture

@@ -22,11 +22,12 @@ from PIL import Image, ImageChops, ImageStat
 
 from archive.pricing import cost_per_image
 from receiver import config as settings
-from receiver import create_app, sandbox_render
-from receiver.sandbox_faults import FaultSyntaxError, parse_faults
-from receiver.sandbox_guard import sandbox_key
-from receiver.delivery_schemas import parse_delivery
-from receiver.schemas import MODEL_ID, RANDOM_SEED_MAX
+from receiver import create_app
+from sandbox import render as sandbox_render
+from sandbox.faults import FaultSyntaxError, parse_faults
+from sandbox.guard import sandbox_key
+from protocol.deliveries import parse_delivery
+from protocol.schemas import MODEL_ID, RANDOM_SEED_MAX
 from tests.conftest import LiveServer
 
 MAX_ATTEMPTS = 4

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from receiver.schemas import MODEL_ID
+from protocol.schemas import MODEL_ID
 from receiver.provider_client import ProviderClient
 
 BIN = Path(sys.executable).parent

@@ -1,4 +1,4 @@
-"""Tests for receiver.schemas: the task rules of runware-api.md §2 (deliveries, §3–§5:
+"""Tests for protocol.schemas: the task rules of runware-api.md §2 (deliveries, §3–§5:
 tests/test_delivery_schemas.py)."""
 
 import copy
@@ -8,7 +8,7 @@ import uuid
 import pytest
 from marshmallow import ValidationError
 
-from receiver.schemas import (
+from protocol.schemas import (
     ACCELERATIONS,
     DELIVERY_METHODS,
     LORA_TRANSFORMERS,

@@ -8,7 +8,7 @@ from PIL import Image
 from archive import verdict
 from archive.catalogue import Catalogue
 from archive.images import ImageStore
-from receiver import sandbox_render
+from sandbox import render as sandbox_render
 from tests.history_helpers import archive, deliver, make_task, picture
 
 TASK = {"positivePrompt": "a lighthouse at dawn", "width": 512, "height": 384, "steps": 4}

@@ -5,7 +5,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from receiver.schemas import SubmissionSchema
+from protocol.schemas import SubmissionSchema
 from tests.history_helpers import deliver, make_task
 from tests.views_helpers import app_config, catalogue, csrf, provider, text  # noqa: F401
 

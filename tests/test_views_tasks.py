@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from receiver.schemas import RANDOM_SEED_MAX
+from protocol.schemas import RANDOM_SEED_MAX
 from tests.history_helpers import archive, deliver, make_task, picture
 from tests.views_helpers import (  # noqa: F401
     app_config, catalogue, csrf, provider, store, text,

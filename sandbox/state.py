@@ -20,9 +20,9 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from archive.catalogue import immediate, make_private
-from receiver import sandbox_render
-from receiver.schemas import RANDOM_SEED_MAX, SEED_MAX
+from archive.sqlite import immediate, make_private
+from sandbox import render as sandbox_render
+from protocol.schemas import RANDOM_SEED_MAX, SEED_MAX
 
 DEFAULT_TTL = 24 * 3600  # hosted URLs live a day unless the task says otherwise
 SWEEP_EVERY = 60.0  # seconds between deletions of expired image files

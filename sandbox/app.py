@@ -2,13 +2,13 @@
 
 Mounted at ``/sandbox/v1`` when no ``RUNWARE_API_KEY`` is set (``runware-archive sandbox``
 runs it alone). It follows ``../shared/runware-api.md``: a JSON array of tasks with a Bearer
-key (its own key or the UI password, :mod:`receiver.sandbox_guard`; or a first
+key (its own key or the UI password, :mod:`sandbox.guard`; or a first
 ``authentication`` element), ``imageInference`` validated
 by the receiver's own schema, ``getResponse``, Runware's ``errors`` objects and HTTP codes,
 per-result webhooks with retries, ``uploadEndpoint`` PUTs, ``URL``/``base64Data``/``dataURI``
 outputs served until ``ttl`` runs out, and a deterministic picture marked SANDBOX. The header
 ``X-Runware-Dry-Run: 1`` validates and prices without generating. State lives in
-``sandbox.db`` beside the images (:mod:`receiver.sandbox_state`), shared by worker processes.
+``sandbox.db`` beside the images (:mod:`sandbox.state`), shared by worker processes.
 
 Where our first notes were wrong, it now does what Runware's own SDKs expect:
 
@@ -60,19 +60,17 @@ Timings: ``RUNWARE_SANDBOX_RESULT_DELAY`` (seconds between results finishing, 0.
 import hashlib
 import os
 
-import click
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.serving import make_server
 
 from archive.pricing import estimate_cost
-from receiver import config as settings
-from receiver import sandbox_guard as guard
-from receiver import sandbox_render
-from receiver.sandbox_delivery import Deliverer, error_item, failed_item, result_item
-from receiver.sandbox_faults import FaultSyntaxError, parse_faults
-from receiver.sandbox_state import SandboxState, TaskConflict, extension
-from receiver.schemas import DEFAULT_STEPS, ParameterError, load_task
+from sandbox import config
+from sandbox import guard
+from sandbox import render as sandbox_render
+from sandbox.delivery import Deliverer, error_item, failed_item, result_item
+from sandbox.faults import FaultSyntaxError, parse_faults
+from sandbox.state import SandboxState, TaskConflict, extension
+from protocol.schemas import DEFAULT_STEPS, ParameterError, load_task
 
 bp = Blueprint("sandbox", __name__)
 DEFAULT_PORT = 5001
@@ -81,13 +79,20 @@ SUBMIT_FAULT_CODES = {429: "rateLimitExceeded", 500: "internalServerError", 502:
                       503: "serviceUnavailable", 504: "timeoutQueue"}
 
 
-def init_app(app):
-    """Mount the sandbox on ``app`` at ``SANDBOX_PATH``, its state in the data folder."""
+def init_app(app, *, url_prefix=config.PATH, own_callbacks=None):
+    """Mount the sandbox on ``app`` at ``url_prefix``, its state in ``RUNWARE_SANDBOX_DIR``
+    (else the data folder).
+
+    :param own_callbacks: ``own_callbacks(field, task_uuid)`` -> the URLs (no query) of the
+        mounting service's own ``webhookURL`` / ``uploadEndpoint`` route for that task: the
+        only places, besides ``RUNWARE_SANDBOX_CALLBACKS``, the sandbox calls back.
+    """
     state = SandboxState(guard.sandbox_folder(app.config))
     guard.sandbox_key(app.config)  # made now, so the client and the sandbox share it
     app.extensions["sandbox"] = state
     app.extensions["sandbox_deliverer"] = Deliverer(state, app.config)
-    app.register_blueprint(bp, url_prefix=settings.SANDBOX_PATH)
+    app.extensions["sandbox_callbacks"] = own_callbacks or (lambda field, task_uuid: ())
+    app.register_blueprint(bp, url_prefix=url_prefix)
 
 
 def state():
@@ -287,9 +292,10 @@ def refuse_in_sandbox(task):
         name, message = size
         return runware_error(f"invalid{name[0].upper()}{name[1:]}", message,
                              task_uuid=task["taskUUID"], parameter=name)
+    own = current_app.extensions["sandbox_callbacks"]
     for field in ("webhookURL", "uploadEndpoint"):
-        if field in task and not guard.callback_allowed(task[field], field, task["taskUUID"],
-                                                        current_app.config):
+        if field in task and not guard.callback_allowed(
+                task[field], current_app.config, own(field, task["taskUUID"])):
             return runware_error(
                 "invalidCallbackURL", f"The sandbox calls back only this service's own "
                 f"{field} route for this task, or a prefix in RUNWARE_SANDBOX_CALLBACKS.",
@@ -364,48 +370,13 @@ def image(name):
         record.task.get("outputFormat")), headers={"Cache-Control": "private, max-age=60"})
 
 
-def standalone_app(folder):
-    """A Flask app with the sandbox alone, its state in ``folder``."""
+def standalone_app(folder, environ=os.environ):
+    """A Flask app with the sandbox alone, its state and key in ``folder``, its settings
+    from ``environ``; it calls back only ``RUNWARE_SANDBOX_CALLBACKS``."""
     app = Flask(__name__)
-    app.config.from_mapping(settings.DEFAULTS)
-    settings.from_environment(app.config)
+    app.config.from_mapping(config.DEFAULTS)
+    config.from_environment(app.config, environ)
     app.config["RUNWARE_ARCHIVE_DIR"] = app.config["RUNWARE_SANDBOX_DIR"] = folder
     os.makedirs(folder, exist_ok=True)
     init_app(app)
-    from receiver import hosts  # the same Host check as the archive's (DNS rebinding)
-
-    app.wsgi_app = hosts.wrap(app, app.wsgi_app)
     return app
-
-
-@click.command("sandbox")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int,
-              help="Port to listen on (0 picks a free one).")
-@click.option("--data-dir", envvar="RUNWARE_SANDBOX_DIR", type=click.Path(file_okay=False),
-              help="Folder for sandbox.db, the hosted images and the key [env "
-                   "RUNWARE_SANDBOX_DIR; default: the data folder].")
-@click.option("--callback-base", "callback_bases", multiple=True, metavar="URL",
-              help="A URL prefix the sandbox may POST webhooks and PUT uploads to, e.g. "
-                   "http://127.0.0.1:5000/ (repeatable) [env RUNWARE_SANDBOX_CALLBACKS].")
-def sandbox_command(host, port, data_dir, callback_bases):
-    """Run the sandbox provider alone: a local Runware REST endpoint with its own key."""
-    from receiver.cli import RedactingRequestHandler  # cli imports this module
-
-    folder = os.path.abspath(data_dir or settings.data_dir())
-    app = standalone_app(folder)
-    if callback_bases:
-        app.config["RUNWARE_SANDBOX_CALLBACKS"] = ",".join(callback_bases)
-    server = make_server(host, port, app, threaded=True,
-                         request_handler=RedactingRequestHandler)
-    url = f"http://{host if ':' not in host else f'[{host}]'}:{server.server_port}"
-    click.echo(f"Runware sandbox at {url}{settings.SANDBOX_PATH}  (state and key: {folder})")
-    click.echo(f"use it with: RUNWARE_API_URL={url}{settings.SANDBOX_PATH} "
-               f"RUNWARE_SANDBOX_DIR={folder} runware-archive serve --port <another port>")
-    if not guard.callback_bases(app.config):
-        click.echo("it calls back nothing until --callback-base names where webhooks go",
-                   err=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        click.echo("stopped")

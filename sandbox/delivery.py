@@ -25,10 +25,10 @@ import time
 import requests
 
 from archive.pricing import cost_per_image
-from receiver import sandbox_render
-from receiver.sandbox_faults import parse_faults
-from receiver.sandbox_state import extension
-from receiver.schemas import DEFAULT_STEPS
+from sandbox import render as sandbox_render
+from sandbox.faults import parse_faults
+from sandbox.state import extension
+from protocol.schemas import DEFAULT_STEPS
 
 log = logging.getLogger(__name__)
 WORKERS = 8

@@ -1,5 +1,5 @@
 """Marshmallow schemas for Runware ``imageInference`` tasks, and the strict JSON field
-types and validators they share with :mod:`receiver.delivery_schemas` (what Runware sends
+types and validators they share with :mod:`protocol.deliveries` (what Runware sends
 back).
 
 The rules come from ``runware-api.md`` beside the checkout (``../shared/runware-api.md``),

@@ -2,7 +2,7 @@
 delivery shape of §4 and §5 (``{"data": [...], "errors": [...]}``, the legacy ``error``,
 a bare object), for webhooks, synchronous replies and ``getResponse`` alike.
 
-Unlike the task schemas of :mod:`receiver.schemas`, these ignore unknown keys (a third
+Unlike the task schemas of :mod:`protocol.schemas`, these ignore unknown keys (a third
 party's payload, whose raw body is logged elsewhere) and are lenient where Runware's own
 SDKs are lenient, because refusing a delivery makes Runware retry it and loses every good
 image in it:
@@ -24,7 +24,7 @@ import uuid
 
 from marshmallow import EXCLUDE, Schema, ValidationError, validates_schema
 
-from receiver.schemas import (
+from protocol.schemas import (
     SEED_MAX,
     Bool,
     DeliveredUUID,

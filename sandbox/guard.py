@@ -5,11 +5,12 @@ and how much work one request or all of them may ask for.
   secret (``sandbox-key`` in the sandbox folder, mode 0600), or the UI password. The
   archive's client reads the same file, so the two always agree; anyone else, on the
   machine or the network, spends none of its CPU or disk.
-- **Its callbacks.** A webhook or upload goes only to this service's own webhook and upload
-  route *for that task* (scheme, host, port and path), or under a URL prefix the settings
-  name (``RUNWARE_SANDBOX_CALLBACKS``; ``runware-archive sandbox --callback-base``). Not
-  "any loopback port": that would let a task make this machine POST to other services'
-  admin APIs.
+- **Its callbacks.** A webhook or upload goes only to the mounting service's own webhook
+  and upload route *for that task* (scheme, host, port and path: the service hands the
+  sandbox a function that names them, :func:`sandbox.app.init_app`), or under a URL prefix
+  the settings name (``RUNWARE_SANDBOX_CALLBACKS``; ``runware-archive sandbox
+  --callback-base``). Not "any loopback port": that would let a task make this machine
+  POST to other services' admin APIs.
 - **Its work.** A request body is capped (413), as are the pixels one request asks for and
   the pixels still to be rendered across all tasks (429 ``rateLimitExceeded``, as Runware
   answers when its queue is full: runware-api.md §7). Sizes are held to 128–2048, the
@@ -21,9 +22,7 @@ import hmac
 import os
 from urllib.parse import urlsplit
 
-from receiver import config as settings
-from receiver.config import UPLOAD_ROUTE, WEBHOOK_ROUTE
-from receiver.tokens import load_or_create_secret
+from archive.keyfile import load_or_create_secret
 
 KEY_FILE = "sandbox-key"
 MIN_SIDE, MAX_SIDE = 128, 2048  # runware.ai/docs/image-inference/api-reference: width, height
@@ -55,16 +54,13 @@ def _origin(url):
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
-def callback_allowed(url, field, task_uuid, config):
-    """May the sandbox send ``field`` (webhookURL or uploadEndpoint) of task ``task_uuid``
-    to ``url``? Only to this service's own route for that task, or under a configured
-    prefix."""
+def callback_allowed(url, config, own_urls=()):
+    """May the sandbox send a task's webhook or upload to ``url``? Only to one of
+    ``own_urls`` (the mounting service's route for that task, compared without the query
+    that carries its token), or under a configured prefix."""
     parts = urlsplit(url)
-    route = (WEBHOOK_ROUTE if field == "webhookURL" else UPLOAD_ROUTE).format(
-        task_uuid=task_uuid)
-    own = {_origin(base) for base in (settings.public_url(config), settings.local_url(config))
-           if base}
-    if _origin(url) in own and parts.path == route:
+    if any(_origin(url) == _origin(own) and parts.path == urlsplit(own).path
+           for own in own_urls):
         return True
     return any(_origin(url) == _origin(base) and parts.path.startswith(
         urlsplit(base).path or "/") for base in callback_bases(config))

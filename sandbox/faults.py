@@ -1,6 +1,6 @@
 """Fault switches for the sandbox: parsed from ``RUNWARE_SANDBOX_FAULTS`` or ``X-Sandbox-Faults``.
 
-The syntax and meaning of each switch are documented in :mod:`receiver.sandbox`. Decisions
+The syntax and meaning of each switch are documented in :mod:`sandbox.app`. Decisions
 are drawn from a random generator seeded with ``seed`` and what is being decided (a task, an
 image, a request body), so with a seed every run makes the same choices, in any process.
 """
