@@ -43,6 +43,13 @@ def utcnow():
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def rows(conn, sql, args=()):
+    """The rows of a query as dicts, column name to value: how rows leave SQL here."""
+    cur = conn.execute(sql, args)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row)) for row in cur]
+
+
 def elide_inline(item):
     """A copy of a result item with inline image data replaced by its length.
 
@@ -251,22 +258,21 @@ class Catalogue:
         """The task row as a dict with its ``results`` and ``failures`` (the errors
         received, one per failed image where the error named it), or None."""
         conn = self.conn
-        cur = conn.execute("SELECT * FROM tasks WHERE task_uuid = ?", (task_uuid,))
-        row = cur.fetchone()
-        if row is None:
+        found = rows(conn, "SELECT * FROM tasks WHERE task_uuid = ?", (task_uuid,))
+        if not found:
             return None
-        task = dict(zip([d[0] for d in cur.description], row))
-        cur = conn.execute(
-            "SELECT * FROM results WHERE task_uuid = ? ORDER BY id", (task_uuid,)
-        )
-        names = [d[0] for d in cur.description]
-        task["results"] = [dict(zip(names, r)) for r in cur.fetchall()]
-        cur = conn.execute(
-            "SELECT image_uuid, code, message, received_at FROM task_errors"
-            " WHERE task_uuid = ? ORDER BY received_at, rowid", (task_uuid,))
-        task["failures"] = [dict(zip(("image_uuid", "code", "message", "received_at"), r))
-                            for r in cur.fetchall()]
+        task = found[0]
+        task["results"] = rows(conn, "SELECT * FROM results WHERE task_uuid = ? ORDER BY id",
+                               (task_uuid,))
+        task["failures"] = rows(conn, "SELECT image_uuid, code, message, received_at"
+                                      " FROM task_errors WHERE task_uuid = ?"
+                                      " ORDER BY received_at, rowid", (task_uuid,))
         return task
+
+    def has_task(self, task_uuid):
+        """Whether the catalogue holds task ``task_uuid``."""
+        return self.conn.execute("SELECT 1 FROM tasks WHERE task_uuid = ?",
+                                 (task_uuid,)).fetchone() is not None
 
     def list_tasks(self, *, limit=50, before_id=None):
         """Tasks newest first, at most ``limit``, keyset-paged by ``id`` (no OFFSET)."""
@@ -277,9 +283,7 @@ class Catalogue:
             args.append(before_id)
         sql += " ORDER BY id DESC LIMIT ?"
         args.append(limit)
-        cur = self.conn.execute(sql, args)
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r)) for r in cur.fetchall()]
+        return rows(self.conn, sql, args)
 
     # -- the one way results come in --------------------------------------------------
 

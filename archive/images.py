@@ -311,3 +311,12 @@ def inline_preparer(store):
         return dict(stored.columns(), archive_attempts=1)
 
     return prepare
+
+
+def recorded_extension(conn, sha256):
+    """The file extension the catalogue recorded for ``sha256`` (results, then uploads), or
+    None: a file is served with our own record of its type, never the provider's."""
+    row = conn.execute("SELECT file_ext FROM results WHERE sha256 = ? AND file_ext IS NOT NULL"
+                       " UNION ALL SELECT file_ext FROM uploads WHERE sha256 = ? LIMIT 1",
+                       (sha256, sha256)).fetchone()
+    return row[0] if row else None

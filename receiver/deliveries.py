@@ -48,5 +48,5 @@ def detail(delivery_id):
     row = delivery_log.delivery(conn, delivery_id) if delivery_id <= INT64_MAX else None
     if row is None:
         abort(404, description=f"There is no delivery {delivery_id}.")
-    task = conn.execute("SELECT 1 FROM tasks WHERE task_uuid = ?", (row["task_uuid"],)).fetchone()
-    return render_template("deliveries/detail.html", row=row, task_exists=bool(task))
+    return render_template("deliveries/detail.html", row=row,
+                           task_exists=get_catalogue().has_task(row["task_uuid"]))

@@ -18,7 +18,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from archive import metadata
 from archive.catalogue import UnknownTask
-from archive.images import CONTENT_TYPES, BadImage
+from archive.images import CONTENT_TYPES, BadImage, recorded_extension
 from archive.uploads import record_upload
 from receiver import get_catalogue, get_secret
 from receiver.archiving import get_store
@@ -41,11 +41,7 @@ def file_links(result):
 
 def _recorded_ext(sha256):
     """The extension our catalogue recorded for ``sha256`` (results, then uploads)."""
-    conn = get_catalogue().conn
-    row = conn.execute("SELECT file_ext FROM results WHERE sha256 = ? AND file_ext IS NOT NULL"
-                       " UNION ALL SELECT file_ext FROM uploads WHERE sha256 = ? LIMIT 1",
-                       (sha256, sha256)).fetchone()
-    return row[0] if row else None
+    return recorded_extension(get_catalogue().conn, sha256)
 
 
 def _immutable(response):

@@ -8,7 +8,6 @@ The ingest latency histogram is per process, or aggregated over workers when
 
 import os
 import shutil
-import sqlite3
 import time
 from datetime import datetime, timezone
 
@@ -18,8 +17,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from archive import delivery_log
-from archive.sqlite import take_write_lock
+from archive import delivery_log, health
 from receiver import get_catalogue
 
 bp = Blueprint("ops", __name__)
@@ -29,27 +27,6 @@ INGEST_SECONDS = Histogram(
     "runware_archive_ingest_seconds", "Time to verify, store and acknowledge a webhook",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
-
-
-def writable(catalogue):
-    """True when a write transaction can be taken within a second (waited for as every
-    write waits, :func:`archive.catalogue.take_write_lock`)."""
-    conn = sqlite3.connect(catalogue.path, timeout=1, isolation_level=None)
-    try:
-        take_write_lock(conn)
-        conn.execute("ROLLBACK")
-        return True
-    except sqlite3.Error:
-        return False
-    finally:
-        conn.close()
-
-
-def queue_state(conn):
-    """``(pending images, received_at of the oldest)``."""
-    return conn.execute(
-        "SELECT count(*), min(received_at) FROM results WHERE archive_state = 'pending'"
-    ).fetchone()
 
 
 def age_seconds(stamp):
@@ -65,8 +42,8 @@ def healthz():
     """200 when the catalogue takes writes and the disk has room, else 503."""
     catalogue = get_catalogue()
     free = shutil.disk_usage(current_app.config["RUNWARE_ARCHIVE_DIR"]).free
-    pending, oldest = queue_state(catalogue.conn)
-    checks = {"catalogueWritable": writable(catalogue), "diskFreeBytes": free,
+    pending, oldest = health.queue_state(catalogue.conn)
+    checks = {"catalogueWritable": health.can_write(catalogue.path), "diskFreeBytes": free,
               "diskOk": free >= MIN_FREE_BYTES, "fetchQueue": pending,
               "oldestPendingSeconds": age_seconds(oldest),
               "provider": current_app.config["PROVIDER"]}
@@ -89,23 +66,17 @@ class CatalogueCollector:
         yield deliveries
         states = GaugeMetricFamily("runware_archive_images", "Results by archive state",
                                    labels=["state"])
-        pending, oldest = queue_state(self.conn)
-        troubled = dict(self.conn.execute(
-            "SELECT archive_state, count(*) FROM results"
-            " WHERE archive_state IN ('failed', 'refused') GROUP BY archive_state"))
-        everything = self.conn.execute("SELECT count(*) FROM results").fetchone()[0]
-        troubled["pending"] = pending
-        troubled["archived"] = everything - sum(troubled.values())
-        for state, count in sorted(troubled.items()):
+        counts = health.image_states(self.conn)
+        for state, count in sorted(counts.items()):
             states.add_metric([state], count)
         yield states
+        pending, oldest = health.queue_state(self.conn)
         yield GaugeMetricFamily("runware_archive_fetch_queue", "Images waiting to be "
                                 "archived", value=pending)
         yield GaugeMetricFamily("runware_archive_oldest_pending_seconds", "Age of the "
                                 "oldest image waiting", value=age_seconds(oldest) or 0)
-        total = self.conn.execute("SELECT total(cost) FROM cost_totals").fetchone()[0]
         yield CounterMetricFamily("runware_archive_cost_usd", "Sum of returned costs",
-                                  value=total)
+                                  value=health.cost_total(self.conn))
 
 
 @bp.get("/metrics")
