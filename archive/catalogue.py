@@ -120,9 +120,12 @@ class Catalogue:
         acknowledged commit survive power loss, ``NORMAL`` only a process crash.
     :param busy_timeout_ms: how long a write waits for another process's lock before
         it fails (and the webhook answers 503).
+    :param off_loop: how the committer runs its blocking flushes (see
+        :class:`archive.committer.GroupCommitter`); the web app's knows gevent.
     """
 
-    def __init__(self, path, *, synchronous="FULL", busy_timeout_ms=BUSY_TIMEOUT_MS):
+    def __init__(self, path, *, synchronous="FULL", busy_timeout_ms=BUSY_TIMEOUT_MS,
+                 off_loop=None):
         self.path = str(path)
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
@@ -132,7 +135,8 @@ class Catalogue:
         wal_path = self.path + "-wal" if self.path != ":memory:" else None
         self._group = GroupCommitter(lambda: self._connect().conn,
                                      busy_timeout=busy_timeout_ms / 1000, wal_path=wal_path,
-                                     durable=synchronous.upper() == "FULL")
+                                     durable=synchronous.upper() == "FULL",
+                                     **({"off_loop": off_loop} if off_loop else {}))
         if self.path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
             make_private(self.path)

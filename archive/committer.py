@@ -13,7 +13,8 @@ flushes the WAL file to disk (``fdatasync``) and only then releases the callers.
 ``synchronous=FULL`` (the commit's WAL frames are on disk before anyone is told it
 happened) with two differences that make it cheaper: the write lock is not held during
 the flush, so the other worker process can write meanwhile, and the flush runs outside
-the event loop (on a native thread under gevent), so the process keeps answering
+the event loop (on a native thread under gevent, through the ``off_loop`` the web layer
+hands in), so the process keeps answering
 requests while the disk works; one flush covers every commit made while the last one
 ran.
 
@@ -45,6 +46,11 @@ class _Job:
         self.result = self.error = None
 
 
+def _direct(function, *args):
+    """Call ``function`` on this thread: the default way to run a blocking call."""
+    return function(*args)
+
+
 class GroupCommitter:
     """Runs ``work(conn)`` callables in shared write transactions on a writer thread.
 
@@ -55,6 +61,10 @@ class GroupCommitter:
     :param durable: flush ``wal_path`` after each commit, before releasing its callers
         (``synchronous=FULL``'s guarantee); False leaves durability to the connection's
         ``synchronous`` pragma.
+    :param off_loop: ``off_loop(function, *args)`` runs the blocking flush and checkpoint
+        calls; by default on the calling thread. The web layer, which knows whether it
+        runs under gevent, hands in one that uses native threads there (storage knows
+        nothing of the server's concurrency).
 
     The writer waits for another process's lock itself, in short sleeps, instead of
     through SQLite's busy handler: that one sleeps in C for whole milliseconds, which
@@ -62,8 +72,10 @@ class GroupCommitter:
     queue up, so the next batch is bigger.
     """
 
-    def __init__(self, connect, busy_timeout=3.0, wal_path=None, durable=False):
+    def __init__(self, connect, busy_timeout=3.0, wal_path=None, durable=False,
+                 off_loop=_direct):
         self._connect = connect
+        self.off_loop = off_loop
         self.busy_timeout = busy_timeout
         self.wal_path = wal_path
         self.sync_path = wal_path if durable else None
@@ -153,7 +165,7 @@ class GroupCommitter:
 
     def _checkpoint_loop(self):
         """Passive checkpoints on a connection of their own, off the event loop."""
-        conn, off_loop = self._connect(), _off_loop()
+        conn, off_loop = self._connect(), self.off_loop
         while True:
             done = self._checkpoints.get()
             try:
@@ -185,7 +197,7 @@ class GroupCommitter:
 
     def _sync_loop(self):
         """Flush the WAL once for every commit queued so far, then release their callers."""
-        synced, off_loop = self._synced, _off_loop()
+        synced, off_loop = self._synced, self.off_loop
         while True:
             batches = [synced.get()]
             while True:
@@ -215,19 +227,6 @@ def _fdatasync(path):
         os.fdatasync(fd)
     finally:
         os.close(fd)
-
-
-def _off_loop():
-    """How the syncer calls a blocking function: directly on its native thread or, when
-    gevent has patched threading (the syncer is then a greenlet), on gevent's pool of
-    native threads, so the event loop keeps running while the disk works."""
-    try:
-        from gevent import get_hub, monkey
-    except ImportError:
-        monkey = None
-    if monkey is None or not monkey.is_module_patched("threading"):
-        return lambda function, *args: function(*args)
-    return lambda function, *args: get_hub().threadpool.apply(function, args)
 
 
 def _release(jobs):

@@ -16,6 +16,7 @@ import sqlite3
 from flask import Flask, request
 
 from archive.committer import GroupCommitter
+from receiver.concurrency import off_loop
 
 
 def create_app():
@@ -39,7 +40,7 @@ def create_insert_app():
     def connect():
         return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
 
-    group = GroupCommitter(connect, wal_path=path + "-wal", durable=True)
+    group = GroupCommitter(connect, wal_path=path + "-wal", durable=True, off_loop=off_loop)
     app = Flask(__name__)
 
     @app.post("/webhooks/runware/<task_uuid>")

@@ -5,6 +5,7 @@ import os
 from flask import Flask, current_app
 
 from archive.catalogue import Catalogue
+from receiver import concurrency
 from receiver import config as settings
 from receiver.tokens import load_or_create_secret
 
@@ -45,6 +46,7 @@ def open_catalogue(app, folder):
         os.path.join(folder, "catalogue.db"),
         synchronous=app.config["RUNWARE_ARCHIVE_SYNCHRONOUS"],
         busy_timeout_ms=app.config["RUNWARE_ARCHIVE_BUSY_TIMEOUT_MS"],
+        off_loop=concurrency.off_loop,
     )
     catalogue.migrate()
     app.extensions["catalogue"] = catalogue
