@@ -57,7 +57,7 @@ def install_routes(app):
     """The provider-facing routes, the JSON API, the HTML views, and the layers in front."""
     from protocol import deliveries
     from receiver import (api, auth, compose, costs, deliveries as delivery_views, files,
-                          gallery, hosts, ops, pages, rerun, tasks, webhooks)
+                          gallery, hosts, ops, pages, tasks, webhooks)
 
     deliveries.warm_up()
     # The webhook is answered in front of Flask (receiver/webhooks.py says why); the rule
@@ -68,7 +68,7 @@ def install_routes(app):
     app.wsgi_app = hosts.wrap(app, app.wsgi_app)
     app.add_url_rule(webhooks.PREFIX + "<task_uuid>", endpoint="webhooks.receive",
                      methods=["POST"], build_only=True)
-    for module in (api, ops, files, costs, auth, pages, gallery, tasks, compose, rerun,
+    for module in (api, ops, files, costs, auth, pages, gallery, tasks, compose,
                    delivery_views):
         app.register_blueprint(module.bp)
 

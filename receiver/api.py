@@ -1,4 +1,5 @@
-"""The JSON API: submit tasks, read them back, page through them, see what they cost."""
+"""The JSON API, every route under ``/api/``: submit tasks, read them back, page through
+them, re-run them, estimate one, see what they cost."""
 
 import json
 
@@ -6,7 +7,9 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import InternalServerError
 
 from archive.parsing import parse_int
+from receiver import compose
 from receiver import costs as cost_views
+from receiver import rerun as reruns
 from receiver import get_catalogue
 from receiver.files import file_links
 from receiver.pages import error_page
@@ -73,6 +76,45 @@ def index():
     page = rows[:limit]
     nxt = str(page[-1]["id"]) if len(rows) > limit else None
     return jsonify(tasks=[task_json(t) for t in page], next=nxt)
+
+
+@bp.post("/tasks/<task_uuid>/rerun")
+def rerun(task_uuid):
+    """Re-run a task: body ``{"mode": "exact" | "new-seed", ...parameter overrides}``;
+    202 with the new ``taskUUID`` (and every one in ``taskUUIDs``)."""
+    task = get_catalogue().get_task(task_uuid)
+    if task is None:
+        return error_response(404, [{"parameter": "taskUUID", "message": "no such task"}])
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return error_response(400, [{"parameter": "body", "message": "must be a JSON object"}])
+    overrides = {k: v for k, v in body.items() if k != "mode"}
+    try:
+        outcomes = reruns.start(current_app, task, body.get("mode"), overrides)
+    except reruns.RerunRefused as exc:
+        return error_response(exc.status, exc.errors)
+    except ParameterError as exc:
+        return error_response(422, exc.errors)
+    last = outcomes[-1]
+    answer = {"taskUUID": outcomes[0].task_uuid, "status": outcomes[0].status,
+              "taskUUIDs": [o.task_uuid for o in outcomes], "parentTaskUUID": task_uuid,
+              "rerunMode": body["mode"]}
+    if last.errors:
+        answer["errors"] = last.errors
+        return jsonify(answer), last.http_status
+    return jsonify(answer), 202
+
+
+@bp.get("/estimate")
+def estimate():
+    """``{"estimate", "perImage"}`` in USD for ``width``, ``height``, ``steps``,
+    ``numberResults`` (Runware's defaults for any left out)."""
+    params, errors, _ = compose.read_form(request.args)
+    total, each = compose.estimate(params) if not errors else (None, None)
+    if total is None:
+        return error_response(400, errors or [{"parameter": "width",
+                                               "message": "cannot estimate"}])
+    return jsonify(estimate=total, perImage=each, currency="USD")
 
 
 @bp.get("/costs")

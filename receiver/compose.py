@@ -16,7 +16,7 @@ import math
 import re
 
 from flask import (
-    Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for,
+    Blueprint, current_app, flash, redirect, render_template, request, url_for,
 )
 
 from archive import lineage
@@ -279,14 +279,3 @@ def create():
         return render_form(form, errors={"task": messages}, parent=parent,
                            status=outcome.http_status)
     return redirect(url_for("tasks.detail", task_uuid=outcome.task_uuid), 303)
-
-
-@bp.get("/api/estimate")
-def estimate_api():
-    """``{"estimate", "perImage"}`` in USD for ``width``, ``height``, ``steps``,
-    ``numberResults`` (Runware's defaults for any left out)."""
-    params, errors, _ = read_form(request.args)
-    total, each = estimate(params) if not errors else (None, None)
-    if total is None:
-        return jsonify(errors=errors or [{"parameter": "width", "message": "cannot estimate"}]), 400
-    return jsonify(estimate=total, perImage=each, currency="USD")

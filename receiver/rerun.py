@@ -1,4 +1,5 @@
-"""Re-running a task, and its JSON route ``POST /api/tasks/<taskUUID>/rerun``.
+"""Re-running a task: what each mode sends (the buttons of the task page and
+``POST /api/tasks/<taskUUID>/rerun`` both use :func:`start`).
 
 - **exact**: the same request. A task sent with a seed is sent again as it was (same
   seed, same ``numberResults``: the provider's own seed progression repeats). A task sent
@@ -14,13 +15,9 @@
 import json
 import secrets
 
-from flask import Blueprint, current_app, jsonify, request
-
-from receiver import get_catalogue
-from protocol.schemas import RANDOM_SEED_MAX, ParameterError, load_submission
+from protocol.schemas import RANDOM_SEED_MAX, load_submission
 from receiver.submit import submit_in_app
 
-bp = Blueprint("rerun", __name__)
 MODES = ("exact", "new-seed")
 SERVICE_SET = ("taskUUID", "webhookURL", "includeCost", "uploadEndpoint")
 
@@ -80,30 +77,3 @@ def start(app, task, mode, overrides=None):
         if outcome.errors:
             break
     return outcomes
-
-
-@bp.post("/api/tasks/<task_uuid>/rerun")
-def create(task_uuid):
-    """Re-run a task: body ``{"mode": "exact" | "new-seed", ...parameter overrides}``;
-    202 with the new ``taskUUID`` (and every one in ``taskUUIDs``)."""
-    task = get_catalogue().get_task(task_uuid)
-    if task is None:
-        return jsonify(errors=[{"parameter": "taskUUID", "message": "no such task"}]), 404
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        return jsonify(errors=[{"parameter": "body", "message": "must be a JSON object"}]), 400
-    overrides = {k: v for k, v in body.items() if k != "mode"}
-    try:
-        outcomes = start(current_app, task, body.get("mode"), overrides)
-    except RerunRefused as exc:
-        return jsonify(errors=exc.errors), exc.status
-    except ParameterError as exc:
-        return jsonify(errors=exc.errors), 422
-    last = outcomes[-1]
-    answer = {"taskUUID": outcomes[0].task_uuid, "status": outcomes[0].status,
-              "taskUUIDs": [o.task_uuid for o in outcomes], "parentTaskUUID": task_uuid,
-              "rerunMode": body["mode"]}
-    if last.errors:
-        answer["errors"] = last.errors
-        return jsonify(answer), last.http_status
-    return jsonify(answer), 202

@@ -27,7 +27,7 @@ QUERY = {
     "api.cost_summary": ("from", "to", "group", "format"),
     "costs.index": ("from", "to"),
     "compose.new": ("from",),
-    "compose.estimate_api": ("width", "height", "steps", "numberResults"),
+    "api.estimate": ("width", "height", "steps", "numberResults"),
     "auth.login": ("next",),
 }
 NOT_GET = ("token", "imageUUID")  # read by PUT /uploads only
