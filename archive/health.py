@@ -4,6 +4,7 @@ gunicorn worker must agree on, so they come from the one place all processes sha
 import sqlite3
 
 from archive.sqlite import take_write_lock
+from archive import states
 
 
 def can_write(path, timeout=1.0):
@@ -30,13 +31,14 @@ def queue_state(conn):
 def image_states(conn):
     """``{archive state: results}`` over every result: pending, archived, failed, refused."""
     pending, _ = queue_state(conn)
-    states = dict(conn.execute(
+    troubled = dict(conn.execute(
         "SELECT archive_state, count(*) FROM results"
         " WHERE archive_state IN ('failed', 'refused') GROUP BY archive_state"))
     everything = conn.execute("SELECT count(*) FROM results").fetchone()[0]
-    states["pending"] = pending
-    states["archived"] = everything - sum(states.values())
-    return states
+    counts = dict(troubled)
+    counts[states.PENDING] = pending
+    counts[states.ARCHIVED] = everything - sum(counts.values())
+    return counts
 
 
 def cost_total(conn):

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time, timedelta
 
 from archive.parsing import parse_day
+from archive import states
 
 PAGE_SIZE = 48
 SEARCH_BATCH = 256  # most matches read at the first look at the search index; grows ×4
 SUMMARY_CAP = 1000  # tasks a filtered view counts; past that the page says "more than"
-STATUSES = ("sending", "submitted", "partial", "complete", "error", "lost")
+STATUSES = states.TASK_STATES
 PROVIDERS = ("sandbox", "runware")
 # Slack around a date bound when it is turned into an id bound: ``created_at`` is taken
 # just before the insert, so ids and times may disagree by the length of a busy wait.

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
+from archive import states
+
 VISUAL_THRESHOLD = 6  # bits of 64; see the module docstring
 IDENTICAL, VISUAL, DIFFERS, PENDING, UNAVAILABLE = (
     "identical bytes", "visually identical", "differs", "pending", "not archived")
@@ -87,7 +89,7 @@ def pair(child_results, parent_results):
 
 
 def _archived(result):
-    return result["archive_state"] == "archived" and bool(result["sha256"])
+    return result["archive_state"] == states.ARCHIVED and bool(result["sha256"])
 
 
 def judge(child, parent, hash_of):
@@ -96,7 +98,8 @@ def judge(child, parent, hash_of):
     :param hash_of: ``hash_of(result) -> int or None`` (None: the file cannot be read).
     """
     if not (_archived(child) and _archived(parent)):
-        settled = any(r["archive_state"] not in ("pending", "archived") for r in (child, parent))
+        settled = any(r["archive_state"] not in (states.PENDING, states.ARCHIVED)
+                      for r in (child, parent))
         return (UNAVAILABLE if settled else PENDING), None
     if child["sha256"] == parent["sha256"]:
         return IDENTICAL, 0

@@ -12,7 +12,7 @@ the same pause between requests on each connection (wrk's ``delay()``), so both 
 offer about the same moderate rate and the server is not saturated. The fetcher downloads
 all the while (its queue never empties), so a download that sat on the ack path, or
 starved it, would show as a higher p99 in the 10 MB runs. Runs alternate 10 KB, 10 MB,
-10 KB, 10 MB, since the machine is noisy. Target (issue 7): p99(10 MB) / p99(10 KB) <= 1.1.
+10 KB, 10 MB, since the machine is noisy. Target: p99(10 MB) / p99(10 KB) <= 1.1.
 
 Each run checks that the catalogue holds exactly one row per acknowledged delivery (never
 more than were sent), that no image was refused or failed, and that the image server saw

@@ -1,4 +1,4 @@
-"""Catalogue at scale (issue 7, benchmark 3): server time of the pages at 10,000 and 1,000,000
+"""Catalogue at scale: server time of the pages at 10,000 and 1,000,000
 results.
 
     .venv/bin/python bench/catalogue_scale.py --keep /tmp/catalogue-scale

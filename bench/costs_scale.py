@@ -1,4 +1,4 @@
-"""Cost queries on a generated catalogue of 1,000,000 results (issue 6).
+"""Cost queries on a generated catalogue of 1,000,000 results.
 
     .venv/bin/python bench/costs_scale.py [--results 1000000] [--keep DIR]
 

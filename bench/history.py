@@ -1,4 +1,4 @@
-"""How fast the gallery's queries are on a large catalogue (issue 5: "a million results").
+"""How fast the gallery's queries are on a large catalogue, "a million results".
 
     .venv/bin/python -m bench.history [--results 1000000] [--db /tmp/history-bench.db]
 

@@ -7,7 +7,7 @@ is deployed) on loopback: the bare endpoint, the same endpoint storing each body
 durable insert (the floor for any receiver that stores what it acknowledges, see
 bench/bare_app.py), and the service. wrk posts valid per-result deliveries (distinct
 imageUUIDs over many tasks, about 10 % duplicates). Afterwards the catalogue must hold exactly one row per distinct imageUUID
-that was acknowledged: nothing lost, nothing twice. Targets (issue 7): ingest rate >= 0.6 x
+that was acknowledged: nothing lost, nothing twice. Targets: ingest rate >= 0.6 x
 bare, p99 <= 2 x bare p99.
 """
 

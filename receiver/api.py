@@ -15,6 +15,7 @@ from receiver.files import file_links
 from receiver.pages import error_page
 from protocol.schemas import ParameterError, load_submission, warnings_for
 from receiver.submit import submit_in_app
+from archive import states
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 MAX_PAGE = 200
@@ -155,7 +156,7 @@ def result_json(result):
         "imageURL": result["image_url"], "outputType": result["output_kind"],
         "NSFWContent": None if result["nsfw"] is None else bool(result["nsfw"]),
         "receivedAt": result["received_at"],
-        "archived": result["archive_state"] == "archived",
+        "archived": result["archive_state"] == states.ARCHIVED,
         "archiveState": result["archive_state"], "archiveError": result["archive_error"],
         "sha256": result["sha256"], "starred": bool(result["starred"]),
         "archivedAt": result["archived_at"], "width": result["img_width"],

@@ -9,6 +9,7 @@ import time
 import click
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from archive import states
 from receiver import config as settings
 from receiver import create_app, hosts
 from receiver.archiving import start_fetcher
@@ -190,7 +191,7 @@ def wait_for(app, task_uuid, timeout):
     catalogue = app.extensions["catalogue"]
     deadline = time.monotonic() + timeout
     task = catalogue.get_task(task_uuid)
-    while task["status"] not in ("complete", "error", "lost") and time.monotonic() < deadline:
+    while task["status"] not in states.FINAL and time.monotonic() < deadline:
         time.sleep(0.2)
         task = catalogue.get_task(task_uuid)
     for result in task["results"]:
@@ -198,10 +199,10 @@ def wait_for(app, task_uuid, timeout):
         click.echo(f"  image {result['image_uuid']}  seed {result['seed']}  {cost}")
     click.echo(f"status: {task['status']}  ({task['results_received']} of "
                f"{task['number_results']} results)")
-    if task["status"] == "error":
+    if task["status"] == states.ERROR:
         click.echo(f"error: {task['error_code']}: {task['error_message']}", err=True)
         sys.exit(1)
-    if task["status"] != "complete":
+    if task["status"] != states.COMPLETE:
         click.echo(f"still waiting after {timeout:g}s; see GET /api/tasks/{task_uuid}")
 
 
@@ -239,7 +240,7 @@ def sandbox_command(host, port, data_dir, callback_bases):
 
 
 from receiver.stats import stats as stats_command  # noqa: E402
-from receiver.cli_archive import (  # noqa: E402  (the image archive, issue 4)
+from receiver.cli_archive import (  # noqa: E402  (the image archive's commands)
     export_command, import_command, reconcile_command, worker)
 
 main.add_command(worker)

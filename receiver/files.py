@@ -23,6 +23,7 @@ from archive.uploads import record_upload
 from receiver import get_catalogue, get_secret
 from receiver.archiving import get_store
 from receiver.tokens import TokenError, verify_token
+from archive import states
 
 bp = Blueprint("files", __name__)
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -32,7 +33,7 @@ YEAR = 365 * 24 * 3600
 
 def file_links(result):
     """The API's ``file``, ``thumbnail`` and ``download`` paths of an archived result."""
-    if result["archive_state"] != "archived" or not result["sha256"]:
+    if result["archive_state"] != states.ARCHIVED or not result["sha256"]:
         return {"file": None, "thumbnail": None, "download": None}
     sha = result["sha256"]
     return {"file": f"/files/{sha}.{result['file_ext']}", "thumbnail": f"/thumbs/{sha}.webp",
@@ -81,7 +82,7 @@ def _archived(image_uuid):
     if pair is None:
         return None, (jsonify(errors=[{"code": "notFound", "message": "no such image"}]), 404)
     task, result = pair
-    if result["archive_state"] != "archived":
+    if result["archive_state"] != states.ARCHIVED:
         return None, (jsonify(errors=[{"code": "notArchived", "message": (
             f"the image is {result['archive_state']}: {result['archive_error'] or 'not yet stored'}"
         )}]), 409)

@@ -12,9 +12,10 @@ from receiver.auth import safe_next
 from receiver.pages import image_store
 from receiver.rerun import RerunRefused, start
 from protocol.schemas import ParameterError
+from archive import states
 
 bp = Blueprint("tasks", __name__)
-FINAL_STATUSES = ("complete", "error", "lost")
+FINAL_STATUSES = states.FINAL
 
 
 def load(task_uuid):

@@ -1,7 +1,7 @@
 """Nothing lost, nothing let in: storms, crashes, locks, a full disk, hostile requests.
 
 These run the service under gunicorn (2 workers x 8 threads), as in production, with
-real loopback HTTP and a real catalogue file (issue 7).
+real loopback HTTP and a real catalogue file.
 """
 
 import json

@@ -1,4 +1,4 @@
-"""Fuzzed webhook bodies never give a 5xx, and never store a row they should not (issue 7)."""
+"""Fuzzed webhook bodies never give a 5xx, and never store a row they should not."""
 
 import json
 import uuid

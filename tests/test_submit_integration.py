@@ -1,6 +1,6 @@
 """The core loop over real loopback HTTP, against a small fake provider in a thread:
 the four seed examples submitted, their webhooks posted with every kind of bad delivery
-mixed in, then the API shows exactly the right rows (issue 2's integration test)."""
+mixed in, then the API shows exactly the right rows."""
 
 import copy
 import json
