@@ -13,7 +13,11 @@ results already cost (never below zero). The check and the task's insert run in 
 
 Each time a period's committed sum (spent + in flight) reaches 80% and 100% of its limit, the
 crossing is recorded once in ``budget_crossings`` (per period, threshold and limit) and, with
-an alert URL, one JSON alert is POSTed from a background thread after the commit.
+an alert URL, one JSON alert is POSTed from a background thread after the commit. Crossings
+are evaluated where the sums change, never where they are shown: at admission (in its
+transaction), after an ingest that stored results (:func:`evaluate`, through a
+:class:`Watch` on the webhook's path) and by the worker every minute, which catches what
+another process or a lowered limit brought. :func:`status` only reads, so pages never write.
 """
 
 import logging
@@ -184,19 +188,68 @@ def admit(catalogue, row, estimate, budget, now=None):
         return None, record_crossings(conn, budget, now)
 
 
-def observe(catalogue, budget, now=None):
-    """The budget :func:`status` for pages; records (and alerts) crossings reached since
-    the last look, e.g. by results that cost more than their estimate."""
-    found = status(catalogue.conn, budget, now)
-    if any(p["warning"] for p in found) and unrecorded(catalogue.conn, budget, now):
+def evaluate(catalogue, budget, now=None):
+    """Record the thresholds reached since the last evaluation, in one short write, and
+    alert them from a thread; returns the new crossings. It reads first, so when nothing
+    is new (nearly always) no lock is taken; a busy catalogue leaves the crossing to the
+    next evaluation (the worker's, at the latest) rather than failing the caller."""
+    if budget is None or not budget.active or not unrecorded(catalogue.conn, budget, now):
+        return []
+    try:
+        with catalogue.write() as conn:
+            crossings = record_crossings(conn, budget, now)
+    except sqlite3.OperationalError as exc:  # CatalogueBusy among them
+        log.warning("budget crossings not recorded this time: %s", exc)
+        return []
+    send_alerts(catalogue, budget.alert_url, crossings)
+    return crossings
+
+
+class Watch:
+    """Runs :func:`evaluate` on a thread of its own when poked, so a webhook's answer never
+    waits for the look, the short write or the alert. Pokes that come while it runs are
+    folded into one more pass: a burst of deliveries costs a pass or two, not one each.
+
+    :param budget_of: returns the current :class:`Budget` (settings may change).
+    """
+
+    def __init__(self, catalogue, budget_of):
+        self._catalogue, self._budget_of = catalogue, budget_of
+        self._lock = threading.Lock()
+        self._pending = self._running = False
+
+    def poke(self):
+        """Ask for a pass; returns the thread started, or None when one already runs."""
+        with self._lock:
+            self._pending = True
+            if self._running:
+                return None
+            self._running = True
+        thread = threading.Thread(target=self._run, name="budget-watch", daemon=True)
         try:
-            with catalogue.write() as conn:
-                crossings = record_crossings(conn, budget, now)
-        except sqlite3.OperationalError as exc:  # busy: a page never fails on this
-            log.warning("budget crossings not recorded this time: %s", exc)
-            return found
-        send_alerts(catalogue, budget.alert_url, crossings)
-    return found
+            thread.start()
+        except RuntimeError:  # no thread to be had: let the next poke try again
+            with self._lock:
+                self._running = False
+            raise
+        return thread
+
+    def _run(self):
+        try:
+            while self._take():
+                try:
+                    evaluate(self._catalogue, self._budget_of())
+                except Exception:  # noqa: BLE001 - logged; the worker evaluates again
+                    log.exception("budget evaluation failed")
+        finally:
+            self._catalogue.close()
+
+    def _take(self):
+        """Whether a pass is wanted (clearing the request); False also ends the run."""
+        with self._lock:
+            wanted, self._pending = self._pending, False
+            self._running = wanted
+            return wanted
 
 
 def send_alerts(catalogue, url, crossings, *, post=requests.post, timeout=ALERT_TIMEOUT):

@@ -10,6 +10,7 @@
 import logging
 from urllib.parse import urlsplit
 
+from archive import budgets
 from archive.download import Policy
 from archive.fetcher import Fetcher
 from archive.images import ImageStore, inline_preparer
@@ -17,6 +18,7 @@ from receiver import config as settings
 
 log = logging.getLogger(__name__)
 FLAG_ON = ("1", "on", "true", "yes")
+BUDGET_INTERVAL = 60.0  # seconds: how late a crossing no delivery revealed is alerted
 
 
 def flag(value):
@@ -68,8 +70,8 @@ def fetch_policy(config):
 
 def make_fetcher(app, *, reconcile=True):
     """A :class:`Fetcher` for the app, which also applies the delivery log's retention
-    every hour and, with ``reconcile``, runs the reconcile pass every
-    ``RUNWARE_ARCHIVE_RECONCILE_INTERVAL`` seconds."""
+    every hour, evaluates the budgets every minute and, with ``reconcile``, runs the
+    reconcile pass every ``RUNWARE_ARCHIVE_RECONCILE_INTERVAL`` seconds."""
     cfg = app.config
     catalogue = app.extensions["catalogue"]
     housekeeping = [(3600.0, lambda: prune_log(catalogue, cfg))]
@@ -78,6 +80,8 @@ def make_fetcher(app, *, reconcile=True):
 
         housekeeping.append((cfg["RUNWARE_ARCHIVE_RECONCILE_INTERVAL"],
                              lambda: reconcile_and_log(app)))
+    # after the reconcile pass, so what it brought is evaluated in the same round
+    housekeeping.append((BUDGET_INTERVAL, lambda: check_budgets(app)))
     timeout = cfg["RUNWARE_ARCHIVE_FETCH_TIMEOUT"]
     return Fetcher(
         catalogue, get_store(app), fetch_policy(cfg),
@@ -86,6 +90,15 @@ def make_fetcher(app, *, reconcile=True):
         concurrency=cfg["RUNWARE_ARCHIVE_FETCH_CONCURRENCY"],
         housekeeping=housekeeping,
     )
+
+
+def check_budgets(app):
+    """Record and alert the budget crossings no one else did: costs stored by another
+    process (the CLI), by a reconcile pass, or a limit lowered in the settings. Pages only
+    read the budgets, so without this such a crossing would wait for the next delivery
+    or submission. Returns the new crossings."""
+    plan = budgets.Budget.from_settings(app.config)
+    return budgets.evaluate(app.extensions["catalogue"], plan) if plan.active else []
 
 
 def prune_log(catalogue, cfg):

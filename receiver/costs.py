@@ -1,6 +1,8 @@
-"""Cost tracking in the app: the ``/costs`` dashboard, the ``GET /api/costs`` answer, and
-``budget_warnings()`` for every page (issue 6). The sums come from :mod:`archive.costs`."""
+"""Cost tracking in the app: the ``/costs`` dashboard, the ``GET /api/costs`` answer,
+``budget_warnings()`` for every page (a read) and ``costs_changed()``, which the webhook calls
+after storing results. The sums come from :mod:`archive.costs`."""
 
+import threading
 from datetime import datetime, timedelta, timezone
 
 from flask import (
@@ -14,6 +16,7 @@ bp = Blueprint("costs", __name__)
 FORMATS = ("json", "csv")
 CHART_DAYS = 30
 CHART = {"width": 720, "height": 200, "left": 56, "bottom": 24, "top": 8}
+_WATCH_LOCK = threading.Lock()
 
 
 class QueryError(ValueError):
@@ -84,11 +87,36 @@ def api_costs():
 
 
 def budget_status():
-    """Each configured limit's status (records and alerts new threshold crossings)."""
+    """Each configured limit's status: a read only. A page view never records a crossing
+    nor sends an alert; those happen where the costs change (:func:`costs_changed`, the
+    submission, the worker's minute check), so they come whether or not anyone looks."""
     plan = budget()
     if not plan.active:
         return []
-    return budgets.observe(get_catalogue(), plan)
+    return budgets.status(get_catalogue().conn, plan)
+
+
+def costs_changed(app):
+    """After results were stored: evaluate the budgets on the app's :class:`Watch` thread,
+    so the caller (the webhook) answers first; returns the thread started, if any."""
+    if not budgets.Budget.from_settings(app.config).active:
+        return None
+    try:
+        return budget_watch(app).poke()
+    except RuntimeError as exc:  # no thread to be had: stored is stored, the worker checks
+        app.logger.warning("budgets not evaluated after this delivery: %s", exc)
+        return None
+
+
+def budget_watch(app):
+    """The app's :class:`archive.budgets.Watch` (made on first use: one per process, so
+    concurrent deliveries share its passes)."""
+    with _WATCH_LOCK:
+        watch = app.extensions.get("budget_watch")
+        if watch is None:
+            watch = app.extensions["budget_watch"] = budgets.Watch(
+                app.extensions["catalogue"], lambda: budgets.Budget.from_settings(app.config))
+    return watch
 
 
 @bp.app_context_processor

@@ -131,8 +131,11 @@ def submit(params, *, catalogue, client, secret, public_url, provider, uploads=F
         return Submission(task_uuid, "error", [{"code": "providerUnreachable",
                                                 "message": message}], 502)
     if reply.retried and conflict(reply.body, task_uuid):
-        return accepted_earlier(catalogue, client, task_uuid, prepare=prepare)
-    return record_reply(catalogue, task_uuid, reply.status, reply.body, prepare=prepare)
+        done = accepted_earlier(catalogue, client, task_uuid, prepare=prepare)
+    else:
+        done = record_reply(catalogue, task_uuid, reply.status, reply.body, prepare=prepare)
+    budgets.evaluate(catalogue, budget)  # a sync reply's (getResponse's) costs may cross
+    return done
 
 
 def conflict(body, task_uuid):

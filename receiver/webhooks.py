@@ -34,6 +34,7 @@ from werkzeug.wsgi import get_input_stream
 from archive.catalogue import ForeignResult, UnknownTask, elide_inline
 from receiver.archiving import inline_prepare
 from receiver.auth import SECURITY_HEADERS
+from receiver.costs import costs_changed
 from receiver.ops import INGEST_SECONDS
 from protocol.deliveries import parse_delivery
 from protocol.schemas import validation_errors
@@ -115,6 +116,8 @@ class WebhookRoute:
         except (sqlite3.Error, OSError) as exc:  # not stored, or not known to be on disk
             return self.unavailable(exc)
         INGEST_SECONDS.observe(time.perf_counter() - started)
+        if outcome.new:  # new results change the spend; budgets are evaluated off this path
+            costs_changed(self.flask_app)
         answer = {"taskUUID": task_uuid, "verdict": outcome.verdict, "new": len(outcome.new),
                   "duplicates": len(outcome.duplicates), "failed": outcome.errors,
                   "progress": outcome.progress, "status": outcome.status}

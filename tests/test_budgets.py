@@ -3,6 +3,7 @@ two concurrent submissions over real HTTP, and one alert per crossing to a local
 
 import threading
 import time
+import uuid
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
@@ -13,7 +14,9 @@ from click.testing import CliRunner
 from archive import budgets
 from archive.catalogue import Catalogue, utcnow
 from receiver import config as settings
+from receiver.archiving import BUDGET_INTERVAL, make_fetcher
 from receiver.cli import main
+from receiver.tokens import make_token
 from tests.costs_helpers import add_result, add_task, at
 from tests.fakes import FakeProvider
 
@@ -213,3 +216,58 @@ def test_the_cli_prints_the_refusal_and_exits_non_zero(data_dir, monkeypatch):
     assert "error: budgetExceeded: budget exceeded: this task's estimate $0.0006" in \
         result.output
     assert "taskUUID" not in result.output
+
+
+# --- where crossings are evaluated: where the costs change, never where they are shown -----
+
+
+def deliver(client, app, task_uuid, cost):
+    """One webhook delivery of a result costing ``cost`` (through the WSGI route)."""
+    token = make_token(task_uuid, secret=app.extensions["webhook_secret"])
+    return client.post(f"/webhooks/runware/{task_uuid}?token={token}",
+                       json={"data": [result_of(task_uuid, cost)]})
+
+
+def result_of(task_uuid, cost):
+    image = str(uuid.uuid4())
+    return {"taskType": "imageInference", "taskUUID": task_uuid, "imageUUID": image,
+            "imageURL": f"https://im.runware.ai/image/os/a14d18/ws/2/ii/{image}.jpg",
+            "seed": 1, "cost": cost}
+
+
+def test_a_webhook_cost_past_80_percent_alerts_once_with_no_page_opened(app, client, remote):
+    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = 0.001
+    catalogue = app.extensions["catalogue"]
+    task = add_task(catalogue, estimate=0.0006, number_results=2, status="submitted")
+    assert deliver(client, app, task, 0.0004).status_code == 200  # 0.0004 + 0.0002: 60%
+    assert remote.wait_for_alerts(1, timeout=0.3) == []
+    assert deliver(client, app, task, 0.0005).status_code == 200  # 0.0009 spent: 90%
+    other = add_task(catalogue, estimate=0.00005, status="submitted")
+    assert deliver(client, app, other, 0.00005).status_code == 200  # 95%: already alerted
+    alert, = remote.wait_for_alerts(2, timeout=1.0)
+    assert (alert["period"], alert["threshold"], alert["limit"]) == ("daily", 0.8, 0.001)
+    assert alert["committed"] == 0.0009
+
+
+def test_a_sync_reply_whose_cost_crosses_alerts(app, live_server, remote):
+    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = 0.001  # the estimate alone is 60%
+    task_uuid = str(uuid.uuid4())
+    remote.replies.append((200, {"data": [result_of(task_uuid, 0.0009)]}))
+    response = post_task(live_server, taskUUID=task_uuid, deliveryMethod="sync")
+    assert response.status_code in (200, 202), response.text
+    alert, = remote.wait_for_alerts(1)
+    assert (alert["threshold"], alert["committed"]) == (0.8, 0.0009)
+
+
+def test_the_worker_alerts_a_crossing_no_one_recorded(app, remote):
+    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = 1.0
+    spend(app.extensions["catalogue"], 0.0009)  # written as another process would
+    job, = [job for interval, job in make_fetcher(app, reconcile=False).housekeeping
+            if interval == BUDGET_INTERVAL]
+    job()
+    assert remote.wait_for_alerts(1, timeout=0.3) == []
+    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = 0.001  # the limit lowered: 90% of it
+    job()
+    job()  # the next minute: recorded already, not alerted again
+    alert, = remote.wait_for_alerts(2, timeout=1.0)
+    assert (alert["threshold"], alert["limit"], alert["committed"]) == (0.8, 0.001, 0.0009)
