@@ -6,7 +6,7 @@
 A fresh catalogue per run holds ``--images`` pending results whose ``imageURL`` points at
 a local image server (bench/image_server.py, its own process, allowlisted as
 ``http://127.0.0.1:<port>``) serving ~200 KB JPEGs of 1024 x 1024, each path with its own
-bytes. The fetcher is the production one, built by ``receiver.archiving.make_fetcher``
+bytes. The fetcher is the production one, built by ``receiver.worker.make_fetcher``
 from the app's settings (``RUNWARE_ARCHIVE_FETCH_CONCURRENCY`` = 1, 2, 4, 8), and runs
 until every result is archived: claim, SSRF-checked download, sha256, Pillow verify and
 full decode, durable move into the store, catalogue update, WEBP thumbnail.
@@ -38,7 +38,7 @@ from bench.ack_latency import machine_busy  # noqa: E402
 from bench.common import machine  # noqa: E402
 from bench.image_server import ImageServerProcess  # noqa: E402
 from receiver import create_app  # noqa: E402
-from receiver.archiving import make_fetcher  # noqa: E402
+from receiver.worker import make_fetcher  # noqa: E402
 
 PER_TASK = 4
 

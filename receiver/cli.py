@@ -12,7 +12,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from archive import states
 from receiver import config as settings
 from receiver import create_app, hosts
-from receiver.archiving import start_fetcher
+from receiver.worker import start_fetcher
 from receiver.hosts import allowed_names
 from protocol.schemas import ParameterError, load_submission
 from receiver.submit import submit_in_app

@@ -11,7 +11,8 @@ import click
 
 from archive.exchange import ExchangeError, export, import_archive
 from receiver import create_app
-from receiver.archiving import get_store, make_fetcher
+from receiver.archiving import get_store
+from receiver.worker import make_fetcher
 
 
 @click.command("worker")

@@ -11,7 +11,7 @@ from werkzeug.serving import make_server
 
 from receiver import config as settings
 from receiver import create_app
-from receiver.archiving import make_fetcher
+from receiver.worker import make_fetcher
 from receiver.cli import RedactingRequestHandler
 from receiver.tokens import make_token
 

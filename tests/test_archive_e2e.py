@@ -20,7 +20,7 @@ from PIL import Image
 from archive.catalogue import Catalogue
 from archive.uploads import match_pending
 from receiver import config as settings
-from receiver.archiving import make_fetcher
+from receiver.worker import make_fetcher
 from receiver.cli import main
 from receiver.reconcile import reconcile
 from tests.imagehost import ImageHost, add_task, picture, status

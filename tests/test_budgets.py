@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from archive import budgets
 from archive.catalogue import Catalogue, utcnow
 from receiver import config as settings
-from receiver.archiving import BUDGET_INTERVAL, make_fetcher
+from receiver.worker import BUDGET_INTERVAL, make_fetcher
 from receiver.cli import main
 from receiver.tokens import make_token
 from tests.costs_helpers import add_result, add_task, at

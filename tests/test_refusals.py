@@ -8,7 +8,7 @@ import time
 import requests
 
 from archive import delivery_log
-from receiver.archiving import prune_log
+from receiver.worker import prune_log
 from tests.test_webhooks import make_task, result_for, rows
 
 
