@@ -7,7 +7,7 @@ in a write transaction (``BEGIN IMMEDIATE``): it sets ``claimed_by`` (host:pid:t
 oldest. So any number of threads and processes on one catalogue never fetch the same image
 at once, and the claims of a worker that died expire and are taken again.
 
-The download itself is :func:`archive.download.download`. Then:
+The download itself is :func:`archive.safe_fetch.download`. Then:
 
 * archived: the file is in the store and the row says so (``sha256``, size, dimensions);
 * transient failure (connection, timeout, 429, 5xx): ``archive_attempts`` + 1 and back to
@@ -29,7 +29,7 @@ from datetime import datetime, timedelta, timezone
 
 from archive import uploads
 from archive.catalogue import utcnow
-from archive.download import PermanentError, Refused, TransientError, download
+from archive.safe_fetch import PermanentError, Refused, TransientError, download
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def worker_id():
 class Fetcher:
     """Downloads pending images into the store.
 
-    :param policy: an :class:`archive.download.Policy` (allowlist, caps, deadlines).
+    :param policy: an :class:`archive.safe_fetch.Policy` (allowlist, caps, deadlines).
     :param lease: seconds a claim lasts.
     :param max_attempts: transient failures before a result is marked ``failed``.
     :param backoff: seconds before the second attempt, doubling after, capped at an hour.

@@ -1,4 +1,4 @@
-"""A task's relatives, its timeline, starring and deleting (no Flask).
+"""A task's relatives and its timeline (no Flask); starring and deleting are archive.curation.
 
 Lineage is the ``parent_task_uuid`` link a re-run carries. A task's *family* is its root
 ancestor and every descendant of it; its *seed variants* are the family members whose
@@ -118,34 +118,3 @@ def timeline(task, deliveries):
         events.append(Event(task["updated_at"], "failed" if task["status"] == "error"
                             else "lost", f"{task['error_code']}: {task['error_message']}"))
     return sorted(events, key=lambda e: e.at)
-
-
-def set_starred(catalogue, image_uuid, starred):
-    """Star or unstar one result; returns whether it exists."""
-    with catalogue.write() as conn:
-        cur = conn.execute("UPDATE results SET starred = ? WHERE image_uuid = ?",
-                           (1 if starred else 0, image_uuid))
-    return cur.rowcount == 1
-
-
-def delete_task(catalogue, task_uuid):
-    """Delete a task and its results in one transaction; returns the SHA-256s its
-    results pointed at (for the image store to delete those no one else shares), or
-    None when there is no such task.
-
-    Its uploads go too. Its re-runs stay, with their ``parent_task_uuid`` cleared (their
-    ``rerun_mode`` still says what they were). The delivery log keeps its rows: it is the record of what the
-    provider sent and what was answered, and holds no prompt.
-    """
-    with catalogue.write() as conn:
-        if conn.execute("SELECT 1 FROM tasks WHERE task_uuid = ?", (task_uuid,)).fetchone() is None:
-            return None
-        hashes = [row[0] for row in conn.execute(
-            "SELECT sha256 FROM results WHERE task_uuid = ? AND sha256 IS NOT NULL"
-            " UNION SELECT sha256 FROM uploads WHERE task_uuid = ?", (task_uuid, task_uuid))]
-        conn.execute("UPDATE tasks SET parent_task_uuid = NULL WHERE parent_task_uuid = ?",
-                     (task_uuid,))
-        conn.execute("DELETE FROM uploads WHERE task_uuid = ?", (task_uuid,))
-        conn.execute("DELETE FROM results WHERE task_uuid = ?", (task_uuid,))
-        conn.execute("DELETE FROM tasks WHERE task_uuid = ?", (task_uuid,))
-    return hashes

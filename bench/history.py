@@ -20,7 +20,7 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from archive import history
+from archive import browse
 from archive.catalogue import Catalogue
 
 WORDS = ("lighthouse harbor lantern bazaar glasshouse train platform library atrium copper "
@@ -113,35 +113,35 @@ def main():
     tasks, results = conn.execute(
         "SELECT (SELECT count(*) FROM tasks), (SELECT count(*) FROM results)").fetchone()
     print(f"{results} results in {tasks} tasks, SQLite {sqlite3.sqlite_version}")
-    first = history.gallery(conn)
+    first = browse.gallery(conn)
     deep = conn.execute("SELECT id FROM tasks ORDER BY id LIMIT 1 OFFSET 1000").fetchone()[0]
     cases = {
-        "first page": history.Filters(),
-        "model (rare, oldest)": history.Filters(model="runware:other@1"),
-        "provider sandbox": history.Filters(provider="sandbox"),
-        "size 512x512": history.Filters(size="512x512"),
-        "status error": history.Filters(status="error"),
-        "starred": history.Filters(starred=True),
-        "one day, long ago": history.Filters(since="2025-01-10", until="2025-01-10"),
-        "search common prefix 'light'": history.Filters(q="light"),
-        "search rare word 'zanzibar'": history.Filters(q="zanzibar"),
-        "search phrase '\"golden hour\"'": history.Filters(q='"golden hour"'),
-        "search no match 'qqqq'": history.Filters(q="qqqq"),
-        "sandbox + 512x512 + 'fog'": history.Filters(provider="sandbox", size="512x512",
+        "first page": browse.Filters(),
+        "model (rare, oldest)": browse.Filters(model="runware:other@1"),
+        "provider sandbox": browse.Filters(provider="sandbox"),
+        "size 512x512": browse.Filters(size="512x512"),
+        "status error": browse.Filters(status="error"),
+        "starred": browse.Filters(starred=True),
+        "one day, long ago": browse.Filters(since="2025-01-10", until="2025-01-10"),
+        "search common prefix 'light'": browse.Filters(q="light"),
+        "search rare word 'zanzibar'": browse.Filters(q="zanzibar"),
+        "search phrase '\"golden hour\"'": browse.Filters(q='"golden hour"'),
+        "search no match 'qqqq'": browse.Filters(q="qqqq"),
+        "sandbox + 512x512 + 'fog'": browse.Filters(provider="sandbox", size="512x512",
                                                      q="fog"),
-        "worst: 'light' + the rare old model": history.Filters(q="light",
+        "worst: 'light' + the rare old model": browse.Filters(q="light",
                                                              model="runware:other@1"),
-        "worst: 'light' + starred": history.Filters(q="light", starred=True),
+        "worst: 'light' + starred": browse.Filters(q="light", starred=True),
     }
     for label, filters in cases.items():
-        timed(f"gallery: {label}", lambda f=filters: history.gallery(conn, f))
+        timed(f"gallery: {label}", lambda f=filters: browse.gallery(conn, f))
     timed("gallery: a deep page (cursor near the oldest)",
-          lambda: history.gallery(conn, cursor=f"{deep}.0"))
-    timed("gallery: page 2", lambda: history.gallery(conn, cursor=first.next))
+          lambda: browse.gallery(conn, cursor=f"{deep}.0"))
+    timed("gallery: page 2", lambda: browse.gallery(conn, cursor=first.next))
     for label, filters in cases.items():
-        timed(f"summary: {label}", lambda f=filters: history.summary(conn, f), repeat=3)
-    timed("filter choices: models", lambda: history.models(conn))
-    timed("filter choices: sizes", lambda: history.sizes(conn))
+        timed(f"summary: {label}", lambda f=filters: browse.summary(conn, f), repeat=3)
+    timed("filter choices: models", lambda: browse.models(conn))
+    timed("filter choices: sizes", lambda: browse.sizes(conn))
 
 
 if __name__ == "__main__":

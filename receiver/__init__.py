@@ -56,7 +56,7 @@ def open_catalogue(app, folder):
 def install_routes(app):
     """The provider-facing routes, the JSON API, the HTML views, and the layers in front."""
     from protocol import deliveries
-    from receiver import (api, auth, compose, costs, deliveries as delivery_views, files,
+    from receiver import (api, auth, compose, dashboard, deliveries as delivery_views, files,
                           gallery, hosts, ops, pages, tasks, webhooks)
 
     deliveries.warm_up()
@@ -68,7 +68,7 @@ def install_routes(app):
     app.wsgi_app = hosts.wrap(app, app.wsgi_app)
     app.add_url_rule(webhooks.PREFIX + "<task_uuid>", endpoint="webhooks.receive",
                      methods=["POST"], build_only=True)
-    for module in (api, ops, files, costs, auth, pages, gallery, tasks, compose,
+    for module in (api, ops, files, dashboard, auth, pages, gallery, tasks, compose,
                    delivery_views):
         app.register_blueprint(module.bp)
 

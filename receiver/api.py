@@ -8,7 +8,7 @@ from werkzeug.exceptions import InternalServerError
 
 from archive.parsing import parse_int
 from receiver import compose
-from receiver import costs as cost_views
+from receiver import dashboard
 from receiver import rerun as reruns
 from receiver import get_catalogue
 from receiver.files import file_links
@@ -121,7 +121,7 @@ def estimate():
 @bp.get("/costs")
 def cost_summary():
     """Costs of a date range grouped by ``group``, as JSON or (``format=csv``) the ledger."""
-    return cost_views.api_costs()
+    return dashboard.api_costs()
 
 
 def task_json(task, *, with_results=False):

@@ -11,7 +11,7 @@ import click
 
 from archive.exchange import ExchangeError, export, import_archive
 from receiver import create_app
-from receiver.archiving import get_store
+from receiver.storage import get_store
 from receiver.worker import make_fetcher
 
 

@@ -36,7 +36,7 @@ DEFAULTS = {
     "RUNWARE_ARCHIVE_SUBMIT_TIMEOUT": 120.0,
     "RUNWARE_ARCHIVE_SUBMIT_RETRIES": 3,  # Runware's SDK: runware/types/sdk.py max_retries
     "RUNWARE_ARCHIVE_SUBMIT_BACKOFF": 1.0,  # and retry_delay (1,000 ms)
-    # The image archive (archive/fetcher.py, archive/images.py, receiver/archiving.py).
+    # The image archive (archive/fetcher.py, archive/images.py, receiver/storage.py).
     "RUNWARE_ARCHIVE_FETCHER": "thread",
     "RUNWARE_ARCHIVE_MAX_IMAGE_BYTES": 50 * 1024 * 1024,
     "RUNWARE_ARCHIVE_FETCH_TIMEOUT": 30.0,

@@ -21,7 +21,7 @@ from archive.catalogue import UnknownTask
 from archive.images import CONTENT_TYPES, BadImage, recorded_extension
 from archive.uploads import record_upload
 from receiver import get_catalogue, get_secret
-from receiver.archiving import get_store
+from receiver.storage import get_store
 from receiver.tokens import TokenError, verify_token
 from archive import states
 

@@ -11,7 +11,7 @@ from flask import Blueprint, current_app, jsonify, make_response, render_templat
 from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from archive.sqlite import CatalogueBusy
-from receiver.archiving import get_store
+from receiver.storage import get_store
 from receiver.auth import logged_in, password
 
 bp = Blueprint("pages", __name__)

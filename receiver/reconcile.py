@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import requests
 
 from archive import recovery, uploads
-from receiver.archiving import inline_prepare
+from receiver.storage import inline_prepare
 from receiver.provider_client import provider_client
 from receiver.replies import ingest_reply
 

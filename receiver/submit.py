@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from archive import budgets, pricing
-from receiver import archiving
+from receiver import storage
 from receiver import config as settings
 from receiver.config import UPLOAD_ROUTE, WEBHOOK_ROUTE
 from receiver.provider_client import provider_client
@@ -229,7 +229,7 @@ def submit_in_app(app, params, **kwargs):
             "code": "publicURLRequired", "message": settings.PUBLIC_URL_REQUIRED}], 503)
     return submit(
         params, catalogue=app.extensions["catalogue"], client=provider_client(app),
-        uploads=archiving.uploads_enabled(app.config), prepare=archiving.inline_prepare(app),
+        uploads=storage.uploads_enabled(app.config), prepare=storage.inline_prepare(app),
         secret=app.extensions["webhook_secret"], public_url=public_url,
         provider=app.config["PROVIDER"],
         budget=budgets.Budget.from_settings(app.config), **kwargs,

@@ -6,7 +6,7 @@ from flask import (
     Blueprint, abort, current_app, flash, redirect, render_template, request, url_for,
 )
 
-from archive import delivery_log, lineage, verdict
+from archive import curation, delivery_log, lineage, verdict
 from receiver import get_catalogue
 from receiver.auth import safe_next
 from receiver.pages import image_store
@@ -89,7 +89,7 @@ def rerun(task_uuid):
 def star(image_uuid):
     """Star (``starred=1``) or unstar (``starred=0``) one image."""
     starred = request.form.get("starred") == "1"
-    if not lineage.set_starred(get_catalogue(), image_uuid, starred):
+    if not curation.set_starred(get_catalogue(), image_uuid, starred):
         abort(404, description=f"There is no image {image_uuid} in the catalogue.")
     return redirect(safe_next(request.form.get("next")), 303)
 
@@ -101,7 +101,7 @@ def delete(task_uuid):
     task = load(task_uuid)
     if request.method == "GET" or request.form.get("confirm") != "yes":
         return render_template("tasks/delete.html", task=task)
-    hashes = lineage.delete_task(get_catalogue(), task_uuid) or []
+    hashes = curation.delete_task(get_catalogue(), task_uuid) or []
     store = image_store()
     removed = sum(bool(store.delete_unreferenced(get_catalogue(), sha)) for sha in hashes)
     flash(f"Deleted task {task_uuid} with its {len(task['results'])} image(s); "

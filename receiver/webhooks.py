@@ -32,9 +32,9 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_input_stream
 
 from archive.catalogue import ForeignResult, UnknownTask, elide_inline
-from receiver.archiving import inline_prepare
+from receiver.storage import inline_prepare
 from receiver.auth import SECURITY_HEADERS
-from receiver.costs import costs_changed
+from receiver.dashboard import costs_changed
 from receiver.ops import INGEST_SECONDS
 from protocol.deliveries import parse_delivery
 from protocol.schemas import validation_errors

@@ -10,7 +10,7 @@ import logging
 
 from archive import budgets
 from archive.fetcher import Fetcher
-from receiver.archiving import fetch_policy, get_store
+from receiver.storage import fetch_policy, get_store
 from receiver.reconcile import reconcile_and_log
 
 log = logging.getLogger(__name__)

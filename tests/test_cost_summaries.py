@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from archive import costs, lineage, migrations, timeline
+from archive import costs, curation, migrations, timeline
 from archive.catalogue import Catalogue
 from archive.exchange import export, import_archive
 from archive.images import ImageStore
@@ -82,7 +82,7 @@ def test_ingest_stars_relabels_and_deletes_keep_every_summary_exact(catalogue):
     assert_folded(catalogue.conn)
     catalogue.ingest(made[3], results=[{"imageUUID": "img-new", "seed": 5, "cost": 0.0013,
                                         "imageURL": "https://x/y.jpg"}])
-    lineage.set_starred(catalogue, "img-new", True)
+    curation.set_starred(catalogue, "img-new", True)
     assert_folded(catalogue.conn)
     with catalogue.write() as conn:
         conn.execute("UPDATE tasks SET label = 'moved', width = 768 WHERE task_uuid = ?",
@@ -92,7 +92,7 @@ def test_ingest_stars_relabels_and_deletes_keep_every_summary_exact(catalogue):
         conn.execute("DELETE FROM results WHERE id % 7 = 0")
     assert_folded(catalogue.conn)
     for task in made[:4]:  # roots and re-runs: their re-runs keep the family
-        lineage.delete_task(catalogue, task)
+        curation.delete_task(catalogue, task)
     assert_folded(catalogue.conn)
 
 

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from archive.download import (PermanentError, Policy, Refused, TransientError, download,
+from archive.safe_fetch import (PermanentError, Policy, Refused, TransientError, download,
                               non_public)
 from archive.images import ImageStore
 from tests.imagehost import (ConnectionRecorder, ImageHost, dribble, endless, headers_then,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from archive.catalogue import Catalogue
-from archive.download import Policy
+from archive.safe_fetch import Policy
 from archive.fetcher import Fetcher
 from archive.images import ImageStore
 from tests.imagehost import (ConnectionRecorder, ImageHost, add_task, headers_then, picture,

@@ -1,11 +1,11 @@
-"""archive.history: the gallery's keyset pages, its search and filters, and its counts."""
+"""archive.browse: the gallery's keyset pages, its search and filters, and its counts."""
 
 import sqlite3
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from archive import history
+from archive import browse as history
 from archive.catalogue import Catalogue
 from tests.history_helpers import deliver, make_task
 
@@ -159,12 +159,12 @@ def test_a_filtered_summary_counts_the_newest_tasks_up_to_the_cap(catalogue, mon
 
 
 def test_the_unfiltered_summary_follows_inserts_and_deletes(catalogue):
-    from archive import lineage
+    from archive import curation
     task = make_task(catalogue, numberResults=2)
     deliver(catalogue, task, 1, 2, cost=0.0006)
     other = make_task(catalogue)
     deliver(catalogue, other, 3, cost=0.0013)
-    lineage.delete_task(catalogue, task)
+    curation.delete_task(catalogue, task)
     assert history.summary(catalogue.conn) == {
         "images": 1, "tasks": 1, "cost": pytest.approx(0.0013), "capped": False}
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from receiver import config as app_settings
 from receiver import create_app
-from receiver.archiving import get_store
+from receiver.storage import get_store
 from tests.history_helpers import archive, deliver, make_task, picture
 
 RECEIVER = Path(__file__).resolve().parents[1] / "receiver"

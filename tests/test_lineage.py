@@ -1,10 +1,10 @@
-"""archive.lineage: relatives, seed variants, the timeline, star and delete."""
+"""archive.lineage: relatives, seed variants, the timeline; archive.curation: star and delete."""
 
 import os
 
 import pytest
 
-from archive import lineage
+from archive import curation, lineage
 from archive.catalogue import Catalogue
 from archive.images import ImageStore
 from tests.history_helpers import archive, deliver, make_task, picture
@@ -56,11 +56,11 @@ def test_timeline_is_in_time_order(catalogue):
 
 def test_star_and_unstar(catalogue):
     image_uuid = deliver(catalogue, make_task(catalogue), 1)[0]
-    assert lineage.set_starred(catalogue, image_uuid, True)
+    assert curation.set_starred(catalogue, image_uuid, True)
     assert catalogue.conn.execute("SELECT starred FROM results").fetchone()[0] == 1
-    assert lineage.set_starred(catalogue, image_uuid, False)
+    assert curation.set_starred(catalogue, image_uuid, False)
     assert catalogue.conn.execute("SELECT starred FROM results").fetchone()[0] == 0
-    assert not lineage.set_starred(catalogue, "no-such-image", True)
+    assert not curation.set_starred(catalogue, "no-such-image", True)
 
 
 def test_delete_keeps_shared_files_children_and_the_log(catalogue, tmp_path):
@@ -75,7 +75,7 @@ def test_delete_keeps_shared_files_children_and_the_log(catalogue, tmp_path):
     for sha in (shared, own):  # older than the store's grace period
         os.utime(store.path(sha, "jpg"), (1, 1))
 
-    hashes = lineage.delete_task(catalogue, parent)
+    hashes = curation.delete_task(catalogue, parent)
     removed = {sha for sha in hashes if store.delete_unreferenced(catalogue, sha)}
 
     assert removed == {own}
@@ -88,4 +88,4 @@ def test_delete_keeps_shared_files_children_and_the_log(catalogue, tmp_path):
     assert conn.execute("SELECT count(*) FROM results WHERE task_uuid = ?", (parent,)).fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM deliveries WHERE task_uuid = ?", (parent,)).fetchone()[0] == 2
     assert conn.execute("SELECT count(*) FROM tasks_fts").fetchone()[0] == 1
-    assert lineage.delete_task(catalogue, parent) is None
+    assert curation.delete_task(catalogue, parent) is None

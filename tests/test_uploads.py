@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from archive.uploads import match_pending
-from receiver.archiving import get_store
+from receiver.storage import get_store
 from receiver.submit import upload_url
 from receiver.tokens import make_token
 from tests.imagehost import picture

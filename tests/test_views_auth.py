@@ -252,7 +252,7 @@ def test_the_headers_are_the_documented_ones():
 
 
 def test_behind_a_password_files_are_cached_privately(locked, catalogue, task):
-    from receiver.archiving import get_store
+    from receiver.storage import get_store
     from tests.history_helpers import archive, picture
     image = catalogue.get_task(task)["results"][0]["image_uuid"]
     sha = archive(catalogue, get_store(locked), image, picture(1))

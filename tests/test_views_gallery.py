@@ -31,7 +31,7 @@ def test_cards_show_thumbnails_seed_cost_and_buttons(client, catalogue, store):
 
 
 def test_pages_follow_the_cursor_without_overlap(client, catalogue, monkeypatch):
-    from archive import history
+    from archive import browse as history
     monkeypatch.setattr(history, "PAGE_SIZE", 3)
     made = []
     for i in range(7):
@@ -85,7 +85,7 @@ def test_filters_and_their_counts(client, catalogue):
 
 
 def test_a_count_past_the_cap_says_more_than(client, catalogue, monkeypatch):
-    from archive import history
+    from archive import browse as history
     monkeypatch.setattr(history, "SUMMARY_CAP", 2)
     for i in range(3):
         deliver(catalogue, make_task(catalogue, f"harbor {i}"), i, cost=0.001)

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from receiver.archiving import get_store
+from receiver.storage import get_store
 from tests.fakes import provider  # noqa: F401  (the fixture, for the views' tests)
 
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')

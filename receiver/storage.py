@@ -1,13 +1,13 @@
 """The image archive as the app configures it: its store and its download rules.
 
 ``archive/`` knows nothing of settings; this module turns ``app.config`` into an
-:class:`~archive.images.ImageStore` and a download :class:`~archive.download.Policy`. The
+:class:`~archive.images.ImageStore` and a download :class:`~archive.safe_fetch.Policy`. The
 worker that uses them, with its housekeeping, is :mod:`receiver.worker`.
 """
 
 from urllib.parse import urlsplit
 
-from archive.download import Policy
+from archive.safe_fetch import Policy
 from archive.images import ImageStore, inline_preparer
 from receiver import config as settings
 
