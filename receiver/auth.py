@@ -10,7 +10,7 @@
   per client address, so every worker enforces one limit and a restart does not reset it.
   The address is ``request.remote_addr``: behind a reverse proxy that is the proxy's, until
   the app is wrapped in Werkzeug's ``ProxyFix`` for it, which rewrites ``remote_addr``.
-- CSRF: a random token bound to the session, sent back in a hidden ``csrf_token`` field
+- CSRF: Flask-WTF's token, bound to the session, sent back in a hidden ``csrf_token`` field
   (or an ``X-CSRF-Token`` header), is required on every POST, PUT, PATCH and DELETE except
   the token-authenticated routes and JSON requests to ``/api/*`` (a browser cannot send
   ``Content-Type: application/json`` to another site without CORS, which we never allow).
@@ -22,7 +22,6 @@
 
 import hashlib
 import hmac
-import secrets
 import sqlite3
 from urllib.parse import urlsplit
 
@@ -30,6 +29,7 @@ from flask import (
     Blueprint, abort, current_app, g, jsonify, redirect, render_template, request, session,
     url_for,
 )
+from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from flask.sessions import SecureCookieSessionInterface
 
 from archive.sessions import LoginLimit, Sessions
@@ -63,6 +63,14 @@ def _setup(state):
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
     app.session_interface = SessionOverHttps()
+    # Flask-WTF checks the tokens; this blueprint decides which requests need one (see
+    # guard), so its own check of every POST is off. Tokens live as long as the session
+    # (the form of a page left open still sends), and no Referer is demanded over https:
+    # every page is sent with Referrer-Policy: no-referrer, so browsers send none.
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
+    app.config.setdefault("WTF_CSRF_SSL_STRICT", False)
+    CSRFProtect(app)
     app.jinja_env.globals["csrf_token"] = csrf_token
     catalogue = app.extensions["catalogue"]
     app.extensions["sessions"] = Sessions(
@@ -82,10 +90,9 @@ class SessionOverHttps(SecureCookieSessionInterface):
 
 
 def csrf_token():
-    """This session's CSRF token, made on first use."""
-    if CSRF_FIELD not in session:
-        session[CSRF_FIELD] = secrets.token_urlsafe(32)
-    return session[CSRF_FIELD]
+    """The CSRF token for this session's forms (Flask-WTF's: a signed form of the random
+    token it keeps in the session)."""
+    return generate_csrf()
 
 
 def password():
@@ -215,13 +222,15 @@ def _json_api_request():
 
 
 def csrf_refusal():
-    """None when the request carries this session's CSRF token, else ``(status, why)``:
-    400 without a token, 403 with one that is not this session's."""
+    """None when the request carries this session's CSRF token (Flask-WTF's check, in
+    constant time), else ``(status, why)``: 400 without a token, 403 with one that is not
+    this session's (or is not a token)."""
     given = request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
     if not given:
         return 400, "The form is missing its CSRF token; reload the page and try again."
-    expected = session.get(CSRF_FIELD)
-    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+    try:
+        current_app.extensions["csrf"].protect()
+    except CSRFError:
         return 403, "The form's CSRF token is not this session's; reload the page and try again."
     return None
 
