@@ -1,7 +1,9 @@
 """The SQLite catalogue: tasks, results, the delivery log, and the one ingest function.
 
-Every path that brings a result in (webhook, sync reply, ``getResponse``, upload, import)
-goes through :meth:`Catalogue.ingest`, so dedupe and status rules live in one place.
+Every path that brings a result in (webhook, sync reply, ``getResponse``, import) goes
+through :meth:`Catalogue.ingest`, so dedupe, status and cost rules live in one place; every
+way an image's bytes reach the store (download, upload, inline data, import) marks its
+result archived through :func:`archived_columns` (:func:`mark_archived`).
 
 Connections are per thread (and per process, so a fork under gunicorn never shares one),
 opened in autocommit mode: a transaction is always explicit (:meth:`Catalogue.write`), so
@@ -14,6 +16,7 @@ import logging
 import os
 import sqlite3
 import threading
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -22,11 +25,13 @@ import sqlite_utils
 from archive import delivery_log, migrations
 from archive.committer import GroupCommitter
 from archive.sqlite import immediate, make_private
+from archive.states import ARCHIVED, PENDING
 
 BODY_CAP = 64 * 1024  # bytes of a delivery body kept in the log
 BUSY_TIMEOUT_MS = 5000
 MAX_IDLE = 8  # connections kept open between requests (see Catalogue.release)
 INLINE_FIELDS = ("imageBase64Data", "imageDataURI")
+MEMORY = ":memory:"
 log = logging.getLogger(__name__)
 
 
@@ -77,6 +82,42 @@ def cap_body(body):
     return text, size
 
 
+def archived_columns(stored, *, at=None):
+    """The ``results`` columns that say a result is archived as ``stored``, a file in the
+    image store (an :class:`archive.images.StoredImage`: sha256, ext, size, width,
+    height), archived at ``at`` (now by default). The one definition of "archived": an
+    inline image's row is inserted with these (:func:`archive.images.inline_preparer`),
+    every other result is updated to them (:func:`mark_archived`). Nothing is left to
+    fetch, so any claim, retry and earlier error go."""
+    return {"archive_state": ARCHIVED, "archive_error": None, "sha256": stored.sha256,
+            "file_ext": stored.ext, "file_size": stored.size, "img_width": stored.width,
+            "img_height": stored.height, "archived_at": at or utcnow(), "claimed_by": None,
+            "claimed_until": None, "next_attempt_at": None}
+
+
+def mark_archived(conn, image_uuid, stored, *, at=None, claimed_by=None, attempted=False):
+    """Mark the result ``image_uuid`` archived as ``stored`` (:func:`archived_columns`),
+    inside the caller's write transaction; whether it changed.
+
+    A result archived already keeps its file: the first copy archived is the one the
+    gallery, the downloads and the exports point at.
+
+    :param at: when it was archived; an import keeps the source's time.
+    :param claimed_by: only while this fetcher's claim holds: one whose lease ran out
+        must not overwrite the worker that took the image over.
+    :param attempted: count one more archive attempt (a download that just succeeded).
+    """
+    cols = archived_columns(stored, at=at)
+    sql = (f"UPDATE results SET {', '.join(f'{c} = ?' for c in cols)},"
+           " archive_attempts = archive_attempts + ? WHERE image_uuid = ?"
+           " AND archive_state != ?")
+    args = [*cols.values(), int(attempted), image_uuid, ARCHIVED]
+    if claimed_by is not None:
+        sql += " AND claimed_by = ?"
+        args.append(claimed_by)
+    return conn.execute(sql, args).rowcount == 1
+
+
 def next_status(received, wanted, has_error, current):
     """A task's status from its counts: ``complete`` wins, then ``error``, then ``partial``."""
     if received >= wanted:
@@ -115,7 +156,9 @@ class IngestResult:
 class Catalogue:
     """The catalogue in one SQLite file.
 
-    :param path: the database file; its folder is created if missing.
+    :param path: the database file; its folder is created if missing. ``":memory:"`` is
+        a database in memory for the catalogue's lifetime, shared by all its
+        connections (see :meth:`_open_memory`): for tests and one-off scripts.
     :param synchronous: SQLite's ``synchronous`` pragma; ``FULL`` makes every
         acknowledged commit survive power loss, ``NORMAL`` only a process crash.
     :param busy_timeout_ms: how long a write waits for another process's lock before
@@ -131,22 +174,37 @@ class Catalogue:
         self.busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
         self._idle = []  # (Database, pid) released by finished requests
+        self._uri = self._keeper = None
         # FULL: the committer flushes the WAL itself, outside the lock and the event loop
-        wal_path = self.path + "-wal" if self.path != ":memory:" else None
+        wal_path = self.path + "-wal" if self.path != MEMORY else None
         self._group = GroupCommitter(lambda: self._connect().conn,
                                      busy_timeout=busy_timeout_ms / 1000, wal_path=wal_path,
                                      durable=synchronous.upper() == "FULL",
                                      **({"off_loop": off_loop} if off_loop else {}))
-        if self.path != ":memory:":
+        if self.path == MEMORY:
+            self._open_memory()
+        else:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
             make_private(self.path)
+
+    def _open_memory(self):
+        """Every connection to ``":memory:"`` is a new empty database, and this catalogue
+        opens several: one per thread, and the committer's writer thread. So each opens
+        one named in-memory database in SQLite's shared cache instead, and one connection
+        is kept open: the database lives as long as one does. In a shared cache a read
+        that meets another connection's uncommitted write fails at once ("database table
+        is locked") where a file waits (the write lock is still taken patiently): fine
+        for a test, not for a server."""
+        self._uri = f"file:runware-archive-{uuid.uuid4().hex}?mode=memory&cache=shared"
+        self._keeper = self._connect()
 
     # -- connections -------------------------------------------------------------
 
     def _connect(self):
         conn = sqlite3.connect(
-            self.path, isolation_level=None, timeout=self.busy_timeout_ms / 1000,
-            check_same_thread=False,
+            self._uri or self.path, isolation_level=None,
+            timeout=self.busy_timeout_ms / 1000, check_same_thread=False,
+            uri=self._uri is not None,
         )
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys = ON")
@@ -209,9 +267,10 @@ class Catalogue:
         return immediate(self.conn)
 
     def migrate(self):
-        """Create or upgrade the schema and switch to WAL; returns the schema version."""
+        """Create or upgrade the schema and switch to WAL (a file only: memory has no
+        WAL); returns the schema version."""
         db = self.db
-        if db.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        if self._uri is None and db.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             db.conn.execute("PRAGMA journal_mode = WAL")  # once: it is kept in the file
         return migrations.apply(db, self.write)
 
@@ -293,7 +352,7 @@ class Catalogue:
 
     def ingest(self, task_uuid, *, results=(), errors=(), source="webhook",
                raw_body=None, remote_addr=None, prepare=None, progress=0, note=None,
-               content_type=None):
+               content_type=None, conn=None):
         """Store one delivery for ``task_uuid`` in one transaction and log it.
 
         The transaction is shared with other deliveries arriving at the same moment
@@ -306,6 +365,8 @@ class Catalogue:
         :param progress: how many progress-only items the delivery carried (not stored).
         :param note: said in the delivery log's reason (items that could not be read).
         :param content_type: the Content-Type the delivery came with, for the log.
+        :param conn: a write transaction of the caller's to run in, instead of a group
+            commit (an import restores a whole export in one, or nothing of it).
         :raises UnknownTask: no such task; nothing is written.
         :raises ForeignResult: an item names another task; nothing is written.
         :returns: :class:`IngestResult`.
@@ -323,7 +384,7 @@ class Catalogue:
         def work(conn):
             return self._ingest(conn, task_uuid, results, errors, extra, log, progress)
 
-        return self._group.run(work)
+        return work(conn) if conn is not None else self._group.run(work)
 
     def _ingest(self, conn, task_uuid, results, errors, extra, log, progress):
         """The body of :meth:`ingest`, inside the (shared) write transaction.
@@ -372,7 +433,7 @@ class Catalogue:
             "image_uuid": item["imageUUID"], "task_uuid": task_uuid, "received_at": now,
             "seed": item.get("seed"), "cost": item.get("cost"),
             "nsfw": item.get("NSFWContent"), "image_url": image_url,
-            "output_kind": output_kind, "archive_state": "pending",
+            "output_kind": output_kind, "archive_state": PENDING,
             "url_expires_at": _expiry(now, ttl) if image_url and ttl else None,
             "raw": json.dumps(elide_inline(item), sort_keys=True),
         }

@@ -13,9 +13,15 @@ Every column of ``tasks`` and ``results`` is kept (``params`` as a JSON object) 
 ids and fetch claims: parameters, seeds, costs, sha256, provider, lineage, timestamps. An
 export always includes the ancestors of the tasks it selects, so lineage survives a filter.
 Both directions hash every file: an export refuses a file that no longer matches its
-sha256, an import one that does not match its name. Importing is idempotent: tasks and
-results already present (same taskUUID / imageUUID) are left as they are, except that a
-result not yet archived here is completed from the file.
+sha256, an import one that does not match its name.
+
+An import is one more way results arrive: each task's results go through the one ingest
+(:meth:`archive.catalogue.Catalogue.ingest`, source ``import``), so a task the target holds
+in part gets the same status, counters and cost as if the webhook had brought the rest,
+and the delivery log has a row for it. Each archived result is then marked archived as the
+file verified here (:func:`archive.catalogue.mark_archived`). Importing is idempotent:
+tasks and results already present (same taskUUID / imageUUID) are left as they are, except
+that a result not yet archived here is completed from the file.
 """
 
 import contextlib
@@ -28,8 +34,9 @@ import sqlite3
 import zipfile
 from dataclasses import dataclass, field
 
-from archive.catalogue import utcnow
+from archive.catalogue import mark_archived, utcnow
 from archive.images import BadImage
+from archive.states import ARCHIVED
 
 FORMAT, VERSION = "runware-archive-export", 1
 MANIFEST = "manifest.jsonl"
@@ -37,6 +44,9 @@ RESULT_SKIP = ("id", "claimed_by", "claimed_until")
 ARCHIVE_COLUMNS = ("archive_state", "archive_error", "sha256", "file_ext", "file_size",
                    "img_width", "img_height", "archived_at")
 MEMBER = re.compile(r"^[0-9a-f]{64}\.(jpg|png|webp)$")
+# The counters a task's results make: the ingest counts its results as they arrive, so
+# a task new here starts with none (else every result would count twice).
+UNCOUNTED = {"results_received": 0, "cost": None, "cost_missing": 0}
 
 
 class ExchangeError(Exception):
@@ -107,7 +117,7 @@ def export(catalogue, store, out_path, *, since=None, query=None):
                     summary.tasks += 1
                     summary.results += len(results)
                     for r in results:
-                        if r["archive_state"] == "archived" and r["sha256"] not in written:
+                        if r["archive_state"] == ARCHIVED and r["sha256"] not in written:
                             written.add(r["sha256"])
                             _export_file(zf, store, r["sha256"], r["file_ext"])
                 summary.files = len(written)
@@ -179,7 +189,8 @@ def import_archive(catalogue, store, zip_path):
     """Restore an export into ``catalogue`` and ``store``; returns a :class:`Summary`.
 
     Every file is hashed and checked as an image before any row is written; the rows go
-    in one transaction.
+    in one transaction (the ingests of every task included), so a failed import leaves
+    nothing.
     :raises ExchangeError: a bad file, a sha256 mismatch, a task whose parent is absent.
     """
     summary = Summary()
@@ -187,21 +198,17 @@ def import_archive(catalogue, store, zip_path):
         zf = zipfile.ZipFile(zip_path)
     except (OSError, zipfile.BadZipFile) as exc:
         raise ExchangeError(f"cannot read {zip_path}: {exc}") from None
-    added, seen = [], set()  # added: new to the store, removed again if the import fails
+    added = []  # new to the store, removed again if the import fails
     try:
         with zf:
-            for entry in manifest_entries(zf):  # pass 1: every file, verified
-                for result in entry["results"]:
-                    if result["archive_state"] != "archived" or result["sha256"] in seen:
-                        continue
-                    seen.add(result["sha256"])
-                    if _import_file(zf, store, result["sha256"], result["file_ext"]):
-                        added.append(result["sha256"])
+            files = _import_files(zf, store, added)
             try:  # pass 2: every row, in one transaction
                 with catalogue.write() as conn:
                     columns = {t: _columns(conn, t) for t in ("tasks", "results")}
+                    arrival = Arrival(catalogue, conn, columns, files,
+                                      f"imported from {os.path.basename(zip_path)}")
                     for entry in manifest_entries(zf):
-                        _import_task(conn, columns, entry, summary)
+                        _import_task(arrival, entry, summary)
             except sqlite3.IntegrityError as exc:
                 raise ExchangeError(f"the rows do not fit this catalogue: {exc}") from None
     except ExchangeError:
@@ -212,8 +219,24 @@ def import_archive(catalogue, store, zip_path):
     return summary
 
 
+def _import_files(zf, store, added):
+    """Pass 1: every archived file of the export, verified and in the store; returns
+    ``{sha256: StoredImage}``, and appends to ``added`` those new to the store."""
+    files = {}
+    for entry in manifest_entries(zf):
+        for result in entry["results"]:
+            if result["archive_state"] != ARCHIVED or result["sha256"] in files:
+                continue
+            stored, new = _import_file(zf, store, result["sha256"], result["file_ext"])
+            files[result["sha256"]] = stored
+            if new:
+                added.append(stored.sha256)
+    return files
+
+
 def _import_file(zf, store, sha256, ext):
-    """Hash the member into a temporary file and add it to the store; True if new."""
+    """Hash the member into a temporary file and add it to the store; returns the
+    :class:`~archive.images.StoredImage` and whether it is new to the store."""
     name = f"{sha256}.{ext}"
     if not MEMBER.match(name):
         raise ExchangeError(f"bad file name in the manifest: {name!r}")
@@ -230,7 +253,7 @@ def _import_file(zf, store, sha256, ext):
                 f.write(chunk)
         if digest.hexdigest() != sha256:
             raise ExchangeError(f"{name}: the bytes do not match the sha256 in its name")
-        store.add_file(tmp, sha256=sha256)
+        stored = store.add_file(tmp, sha256=sha256)
     except KeyError:
         raise ExchangeError(f"{name} is in the manifest but not in the zip") from None
     except BadImage as exc:
@@ -238,7 +261,7 @@ def _import_file(zf, store, sha256, ext):
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-    return not existed
+    return stored, not existed
 
 
 def _columns(conn, table):
@@ -255,30 +278,76 @@ def _insert(conn, table, columns, row):
     ).rowcount
 
 
-def _import_task(conn, columns, entry, summary):
+@dataclass
+class Arrival:
+    """What every task line of one import is ingested with."""
+
+    catalogue: object
+    conn: sqlite3.Connection  # the import's one write transaction
+    columns: dict  # table -> the column names this catalogue has
+    files: dict  # sha256 -> the StoredImage verified in pass 1
+    note: str  # the delivery log's reason: which file the results came from
+
+
+def _import_task(arrival, entry, summary):
+    """One task line: the task row if it is new here, its results through the one ingest
+    when any is new here, then each archived one marked archived as its file."""
+    conn, results = arrival.conn, entry["results"]
     task = dict(entry["task"], params=json.dumps(entry["task"]["params"], sort_keys=True))
-    summary.tasks += _insert(conn, "tasks", columns["tasks"], task)
-    added = 0
-    for result in entry["results"]:
-        if _insert(conn, "results", columns["results"], result):
-            added += 1
-        elif result["archive_state"] == "archived":
-            summary.updated += _complete(conn, result)
-    summary.results += added
-    if added:  # a task that was here already: its counters follow its rows
-        conn.execute(
-            "UPDATE tasks SET results_received = (SELECT count(*) FROM results r"
-            " WHERE r.task_uuid = tasks.task_uuid), cost = (SELECT sum(cost) FROM results r"
-            " WHERE r.task_uuid = tasks.task_uuid), cost_missing = (SELECT total(cost IS NULL)"
-            " FROM results r WHERE r.task_uuid = tasks.task_uuid) WHERE task_uuid = ?",
-            (task["task_uuid"],))
+    new_task = _insert(conn, "tasks", arrival.columns["tasks"], dict(task, **UNCOUNTED))
+    summary.tasks += new_task
+    here = _present(conn, [r["image_uuid"] for r in results])
+    if len(here) < len(results):  # nothing new: no arrival, no line in the log
+        summary.results += _ingest_results(arrival, task["task_uuid"], entry)
+    if new_task:
+        _keep_record(conn, task)
+    for result in results:
+        if result["archive_state"] == ARCHIVED and mark_archived(
+                conn, result["image_uuid"], arrival.files[result["sha256"]],
+                at=result["archived_at"]) and result["image_uuid"] in here:
+            summary.updated += 1
 
 
-def _complete(conn, result):
-    """Archive a result that is here but not archived, from the imported file."""
-    sets = ", ".join(f"{c} = ?" for c in ARCHIVE_COLUMNS)
-    return conn.execute(
-        f"UPDATE results SET {sets}, claimed_by = NULL, claimed_until = NULL"
-        " WHERE image_uuid = ? AND archive_state != 'archived'",
-        [result[c] for c in ARCHIVE_COLUMNS] + [result["image_uuid"]],
-    ).rowcount
+def _ingest_results(arrival, task_uuid, entry):
+    """The task's exported results, one delivery to the one ingest; how many were new.
+
+    The ingest dedupes, counts and costs them; ``prepare`` hands it the columns the
+    source recorded (when each arrived, its URL's expiry, the raw item...), which a
+    webhook's ingest would have computed at arrival.
+    """
+    names = arrival.columns["results"]
+    kept = {r["image_uuid"]: _kept_columns(r, names) for r in entry["results"]}
+    outcome = arrival.catalogue.ingest(
+        task_uuid, results=[{"imageUUID": r["image_uuid"], "cost": r["cost"]}
+                            for r in entry["results"]],
+        source="import", raw_body=json.dumps(entry, sort_keys=True), note=arrival.note,
+        prepare=lambda item: kept[item["imageUUID"]], conn=arrival.conn)
+    return len(outcome.new)
+
+
+def _kept_columns(result, names):
+    """The exported result's columns this catalogue has, but for the keys and, when it
+    is archived, its file's columns: those come from the file verified here."""
+    skip = {"image_uuid", "task_uuid"}
+    if result["archive_state"] == ARCHIVED:
+        skip.update(ARCHIVE_COLUMNS)
+    return {k: v for k, v in result.items() if k in names and k not in skip}
+
+
+def _keep_record(conn, task):
+    """A task new here is the source's record: its status and times were decided there,
+    by the same rules, from these same results. The ingest recounted them (results and
+    cost); deciding the status again would turn a task the source gave up on (``lost``)
+    into ``partial``, and date every task to the import."""
+    conn.execute("UPDATE tasks SET status = ?, updated_at = ?, completed_at = ?"
+                 " WHERE task_uuid = ?", (task["status"], task["updated_at"],
+                                          task["completed_at"], task["task_uuid"]))
+
+
+def _present(conn, image_uuids):
+    """Which of ``image_uuids`` this catalogue holds already."""
+    if not image_uuids:
+        return set()
+    marks = ",".join("?" * len(image_uuids))
+    return {row[0] for row in conn.execute(
+        f"SELECT image_uuid FROM results WHERE image_uuid IN ({marks})", image_uuids)}

@@ -28,16 +28,17 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from archive import uploads
-from archive.catalogue import utcnow
+from archive.catalogue import mark_archived, utcnow
 from archive.safe_fetch import PermanentError, Refused, TransientError, download
+from archive.states import ARCHIVED, FAILED, PENDING, REFUSED
 
 log = logging.getLogger(__name__)
 
-CLAIM = """
+CLAIM = f"""
 UPDATE results SET claimed_by = ?, claimed_until = ?
 WHERE id = (
   SELECT id FROM results
-  WHERE archive_state = 'pending' AND image_url IS NOT NULL
+  WHERE archive_state = '{PENDING}' AND image_url IS NOT NULL
     AND (claimed_until IS NULL OR claimed_until < ?)
     AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
   ORDER BY url_expires_at IS NULL, url_expires_at, received_at, id
@@ -96,9 +97,9 @@ class Fetcher:
         try:
             stored = download(job["image_url"], self.policy, self.store)
         except Refused as exc:
-            self._give_up(job, me, "refused", f"refused: {exc}")
+            self._give_up(job, me, REFUSED, f"refused: {exc}")
         except PermanentError as exc:
-            self._give_up(job, me, "failed", self._with_expiry(job, str(exc)))
+            self._give_up(job, me, FAILED, self._with_expiry(job, str(exc)))
         except TransientError as exc:
             self._retry_later(job, me, str(exc))
         except (OSError, sqlite3.Error):
@@ -129,20 +130,11 @@ class Fetcher:
             uploads.match_uploads(conn, job["task_uuid"])
             state = conn.execute("SELECT archive_state FROM results WHERE id = ?",
                                  (job["id"],)).fetchone()[0]
-        return state == "archived"
+        return state == ARCHIVED
 
     def _archived(self, job, me, stored):
         with self.catalogue.write() as conn:
-            changed = conn.execute(
-                "UPDATE results SET archive_state = 'archived', archive_error = NULL,"
-                " sha256 = ?, file_ext = ?, file_size = ?, img_width = ?, img_height = ?,"
-                f" archived_at = ?, archive_attempts = archive_attempts + 1, {RELEASE},"
-                " next_attempt_at = NULL"
-                " WHERE id = ? AND claimed_by = ? AND archive_state = 'pending'",
-                (stored.sha256, stored.ext, stored.size, stored.width, stored.height,
-                 utcnow(), job["id"], me),
-            ).rowcount
-            if changed:
+            if mark_archived(conn, job["image_uuid"], stored, claimed_by=me, attempted=True):
                 uploads.match_uploads(conn, job["task_uuid"])
         try:
             self.store.thumbnail(stored.sha256, stored.ext)
@@ -155,22 +147,23 @@ class Fetcher:
             conn.execute(
                 f"UPDATE results SET archive_state = ?, archive_error = ?, {RELEASE},"
                 " archive_attempts = archive_attempts + 1, next_attempt_at = NULL"
-                " WHERE id = ? AND claimed_by = ? AND archive_state = 'pending'",
-                (state, reason, job["id"], me),
+                " WHERE id = ? AND claimed_by = ? AND archive_state = ?",
+                (state, reason, job["id"], me, PENDING),
             )
 
     def _retry_later(self, job, me, reason):
         attempts = job["archive_attempts"] + 1
         if attempts >= self.max_attempts:
-            self._give_up(job, me, "failed", f"gave up after {attempts} attempts: {reason}")
+            self._give_up(job, me, FAILED, f"gave up after {attempts} attempts: {reason}")
             return
         delay = min(3600.0, self.backoff * 2 ** (attempts - 1)) * random.uniform(0.8, 1.2)
         with self.catalogue.write() as conn:
             conn.execute(
                 f"UPDATE results SET archive_error = ?, archive_attempts = ?, {RELEASE},"
                 " next_attempt_at = ?"
-                " WHERE id = ? AND claimed_by = ? AND archive_state = 'pending'",
-                (f"attempt {attempts}: {reason}", attempts, later(delay), job["id"], me),
+                " WHERE id = ? AND claimed_by = ? AND archive_state = ?",
+                (f"attempt {attempts}: {reason}", attempts, later(delay), job["id"], me,
+                 PENDING),
             )
 
     @staticmethod

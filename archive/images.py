@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from archive.catalogue import INLINE_FIELDS, utcnow
+from archive.catalogue import INLINE_FIELDS, archived_columns
+from archive.states import FAILED
 
 # Pillow format -> file extension, and what we serve each extension as.
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
@@ -54,13 +55,12 @@ class StoredImage:
     width: int
     height: int
 
-    def columns(self):
-        """The ``results`` columns that mark a result archived as this file."""
-        return {
-            "archive_state": "archived", "archive_error": None, "sha256": self.sha256,
-            "file_ext": self.ext, "file_size": self.size, "img_width": self.width,
-            "img_height": self.height, "archived_at": utcnow(),
-        }
+    @classmethod
+    def recorded(cls, row):
+        """The file a catalogue row records (an upload's: ``sha256``, ``file_ext``,
+        ``file_size``, ``img_width``, ``img_height``)."""
+        return cls(row["sha256"], row["file_ext"], row["file_size"], row["img_width"],
+                   row["img_height"])
 
 
 def inspect_image(path):
@@ -297,8 +297,9 @@ def decode_inline(item, max_bytes):
 
 def inline_preparer(store):
     """The ``prepare=`` hook for :meth:`Catalogue.ingest`: stores an inline image and
-    returns the columns that mark its result archived (or failed, with the reason), so
-    the row and its archive state are committed in one transaction."""
+    returns the columns that mark its result archived (:func:`archived_columns`, as every
+    archived image is marked) or failed, with the reason. The row is inserted with them:
+    it and its archive state are one statement of one transaction."""
 
     def prepare(item):
         if not any(key in item for key in INLINE_FIELDS):
@@ -306,9 +307,9 @@ def inline_preparer(store):
         try:
             stored = store.add_bytes(decode_inline(item, store.max_bytes))
         except BadImage as exc:
-            return {"archive_state": "failed", "archive_error": f"inline image refused: {exc}",
+            return {"archive_state": FAILED, "archive_error": f"inline image refused: {exc}",
                     "archive_attempts": 1}
-        return dict(stored.columns(), archive_attempts=1)
+        return dict(archived_columns(stored), archive_attempts=1)
 
     return prepare
 

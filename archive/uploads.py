@@ -15,12 +15,18 @@ and recorded in ``uploads``; it is matched to a result of its task by, in order:
 Never by arrival order among several images of one task: a wrong guess would attach an
 image to another image's seed, which a reproducibility archive must not do. An upload no
 rule matches stays visible as unmatched (``runware-archive reconcile`` lists them).
+
+An upload brings bytes, never a result: it writes only ``uploads``, and a result it
+archives is one the one ingest (:meth:`archive.catalogue.Catalogue.ingest`) stored,
+archived through :func:`archive.catalogue.mark_archived` like a download.
 """
 
 import os
 from dataclasses import dataclass
 
-from archive.catalogue import UnknownTask, utcnow
+from archive.catalogue import UnknownTask, mark_archived, utcnow
+from archive.images import StoredImage
+from archive.states import ARCHIVED
 
 RECENT = "-1 day"  # matching passes look at uploads this recent (SQLite modifier)
 
@@ -91,9 +97,9 @@ def match_uploads(conn, task_uuid):
         target, rule = _target(upload, results, wanted)
         if target is None:
             continue
-        if target["archive_state"] != "archived":
-            _archive_from(conn, target["id"], upload)
-            target.update(archive_state="archived", sha256=upload["sha256"])
+        if target["archive_state"] != ARCHIVED:
+            mark_archived(conn, target["image_uuid"], StoredImage.recorded(upload))
+            target.update(archive_state=ARCHIVED, sha256=upload["sha256"])
         conn.execute("UPDATE uploads SET image_uuid = ?, matched_by = ?, matched_at = ?"
                      " WHERE id = ?", (target["image_uuid"], rule, utcnow(), upload["id"]))
         matched += 1
@@ -108,20 +114,9 @@ def _target(upload, results, wanted):
     same = [r for r in results if r["sha256"] == upload["sha256"]]
     if same:
         return same[0], "sha256"
-    if wanted == 1 and len(results) == 1 and results[0]["archive_state"] != "archived":
+    if wanted == 1 and len(results) == 1 and results[0]["archive_state"] != ARCHIVED:
         return results[0], "only result"
     return None, None
-
-
-def _archive_from(conn, result_id, upload):
-    conn.execute(
-        "UPDATE results SET archive_state = 'archived', archive_error = NULL, sha256 = ?,"
-        " file_ext = ?, file_size = ?, img_width = ?, img_height = ?, archived_at = ?,"
-        " claimed_by = NULL, claimed_until = NULL, next_attempt_at = NULL"
-        " WHERE id = ?",
-        (upload["sha256"], upload["file_ext"], upload["file_size"], upload["img_width"],
-         upload["img_height"], utcnow(), result_id),
-    )
 
 
 def match_pending(catalogue):

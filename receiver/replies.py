@@ -1,5 +1,6 @@
 """Provider replies that carry results: a sync reply to a submission and a ``getResponse``
-reply, both taken apart here and stored through the one ingest.
+reply, both taken apart here and stored through the one ingest, by the same
+:func:`ingest_delivery` as the webhook's deliveries.
 
 ``getResponse`` answers a task it has no record of with ``taskNotFound``, ``taskExpired`` or
 ``taskFailedOrNotFound`` (runware-api.md §5). Those say nothing about the generation: the
@@ -61,6 +62,41 @@ def _named(item):
     return value.lower() if isinstance(value, str) else value
 
 
+def ingest_delivery(catalogue, task_uuid, delivery, *, source, body=None, prepare=None,
+                    **sender):
+    """Store a parsed delivery (:func:`protocol.deliveries.parse_delivery`) for
+    ``task_uuid`` through the one ingest, logged with :func:`loggable` and with the items
+    passed over said in the log's reason; the :class:`archive.catalogue.IngestResult`.
+
+    :param body: the bytes as received, when they are all about this task (a webhook's).
+    :param sender: ``remote_addr`` and ``content_type``, for the log.
+    """
+    return catalogue.ingest(
+        task_uuid, results=delivery.results, errors=delivery.errors, source=source,
+        raw_body=loggable(body, delivery), prepare=prepare,
+        progress=len(delivery.processing), note=unreadable_note(delivery), **sender)
+
+
+def loggable(body, delivery):
+    """What the delivery log keeps of an accepted delivery: ``body`` as received, not
+    serialised again (the webhook's hot path), unless it carries inline image data, which
+    is elided (the image store keeps the image). Without a body (a reply's holds other
+    tasks' items too), the delivery's own items, elided likewise."""
+    inline = any("imageBase64Data" in r or "imageDataURI" in r for r in delivery.results)
+    if body is not None and not inline:
+        return body
+    return json.dumps({"data": [elide_inline(r) for r in delivery.results],
+                       "errors": delivery.errors})
+
+
+def unreadable_note(delivery):
+    """The delivery log's reason for an accepted delivery with items passed over."""
+    if not delivery.unreadable:
+        return None
+    said = "; ".join(f"{u['item']}: {u['reason']}" for u in delivery.unreadable[:5])
+    return f"{len(delivery.unreadable)} item(s) could not be read and were passed over: {said}"
+
+
 def ingest_reply(catalogue, task_uuid, body, *, source, prepare=None, unnamed_too=False):
     """Store what ``body`` (a reply's JSON) says about ``task_uuid``; a
     :class:`ReplyOutcome`. Items that cannot be read are logged as a rejection."""
@@ -80,13 +116,7 @@ def ingest_reply(catalogue, task_uuid, body, *, source, prepare=None, unnamed_to
     result.processing, result.unreadable = len(delivery.processing), delivery.unreadable
     if not (delivery.results or delivery.errors):
         return result
-    outcome = catalogue.ingest(
-        task_uuid, results=delivery.results, errors=delivery.errors, source=source,
-        raw_body=json.dumps({"data": [elide_inline(r) for r in delivery.results],
-                             "errors": delivery.errors}),
-        prepare=prepare, progress=len(delivery.processing),
-        note=f"{len(delivery.unreadable)} item(s) could not be read" if delivery.unreadable
-        else None)
+    outcome = ingest_delivery(catalogue, task_uuid, delivery, source=source, prepare=prepare)
     result.new_results, result.new_errors = len(outcome.new), outcome.errors
     result.status = outcome.status
     return result

@@ -31,13 +31,14 @@ from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_input_stream
 
-from archive.catalogue import ForeignResult, UnknownTask, elide_inline
+from archive.catalogue import ForeignResult, UnknownTask
 from receiver.storage import inline_prepare
 from receiver.auth import SECURITY_HEADERS
 from receiver.dashboard import costs_changed
 from receiver.ops import INGEST_SECONDS
 from protocol.deliveries import parse_delivery
 from protocol.schemas import validation_errors
+from receiver.replies import ingest_delivery
 from receiver.tokens import TokenError, verify_token
 
 PREFIX = "/webhooks/runware/"
@@ -102,11 +103,8 @@ class WebhookRoute:
             self.check_token(environ, task_uuid)
             body = self.read_body(environ)
             delivery = parse_body(body)
-            outcome = catalogue.ingest(
-                task_uuid, results=delivery.results, errors=delivery.errors,
-                source="webhook", raw_body=loggable(body, delivery), prepare=self.prepare,
-                progress=len(delivery.processing), note=unreadable_note(delivery), **sender,
-            )
+            outcome = ingest_delivery(catalogue, task_uuid, delivery, source="webhook",
+                                      body=body, prepare=self.prepare, **sender)
         except Refusal as refusal:
             return self.refuse(task_uuid, refusal, body, sender)
         except ForeignResult as exc:
@@ -214,24 +212,6 @@ def _encodable(payload):
     except UnicodeEncodeError:
         return False
     return True
-
-
-def unreadable_note(delivery):
-    """The delivery log's reason for an accepted delivery with items passed over."""
-    if not delivery.unreadable:
-        return None
-    said = "; ".join(f"{u['item']}: {u['reason']}" for u in delivery.unreadable[:5])
-    return f"{len(delivery.unreadable)} item(s) could not be read and were passed over: {said}"
-
-
-def loggable(body, delivery):
-    """What the delivery log keeps of an accepted body: as received, unless it carries
-    inline image data, which is elided (the image store keeps the image)."""
-    inline = any("imageBase64Data" in r or "imageDataURI" in r for r in delivery.results)
-    if not inline:
-        return body
-    return json.dumps({"data": [elide_inline(r) for r in delivery.results],
-                       "errors": delivery.errors})
 
 
 def _json(value):

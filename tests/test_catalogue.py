@@ -5,7 +5,8 @@ import uuid
 
 import pytest
 
-from archive.catalogue import BODY_CAP, Catalogue, ForeignResult, UnknownTask
+from archive.catalogue import BODY_CAP, Catalogue, ForeignResult, UnknownTask, mark_archived
+from archive.images import StoredImage
 from archive.migrations import MIGRATIONS
 
 
@@ -231,3 +232,48 @@ def test_a_ttl_of_any_size_gives_an_expiry(ttl, expires):
     from archive.catalogue import _expiry
 
     assert _expiry("2026-01-01T00:00:00.000000Z", ttl) == expires
+
+
+
+def test_a_catalogue_in_memory_migrates_ingests_and_reads_back():
+    """``:memory:`` is one database for every connection of its catalogue (the committer's
+    writer thread opens its own), alive as long as the catalogue, and no other's."""
+    catalogue = Catalogue(":memory:")
+    assert catalogue.migrate() == len(MIGRATIONS)
+    task = add_task(catalogue, number_results=1)
+    item = result(task, cost=0.0013)
+    assert catalogue.ingest(task, results=[item]).new == [item["imageUUID"]]
+    row = catalogue.get_task(task)
+    assert (row["status"], row["results_received"], row["cost"]) == ("complete", 1, 0.0013)
+    assert [r["image_uuid"] for r in row["results"]] == [item["imageUUID"]]
+    seen = []  # another thread, so another connection: the same database
+    reader = threading.Thread(target=lambda: seen.append(catalogue.has_task(task)))
+    reader.start()
+    reader.join()
+    assert seen == [True]
+    other = Catalogue(":memory:")
+    other.migrate()
+    assert not other.has_task(task)
+
+
+def test_an_image_is_marked_archived_once_and_only_under_its_claim(catalogue):
+    task = add_task(catalogue, number_results=2)
+    first, second = result(task), result(task)
+    catalogue.ingest(task, results=[first, second])
+    png, jpg = StoredImage("a" * 64, "png", 10, 3, 2), StoredImage("b" * 64, "jpg", 20, 4, 4)
+    with catalogue.write() as conn:  # the first failed once, and worker-2 took it since
+        conn.execute("UPDATE results SET claimed_by = 'worker-2', claimed_until = 'later',"
+                     " archive_error = 'attempt 1: HTTP 503', archive_attempts = 1,"
+                     " next_attempt_at = 'soon' WHERE image_uuid = ?", (first["imageUUID"],))
+        assert not mark_archived(conn, first["imageUUID"], png, claimed_by="worker-1")
+        assert mark_archived(conn, first["imageUUID"], png, claimed_by="worker-2",
+                             attempted=True)
+        assert not mark_archived(conn, first["imageUUID"], jpg)  # it keeps its file
+        assert mark_archived(conn, second["imageUUID"], jpg, at="2026-01-02T03:04:05.000000Z")
+    one, two = catalogue.get_task(task)["results"]
+    assert (one["archive_state"], one["sha256"], one["file_ext"], one["file_size"],
+            one["img_width"], one["img_height"]) == ("archived", "a" * 64, "png", 10, 3, 2)
+    assert (one["archive_attempts"], one["archive_error"], one["next_attempt_at"],
+            one["claimed_by"], one["claimed_until"]) == (2, None, None, None, None)
+    assert (two["sha256"], two["archived_at"], two["archive_attempts"]) == (
+        "b" * 64, "2026-01-02T03:04:05.000000Z", 0)

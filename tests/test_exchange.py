@@ -196,3 +196,40 @@ def test_a_manifest_cut_short_is_refused_before_anything_is_written(tmp_path, so
     with pytest.raises(ExchangeError, match="incomplete"):
         import_archive(target.catalogue, target.store, cut)
     assert target.dump() == {"tasks": [], "results": [], "files": {}}
+
+
+
+def test_an_import_completes_a_task_the_target_holds_in_part(tmp_path):
+    """The task is complete in the export and partial here: its missing result arrives
+    through the one ingest, so status, counters and cost follow the same rule as a
+    webhook's, and the arrival is one row in the delivery log."""
+    source = Archive(tmp_path / "source")
+    task_uuid = source.add_task("a salt marsh at dusk", [picture("PNG", colour=(5, 6, 7)),
+                                                         picture("JPEG", colour=(70, 8, 9))])
+    out = tmp_path / "archive.zip"
+    export(source.catalogue, source.store, out)
+    exported = source.catalogue.get_task(task_uuid)
+    assert (exported["status"], exported["results_received"]) == ("complete", 2)
+
+    target = Archive(tmp_path / "target")
+    target.catalogue.create_task({k: exported[k] for k in (
+        "task_uuid", "model", "positive_prompt", "provider", "params", "number_results",
+        "created_at", "seed", "label")})
+    first = exported["results"][0]
+    target.catalogue.ingest(task_uuid, results=[{  # the same image, not downloaded yet
+        "imageUUID": first["image_uuid"], "cost": first["cost"], "seed": first["seed"],
+        "imageURL": "https://im.runware.ai/image/ws/2/ii/first.png"}])
+    assert target.catalogue.get_task(task_uuid)["status"] == "partial"
+
+    summary = import_archive(target.catalogue, target.store, out)
+    assert (summary.tasks, summary.results, summary.updated) == (0, 1, 1)
+    task = target.catalogue.get_task(task_uuid)
+    assert (task["status"], task["results_received"]) == ("complete", 2)
+    assert task["cost"] == pytest.approx(sum(r["cost"] for r in exported["results"]))
+    assert task["completed_at"] is not None
+    assert [r["archive_state"] for r in task["results"]] == ["archived", "archived"]
+    assert {r["sha256"] for r in task["results"]} == {r["sha256"] for r in exported["results"]}
+    imports = [d for d in target.catalogue.deliveries(task_uuid=task_uuid)
+               if d["source"] == "import"]
+    assert [(d["verdict"], d["results_new"], d["results_duplicate"]) for d in imports] == [
+        ("accepted", 1, 1)]

@@ -242,3 +242,25 @@ def _seconds_until(stamp):
 
     moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
     return moment.timestamp() - time.time()
+
+
+
+def test_an_image_archived_after_a_failed_attempt_keeps_no_trace_of_the_retry(
+        catalogue, store, host):
+    host.routes["/late.png"] = status(503)
+    (image,) = add_task(catalogue, [f"{host.url}/late.png"])
+    fetcher = fetcher_for(catalogue, store, host, backoff=3600)
+    assert fetcher.drain() == 1
+    data = picture("PNG", colour=(3, 30, 90))
+    host.routes["/late.png"] = data
+    with catalogue.write() as conn:  # its backoff is over
+        conn.execute("UPDATE results SET next_attempt_at = NULL WHERE image_uuid = ?",
+                     (image,))
+    assert fetcher.drain() == 1
+    row = rows(catalogue)[image]
+    assert (row["archive_state"], row["sha256"], row["file_ext"], row["file_size"],
+            row["img_width"], row["img_height"]) == (
+        "archived", hashlib.sha256(data).hexdigest(), "png", len(data), 96, 64)
+    assert (row["archive_attempts"], row["archive_error"], row["next_attempt_at"],
+            row["claimed_by"], row["claimed_until"]) == (2, None, None, None, None)
+    assert row["archived_at"] is not None and host.gets["/late.png"] == 2

@@ -155,3 +155,30 @@ def test_with_a_ui_password_uploads_need_only_their_token_and_files_need_a_login
     path = f"/files/{answer.json['sha256']}.png"
     assert client.get(path).status_code == 302  # to the login page
     assert client.get(f"/thumbs/{answer.json['sha256']}.webp").status_code == 302
+
+
+def test_an_upload_before_its_webhook_makes_no_result_and_is_archived_like_a_download(
+        app, client):
+    """An upload brings bytes, not a result: the task counts nothing until its webhook
+    comes through the one ingest; the late match then archives that result as a download
+    would be (the catalogue's mark_archived): no claim, retry or error of an earlier
+    attempt is left, and the upload counts as no download attempt."""
+    catalogue, task_uuid = app.extensions["catalogue"], new_task(app)
+    assert put(client, app, task_uuid).json["imageUUID"] is None
+    task = catalogue.get_task(task_uuid)
+    assert (task["results"], task["results_received"], task["status"]) == ([], 0, "sending")
+    image = deliver(app, task_uuid)
+    assert catalogue.get_task(task_uuid)["status"] == "complete"
+    with catalogue.write() as conn:  # a download failed once and is being tried again
+        conn.execute("UPDATE results SET archive_error = 'attempt 1: HTTP 503',"
+                     " archive_attempts = 1, next_attempt_at = '2000-01-01T00:00:00.000000Z',"
+                     " claimed_by = 'worker', claimed_until = '2999-01-01T00:00:00.000000Z'"
+                     " WHERE image_uuid = ?", (image,))
+    assert match_pending(catalogue) == 1
+    (row,) = catalogue.get_task(task_uuid)["results"]
+    assert (row["archive_state"], row["sha256"], row["file_ext"], row["file_size"],
+            row["img_width"], row["img_height"]) == (
+        "archived", hashlib.sha256(PNG).hexdigest(), "png", len(PNG), 96, 64)
+    assert (row["archive_error"], row["next_attempt_at"], row["claimed_by"],
+            row["claimed_until"], row["archive_attempts"]) == (None, None, None, None, 1)
+    assert row["archived_at"] is not None
