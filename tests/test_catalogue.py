@@ -234,7 +234,6 @@ def test_a_ttl_of_any_size_gives_an_expiry(ttl, expires):
     assert _expiry("2026-01-01T00:00:00.000000Z", ttl) == expires
 
 
-
 def test_a_catalogue_in_memory_migrates_ingests_and_reads_back():
     """``:memory:`` is one database for every connection of its catalogue (the committer's
     writer thread opens its own), alive as long as the catalogue, and no other's."""

@@ -198,7 +198,6 @@ def test_a_manifest_cut_short_is_refused_before_anything_is_written(tmp_path, so
     assert target.dump() == {"tasks": [], "results": [], "files": {}}
 
 
-
 def test_an_import_completes_a_task_the_target_holds_in_part(tmp_path):
     """The task is complete in the export and partial here: its missing result arrives
     through the one ingest, so status, counters and cost follow the same rule as a

@@ -244,7 +244,6 @@ def _seconds_until(stamp):
     return moment.timestamp() - time.time()
 
 
-
 def test_an_image_archived_after_a_failed_attempt_keeps_no_trace_of_the_retry(
         catalogue, store, host):
     host.routes["/late.png"] = status(503)
