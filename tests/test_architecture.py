@@ -16,7 +16,7 @@ ALLOWED = {
     "protocol": {"marshmallow"},
     "archive": {"sqlite_utils", "PIL", "requests", "urllib3"},
     "sandbox": {"protocol", "archive", "flask", "werkzeug", "PIL", "requests"},
-    "receiver": {"protocol", "archive", "sandbox", "flask", "werkzeug", "marshmallow",
+    "receiver": {"protocol", "archive", "sandbox", "flask", "flask_wtf", "werkzeug", "marshmallow",
                  "requests", "urllib3", "click", "gunicorn", "gevent", "prometheus_client",
                  "PIL"},
 }
