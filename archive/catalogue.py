@@ -1,7 +1,8 @@
 """The SQLite catalogue: tasks, results, the delivery log, and the one ingest function.
 
 Every path that brings a result in (webhook, sync reply, ``getResponse``, import) goes
-through :meth:`Catalogue.ingest`, so dedupe, status and cost rules live in one place; every
+through :meth:`Catalogue.ingest` (its transaction's work is :mod:`archive.ingest`), so
+dedupe, status and cost rules live in one place; every
 way an image's bytes reach the store (download, upload, inline data, import) marks its
 result archived through :func:`archived_columns` (:func:`mark_archived`).
 
@@ -10,76 +11,33 @@ opened in autocommit mode: a transaction is always explicit (:meth:`Catalogue.wr
 nothing is half-committed and nothing stays open by accident.
 """
 
-import hashlib
 import json
 import logging
 import os
 import sqlite3
 import threading
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import sqlite_utils
 
 from archive import delivery_log, migrations
 from archive.committer import GroupCommitter
+from archive.ingest import IngestResult, next_status, store_delivery
+from archive.records import (
+    BODY_CAP, INLINE_FIELDS, ForeignResult, UnknownTask, cap_body, elide_inline, rows, utcnow)
 from archive.sqlite import immediate, make_private
-from archive.states import ARCHIVED, PENDING
+from archive.states import ARCHIVED
 
-BODY_CAP = 64 * 1024  # bytes of a delivery body kept in the log
 BUSY_TIMEOUT_MS = 5000
 MAX_IDLE = 8  # connections kept open between requests (see Catalogue.release)
-INLINE_FIELDS = ("imageBase64Data", "imageDataURI")
 MEMORY = ":memory:"
+# The catalogue package's public names: the catalogue, its ingest's outcome, and the shared
+# pieces of archive/records.py that callers take from here.
+__all__ = ["Catalogue", "IngestResult", "next_status", "archived_columns", "mark_archived",
+           "BODY_CAP", "INLINE_FIELDS", "ForeignResult", "UnknownTask", "cap_body",
+           "elide_inline", "rows", "utcnow"]
 log = logging.getLogger(__name__)
-
-
-class UnknownTask(LookupError):
-    """The task a delivery claims is not in the catalogue."""
-
-
-class ForeignResult(ValueError):
-    """A delivery holds a result of another task than the one it is for."""
-
-
-def utcnow():
-    """The current time as ISO 8601 UTC text with microseconds (sorts as text)."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def rows(conn, sql, args=()):
-    """The rows of a query as dicts, column name to value: how rows leave SQL here."""
-    cur = conn.execute(sql, args)
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur]
-
-
-def elide_inline(item):
-    """A copy of a result item with inline image data replaced by its length.
-
-    Megabytes of base64 belong in the image store, not in the log or the ``raw`` column.
-    """
-    if not any(key in item for key in INLINE_FIELDS):
-        return item
-    out = dict(item)
-    for key in INLINE_FIELDS:
-        if isinstance(out.get(key), str):
-            out[key] = f"<{len(out[key])} characters, archived separately>"
-    return out
-
-
-def cap_body(body):
-    """The logged form of a body: text, inline image data elided, at most BODY_CAP bytes."""
-    if body is None:
-        return None, 0
-    if isinstance(body, str):
-        body = body.encode("utf-8", "replace")
-    size = len(body)
-    text = body[:BODY_CAP].decode("utf-8", "replace")
-    if size > BODY_CAP:
-        text += f"\n… [{size - BODY_CAP} more bytes not kept]"
-    return text, size
 
 
 def archived_columns(stored, *, at=None):
@@ -116,41 +74,6 @@ def mark_archived(conn, image_uuid, stored, *, at=None, claimed_by=None, attempt
         sql += " AND claimed_by = ?"
         args.append(claimed_by)
     return conn.execute(sql, args).rowcount == 1
-
-
-def next_status(received, wanted, has_error, current):
-    """A task's status from its counts: ``complete`` wins, then ``error``, then ``partial``."""
-    if received >= wanted:
-        return "complete"
-    if has_error:
-        return "error"
-    if received:
-        return "partial"
-    return current
-
-
-@dataclass
-class IngestResult:
-    """What one delivery changed."""
-
-    task_uuid: str
-    new: list = field(default_factory=list)
-    duplicates: list = field(default_factory=list)
-    errors: int = 0
-    status: str = ""
-    delivery_id: int = 0
-
-    progress: int = 0
-
-    @property
-    def verdict(self):
-        """``accepted`` if an image was new; ``failed`` if only failures were; ``progress``
-        for progress alone; else ``duplicate``."""
-        if self.new:
-            return "accepted"
-        if self.errors:
-            return "failed"
-        return "progress" if self.progress and not self.duplicates else "duplicate"
 
 
 class Catalogue:
@@ -382,112 +305,9 @@ class Catalogue:
                "reason": note, "content_type": content_type}
 
         def work(conn):
-            return self._ingest(conn, task_uuid, results, errors, extra, log, progress)
+            return store_delivery(conn, task_uuid, results, errors, extra, log, progress)
 
         return work(conn) if conn is not None else self._group.run(work)
-
-    def _ingest(self, conn, task_uuid, results, errors, extra, log, progress):
-        """The body of :meth:`ingest`, inside the (shared) write transaction.
-
-        Four statements on the hot path: read the task, insert the results, update the
-        task's counters (computed here from the row just read: writes are serialised, so
-        it is current), log the delivery.
-        """
-        now = utcnow()
-        outcome = IngestResult(task_uuid, progress=progress)
-        task = conn.execute(
-            "SELECT number_results, status, ttl, results_received, cost, cost_missing"
-            " FROM tasks WHERE task_uuid = ?", (task_uuid,),
-        ).fetchone()
-        if task is None:
-            raise UnknownTask(task_uuid)
-        new_costs = []
-        for item, cols in zip(results, extra):
-            if self._insert_result(conn, task_uuid, item, cols, now, task[2]):
-                outcome.new.append(item["imageUUID"])
-                new_costs.append(item.get("cost"))
-            else:
-                outcome.duplicates.append(item["imageUUID"])
-        errors = [e for e in errors if self._insert_error(conn, task_uuid, e, now)]
-        outcome.errors = len(errors)
-        if outcome.new or errors:
-            outcome.status = self._update_task(conn, task_uuid, task, new_costs, errors, now)
-        else:
-            outcome.status = task[1]
-        cur = conn.execute(
-            "INSERT INTO deliveries (received_at, source, task_uuid, verdict, reason,"
-            " status_code, results_new, results_duplicate, errors, body, body_size,"
-            " remote_addr, content_type) VALUES (?, ?, ?, ?, ?, 200, ?, ?, ?, ?, ?, ?, ?)",
-            (now, log["source"], task_uuid, outcome.verdict, log["reason"], len(outcome.new),
-             len(outcome.duplicates), len(errors), log["body"], log["body_size"],
-             log["remote_addr"], log["content_type"]),
-        )
-        outcome.delivery_id = cur.lastrowid
-        return outcome
-
-    def _insert_result(self, conn, task_uuid, item, cols, now, ttl):
-        output_kind, image_url = "URL", item.get("imageURL")
-        if image_url is None:
-            output_kind = "base64Data" if "imageBase64Data" in item else "dataURI"
-        row = {
-            "image_uuid": item["imageUUID"], "task_uuid": task_uuid, "received_at": now,
-            "seed": item.get("seed"), "cost": item.get("cost"),
-            "nsfw": item.get("NSFWContent"), "image_url": image_url,
-            "output_kind": output_kind, "archive_state": PENDING,
-            "url_expires_at": _expiry(now, ttl) if image_url and ttl else None,
-            "raw": json.dumps(elide_inline(item), sort_keys=True),
-        }
-        row.update(cols)
-        marks = ", ".join("?" for _ in row)
-        cur = conn.execute(
-            f"INSERT OR IGNORE INTO results ({', '.join(row)}) VALUES ({marks})",
-            list(row.values()),
-        )
-        return cur.rowcount == 1
-
-    def _insert_error(self, conn, task_uuid, item, now):
-        """Record an error item once; False when the same error was already recorded.
-
-        An error naming its image is that image's failure, once however often it comes.
-        One without is known by its code and message alone, so the same failure told by
-        the webhook (a nested ``error``) and by ``getResponse`` (flat, with
-        ``documentation``) counts once.
-        """
-        image_uuid = item.get("imageUUID")
-        if image_uuid:
-            fingerprint = f"image:{image_uuid}"
-        else:
-            fingerprint = hashlib.sha256(json.dumps(
-                [item.get("code"), item.get("message")], default=str).encode()).hexdigest()
-        return conn.execute(
-            "INSERT OR IGNORE INTO task_errors (task_uuid, fingerprint, code, message,"
-            " received_at, image_uuid) VALUES (?, ?, ?, ?, ?, ?)",
-            (task_uuid, fingerprint, item.get("code"), item.get("message"), now, image_uuid),
-        ).rowcount == 1
-
-    def _update_task(self, conn, task_uuid, task, new_costs, errors, now):
-        wanted, current, _, received, cost, missing = task
-        received += len(new_costs)
-        returned = [c for c in new_costs if c is not None]
-        if returned:
-            cost = (cost or 0) + sum(returned)
-        missing += len(new_costs) - len(returned)
-        code = message = None
-        if errors:
-            code = errors[-1].get("code") or "providerError"
-            message = errors[-1].get("message") or code
-        has_error = bool(errors) or current == "error"
-        status = next_status(received, wanted, has_error, current)
-        conn.execute(
-            "UPDATE tasks SET status = ?, results_received = ?, cost = ?, cost_missing = ?,"
-            " errors_received = errors_received + ?, error_code = coalesce(?, error_code),"
-            " error_message = coalesce(?, error_message), updated_at = ?,"
-            " completed_at = CASE WHEN ? = 'complete' THEN coalesce(completed_at, ?)"
-            " ELSE completed_at END WHERE task_uuid = ?",
-            (status, received, cost, missing, len(errors), code, message, now,
-             status, now, task_uuid),
-        )
-        return status
 
     def log_rejection(self, *, source, reason, status_code, task_uuid=None,
                       raw_body=None, remote_addr=None, content_type=None):
@@ -531,16 +351,3 @@ class Catalogue:
         (:func:`archive.delivery_log.deliveries`)."""
         return delivery_log.deliveries(self.conn, task_uuid=task_uuid, verdict=verdict,
                                        limit=limit, with_body=True)[0]
-
-
-NEVER = "9999-12-31T23:59:59.999999Z"  # past every date the text form can hold
-
-
-def _expiry(now, ttl):
-    """When a hosted URL with ``ttl`` seconds of life, delivered at ``now``, expires; a ttl
-    past the year 9999 (no source caps it) is :data:`NEVER`."""
-    start = datetime.strptime(now, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-    try:
-        return (start + timedelta(seconds=ttl)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    except OverflowError:
-        return NEVER
