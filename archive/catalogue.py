@@ -44,7 +44,7 @@ def archived_columns(stored, *, at=None):
     """The ``results`` columns that say a result is archived as ``stored``, a file in the
     image store (an :class:`archive.images.StoredImage`: sha256, ext, size, width,
     height), archived at ``at`` (now by default). The one definition of "archived": an
-    inline image's row is inserted with these (:func:`archive.images.inline_preparer`),
+    inline image's row is inserted with these (:func:`archive.images.inline_image_columns`),
     every other result is updated to them (:func:`mark_archived`). Nothing is left to
     fetch, so any claim, retry and earlier error go."""
     return {"archive_state": ARCHIVED, "archive_error": None, "sha256": stored.sha256,
@@ -274,7 +274,7 @@ class Catalogue:
     # -- the one way results come in --------------------------------------------------
 
     def ingest(self, task_uuid, *, results=(), errors=(), source="webhook",
-               raw_body=None, remote_addr=None, prepare=None, progress=0, note=None,
+               raw_body=None, remote_addr=None, columns_for=None, progress=0, note=None,
                content_type=None, conn=None):
         """Store one delivery for ``task_uuid`` in one transaction and log it.
 
@@ -283,7 +283,7 @@ class Catalogue:
 
         :param results: loaded result items (Runware field names).
         :param errors: loaded error items.
-        :param prepare: optional ``prepare(item) -> dict`` of extra result columns,
+        :param columns_for: optional ``columns_for(item) -> dict`` of extra result columns,
             called before the transaction (the image store decodes inline data here).
         :param progress: how many progress-only items the delivery carried (not stored).
         :param note: said in the delivery log's reason (items that could not be read).
@@ -298,7 +298,7 @@ class Catalogue:
             claimed = item.get("taskUUID")
             if claimed is not None and claimed != task_uuid:
                 raise ForeignResult(f"item belongs to task {claimed}, not {task_uuid}")
-        extra = [prepare(item) if prepare else {} for item in results]
+        extra = [columns_for(item) if columns_for else {} for item in results]
         body, size = cap_body(raw_body)
 
         log = {"source": source, "body": body, "body_size": size, "remote_addr": remote_addr,

@@ -311,7 +311,7 @@ def _import_task(arrival, entry, summary):
 def _ingest_results(arrival, task_uuid, entry):
     """The task's exported results, one delivery to the one ingest; how many were new.
 
-    The ingest dedupes, counts and costs them; ``prepare`` hands it the columns the
+    The ingest dedupes, counts and costs them; ``columns_for`` hands it the columns the
     source recorded (when each arrived, its URL's expiry, the raw item...), which a
     webhook's ingest would have computed at arrival.
     """
@@ -321,7 +321,7 @@ def _ingest_results(arrival, task_uuid, entry):
         task_uuid, results=[{"imageUUID": r["image_uuid"], "cost": r["cost"]}
                             for r in entry["results"]],
         source="import", raw_body=json.dumps(entry, sort_keys=True), note=arrival.note,
-        prepare=lambda item: kept[item["imageUUID"]], conn=arrival.conn)
+        columns_for=lambda item: kept[item["imageUUID"]], conn=arrival.conn)
     return len(outcome.new)
 
 

@@ -199,7 +199,7 @@ class ImageStore:
 
         Checked inside a write transaction, so no result can be committed against the
         file meanwhile. But an inline image is stored *before* its ingest transaction
-        (the ``prepare`` hook), so a file stored (or stored again) in the last ``grace``
+        (the ``columns_for`` hook), so a file stored (or stored again) in the last ``grace``
         seconds is kept: its row may be about to commit. That wait is bounded by the
         catalogue's busy timeout (3 s by default), hence 10 s.
         :returns: whether anything was deleted.
@@ -295,13 +295,13 @@ def decode_inline(item, max_bytes):
     return data
 
 
-def inline_preparer(store):
-    """The ``prepare=`` hook for :meth:`Catalogue.ingest`: stores an inline image and
+def inline_image_columns(store):
+    """The ``columns_for=`` hook for :meth:`Catalogue.ingest`: stores an inline image and
     returns the columns that mark its result archived (:func:`archived_columns`, as every
     archived image is marked) or failed, with the reason. The row is inserted with them:
     it and its archive state are one statement of one transaction."""
 
-    def prepare(item):
+    def columns_for(item):
         if not any(key in item for key in INLINE_FIELDS):
             return {}
         try:
@@ -311,7 +311,7 @@ def inline_preparer(store):
                     "archive_attempts": 1}
         return dict(archived_columns(stored), archive_attempts=1)
 
-    return prepare
+    return columns_for
 
 
 def recorded_extension(conn, sha256):

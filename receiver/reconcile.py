@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import requests
 
 from archive import recovery, uploads
-from receiver.storage import inline_prepare
+from receiver.storage import inline_columns
 from receiver.provider_client import provider_client
 from receiver.replies import ingest_reply
 
@@ -44,7 +44,7 @@ class Report:
     retried: int = 0
 
 
-def ask_provider(catalogue, client, task_uuids, prepare, report):
+def ask_provider(catalogue, client, task_uuids, columns_for, report):
     """One ``getResponse`` POST for ``task_uuids``; ingest what it brings."""
     recovery.mark_asked(catalogue, task_uuids)
     report.asked.extend(task_uuids)
@@ -55,7 +55,8 @@ def ask_provider(catalogue, client, task_uuids, prepare, report):
         report.problems.append(f"getResponse: provider unreachable ({type(exc).__name__})")
         return
     for uuid in task_uuids:
-        outcome = ingest_reply(catalogue, uuid, body, source="getResponse", prepare=prepare)
+        outcome = ingest_reply(catalogue, uuid, body, source="getResponse",
+                               columns_for=columns_for)
         report.new_results += outcome.new_results
         report.new_errors += outcome.new_errors
         report.processing += outcome.processing
@@ -85,7 +86,7 @@ def reconcile(app, *, after=None, retry=False):
     due = recovery.due_tasks(catalogue.conn, after=after,
                     interval=min(after, cfg["RUNWARE_ARCHIVE_RECONCILE_INTERVAL"]))
     if due:
-        ask_provider(catalogue, provider_client(app), due, inline_prepare(app), report)
+        ask_provider(catalogue, provider_client(app), due, inline_columns(app), report)
     report.lost = recovery.mark_lost(catalogue)
     uploads.match_pending(catalogue)
     find_problems(catalogue.conn, report)

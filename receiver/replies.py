@@ -62,7 +62,7 @@ def _named(item):
     return value.lower() if isinstance(value, str) else value
 
 
-def ingest_delivery(catalogue, task_uuid, delivery, *, source, body=None, prepare=None,
+def ingest_delivery(catalogue, task_uuid, delivery, *, source, body=None, columns_for=None,
                     **sender):
     """Store a parsed delivery (:func:`protocol.deliveries.parse_delivery`) for
     ``task_uuid`` through the one ingest, logged with :func:`loggable` and with the items
@@ -73,7 +73,7 @@ def ingest_delivery(catalogue, task_uuid, delivery, *, source, body=None, prepar
     """
     return catalogue.ingest(
         task_uuid, results=delivery.results, errors=delivery.errors, source=source,
-        raw_body=loggable(body, delivery), prepare=prepare,
+        raw_body=loggable(body, delivery), columns_for=columns_for,
         progress=len(delivery.processing), note=unreadable_note(delivery), **sender)
 
 
@@ -97,7 +97,7 @@ def unreadable_note(delivery):
     return f"{len(delivery.unreadable)} item(s) could not be read and were passed over: {said}"
 
 
-def ingest_reply(catalogue, task_uuid, body, *, source, prepare=None, unnamed_too=False):
+def ingest_reply(catalogue, task_uuid, body, *, source, columns_for=None, unnamed_too=False):
     """Store what ``body`` (a reply's JSON) says about ``task_uuid``; a
     :class:`ReplyOutcome`. Items that cannot be read are logged as a rejection."""
     mine = items_for(body, task_uuid, unnamed_too=unnamed_too)
@@ -116,7 +116,8 @@ def ingest_reply(catalogue, task_uuid, body, *, source, prepare=None, unnamed_to
     result.processing, result.unreadable = len(delivery.processing), delivery.unreadable
     if not (delivery.results or delivery.errors):
         return result
-    outcome = ingest_delivery(catalogue, task_uuid, delivery, source=source, prepare=prepare)
+    outcome = ingest_delivery(catalogue, task_uuid, delivery, source=source,
+                              columns_for=columns_for)
     result.new_results, result.new_errors = len(outcome.new), outcome.errors
     result.status = outcome.status
     return result

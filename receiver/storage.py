@@ -8,7 +8,7 @@ worker that uses them, with its housekeeping, is :mod:`receiver.worker`.
 from urllib.parse import urlsplit
 
 from archive.safe_fetch import Policy
-from archive.images import ImageStore, inline_preparer
+from archive.images import ImageStore, inline_image_columns
 from receiver import config as settings
 
 FLAG_ON = ("1", "on", "true", "yes")
@@ -29,9 +29,9 @@ def get_store(app):
     return store
 
 
-def inline_prepare(app):
-    """The ``prepare=`` hook that archives inline (base64/dataURI) results at ingest."""
-    return inline_preparer(get_store(app))
+def inline_columns(app):
+    """The ``columns_for=`` hook that archives inline (base64/dataURI) results at ingest."""
+    return inline_image_columns(get_store(app))
 
 
 def uploads_enabled(config):

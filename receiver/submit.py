@@ -98,13 +98,13 @@ def estimate_of(task):
 
 
 def submit(params, *, catalogue, client, secret, public_url, provider, uploads=False,
-           prepare=None, parent=None,
+           columns_for=None, parent=None,
            rerun_mode=None, estimate=None, budget=None):
     """Record and send one validated task; returns a :class:`Submission`.
 
     :param params: the output of ``schemas.load_submission`` (``taskUUID`` set).
     :param uploads: also send our ``uploadEndpoint`` (``RUNWARE_ARCHIVE_UPLOADS``).
-    :param prepare: the ingest hook that archives inline results of a sync reply.
+    :param columns_for: the ingest hook that archives inline results of a sync reply.
     :param estimate: USD stored as the task's estimate; default :func:`estimate_of`.
     :param budget: an ``archive.budgets.Budget``; a task past a limit is refused (402,
         ``budgetExceeded``), recording and sending nothing.
@@ -131,9 +131,10 @@ def submit(params, *, catalogue, client, secret, public_url, provider, uploads=F
         return Submission(task_uuid, "error", [{"code": "providerUnreachable",
                                                 "message": message}], 502)
     if reply.retried and conflict(reply.body, task_uuid):
-        done = accepted_earlier(catalogue, client, task_uuid, prepare=prepare)
+        done = accepted_earlier(catalogue, client, task_uuid, columns_for=columns_for)
     else:
-        done = record_reply(catalogue, task_uuid, reply.status, reply.body, prepare=prepare)
+        done = record_reply(catalogue, task_uuid, reply.status, reply.body,
+                            columns_for=columns_for)
     budgets.evaluate(catalogue, budget)  # a sync reply's (getResponse's) costs may cross
     return done
 
@@ -145,7 +146,7 @@ def conflict(body, task_uuid):
                if _is_for(error, task_uuid))
 
 
-def accepted_earlier(catalogue, client, task_uuid, *, prepare=None):
+def accepted_earlier(catalogue, client, task_uuid, *, columns_for=None):
     """A retry met ``conflictTaskUUID``: the first send got through and its reply was lost.
 
     Record the task as acknowledged and confirm with ``getResponse``, as Runware's own SDK
@@ -161,11 +162,11 @@ def accepted_earlier(catalogue, client, task_uuid, *, prepare=None):
     except requests.RequestException:
         return Submission(task_uuid, "submitted")
     outcome = ingest_reply(catalogue, task_uuid, body, source="getResponse",
-                           prepare=prepare, unnamed_too=True)
+                           columns_for=columns_for, unnamed_too=True)
     return Submission(task_uuid, outcome.status or catalogue.get_task(task_uuid)["status"])
 
 
-def record_reply(catalogue, task_uuid, status_code, body, *, prepare=None):
+def record_reply(catalogue, task_uuid, status_code, body, *, columns_for=None):
     """Record the provider's reply to our POST: its refusal, or its ack and any results.
 
     A reply that carries results (a sync task) is stored through the one ingest even when
@@ -190,7 +191,7 @@ def record_reply(catalogue, task_uuid, status_code, body, *, prepare=None):
         return Submission(task_uuid, "error", errors,
                           402 if status_code == 402 else 502)
     catalogue.mark_acknowledged(task_uuid, ack=_ack_only(body))
-    outcome = ingest_reply(catalogue, task_uuid, body, source="sync", prepare=prepare,
+    outcome = ingest_reply(catalogue, task_uuid, body, source="sync", columns_for=columns_for,
                            unnamed_too=True)
     if outcome.problem:
         catalogue.mark_failed(task_uuid, code="invalidResponse", message=outcome.problem)
@@ -229,7 +230,7 @@ def submit_in_app(app, params, **kwargs):
             "code": "publicURLRequired", "message": settings.PUBLIC_URL_REQUIRED}], 503)
     return submit(
         params, catalogue=app.extensions["catalogue"], client=provider_client(app),
-        uploads=storage.uploads_enabled(app.config), prepare=storage.inline_prepare(app),
+        uploads=storage.uploads_enabled(app.config), columns_for=storage.inline_columns(app),
         secret=app.extensions["webhook_secret"], public_url=public_url,
         provider=app.config["PROVIDER"],
         budget=budgets.Budget.from_settings(app.config), **kwargs,

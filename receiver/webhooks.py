@@ -32,7 +32,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_input_stream
 
 from archive.catalogue import ForeignResult, UnknownTask
-from receiver.storage import inline_prepare
+from receiver.storage import inline_columns
 from receiver.auth import SECURITY_HEADERS
 from receiver.dashboard import costs_changed
 from receiver.ops import INGEST_SECONDS
@@ -65,7 +65,7 @@ class WebhookRoute:
         self.flask_app, self.app = flask_app, app
         self.config, self.extensions = flask_app.config, flask_app.extensions
         self.logger = flask_app.logger
-        self._prepare = None
+        self._columns_for = None
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -104,7 +104,7 @@ class WebhookRoute:
             body = self.read_body(environ)
             delivery = parse_body(body)
             outcome = ingest_delivery(catalogue, task_uuid, delivery, source="webhook",
-                                      body=body, prepare=self.prepare, **sender)
+                                      body=body, columns_for=self.columns_for, **sender)
         except Refusal as refusal:
             return self.refuse(task_uuid, refusal, body, sender)
         except ForeignResult as exc:
@@ -124,11 +124,11 @@ class WebhookRoute:
         return 200, _json(answer)
 
     @property
-    def prepare(self):
+    def columns_for(self):
         """The image store's hook for inline results (made on first use)."""
-        if self._prepare is None:
-            self._prepare = inline_prepare(self.flask_app)
-        return self._prepare
+        if self._columns_for is None:
+            self._columns_for = inline_columns(self.flask_app)
+        return self._columns_for
 
     def check_token(self, environ, task_uuid):
         """The token in the query string must be this task's (constant-time compare)."""

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from archive.catalogue import Catalogue
 from archive.exchange import ExchangeError, export, import_archive
-from archive.images import ImageStore, inline_preparer
+from archive.images import ImageStore, inline_image_columns
 from receiver import config as settings
 from receiver.cli import main
 from tests.imagehost import picture
@@ -43,7 +43,8 @@ class Archive:
                  for i, data in enumerate(images)]
         items += [{"imageUUID": str(uuid.uuid4()), "seed": 99, "cost": 0.0013, "imageURL": url}
                   for url in urls]
-        self.catalogue.ingest(task_uuid, results=items, prepare=inline_preparer(self.store))
+        self.catalogue.ingest(task_uuid, results=items,
+                              columns_for=inline_image_columns(self.store))
         return task_uuid
 
     def dump(self):

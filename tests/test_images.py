@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from archive.catalogue import Catalogue
-from archive.images import BadImage, ImageStore, decode_inline, inline_preparer
+from archive.images import BadImage, ImageStore, decode_inline, inline_image_columns
 from tests.imagehost import picture, png_bomb
 
 
@@ -98,7 +98,7 @@ def test_bad_inline_data_is_refused_before_decoding(item, reason):
 
 
 def test_the_prepare_hook_archives_inline_results_or_says_why_not(store):
-    prepare = inline_preparer(store)
+    prepare = inline_image_columns(store)
     data = picture("WEBP")
     good = prepare({"imageUUID": "x", "imageBase64Data": base64.b64encode(data).decode()})
     assert good["archive_state"] == "archived"
