@@ -1,6 +1,6 @@
 """What reconciliation asks of the catalogue (no Flask, no HTTP): which tasks are still
 missing results and due to be asked for, which are lost, and what the report lists. The
-asking itself (``getResponse``) is the web app's: receiver/reconcile.py."""
+asking itself (``getResponse``) is the web app's: receiver/provider/reconcile.py."""
 
 from archive import states
 from archive.catalogue import rows, utcnow

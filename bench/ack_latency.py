@@ -46,7 +46,7 @@ from archive.catalogue import Catalogue  # noqa: E402
 from bench.common import (  # noqa: E402
     BIN, POST_DELIVERIES_LUA, ROOT, free_port, machine, run_wrk)
 from bench.image_server import ImageServerProcess  # noqa: E402
-from receiver.tokens import load_or_create_secret, make_token  # noqa: E402
+from receiver.provider.tokens import load_or_create_secret, make_token  # noqa: E402
 
 
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from archive.catalogue import Catalogue  # noqa: E402
 from bench.common import POST_DELIVERIES_LUA, Gunicorn, machine, run_wrk  # noqa: E402
-from receiver.tokens import load_or_create_secret, make_token  # noqa: E402
+from receiver.provider.tokens import load_or_create_secret, make_token  # noqa: E402
 
 
 

@@ -7,7 +7,7 @@ from flask import Flask, current_app
 from archive.catalogue import Catalogue
 from receiver import concurrency
 from receiver import config as settings
-from receiver.tokens import load_or_create_secret
+from receiver.provider.tokens import load_or_create_secret
 
 
 def create_app(test_config=None):
@@ -54,13 +54,16 @@ def open_catalogue(app, folder):
 
 
 def install_routes(app):
-    """The provider-facing routes, the JSON API, the HTML views, and the layers in front."""
+    """The provider-facing routes (:mod:`receiver.provider`), the JSON API, the HTML views
+    (:mod:`receiver.views`), and the layers in front."""
     from protocol import deliveries
-    from receiver import (api, auth, compose, dashboard, deliveries as delivery_views, files,
-                          gallery, hosts, ops, pages, tasks, webhooks)
+    from receiver import api, files, hosts, ops
+    from receiver.provider import webhooks
+    from receiver.views import (auth, compose, dashboard, deliveries as delivery_views,
+                                gallery, pages, tasks)
 
     deliveries.warm_up()
-    # The webhook is answered in front of Flask (receiver/webhooks.py says why); the rule
+    # The webhook is answered in front of Flask (receiver/provider/webhooks.py says why); the rule
     # is kept, build-only, so the route is listed with the others.
     app.wsgi_app = webhooks.WebhookRoute(app, app.wsgi_app)
     # Outermost, so the webhook too is answered only under the service's own names (DNS

@@ -7,14 +7,14 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import InternalServerError
 
 from archive.parsing import parse_int
-from receiver import compose
-from receiver import dashboard
+from receiver.views import compose
+from receiver.views import dashboard
 from receiver import rerun as reruns
 from receiver import get_catalogue
 from receiver.files import file_links
-from receiver.pages import error_page
+from receiver.views.pages import error_page
 from protocol.schemas import ParameterError, load_submission, warnings_for
-from receiver.submit import submit_in_app
+from receiver.provider.submit import submit_in_app
 from archive import states
 
 bp = Blueprint("api", __name__, url_prefix="/api")

@@ -15,7 +15,7 @@ from receiver import create_app, hosts
 from receiver.worker import start_fetcher
 from receiver.hosts import allowed_names
 from protocol.schemas import ParameterError, load_submission
-from receiver.submit import submit_in_app
+from receiver.provider.submit import submit_in_app
 from sandbox import app as sandbox_app
 
 TOKEN_PATTERN = re.compile(r"(token=)[^&\s\"']*")

@@ -27,7 +27,7 @@ def worker(once, nice):
     app = create_app()
     fetcher = make_fetcher(app)
     if once:
-        from receiver.reconcile import reconcile
+        from receiver.provider.reconcile import reconcile
 
         fetched = fetcher.drain()
         report = reconcile(app)
@@ -53,7 +53,7 @@ def worker(once, nice):
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def reconcile_command(after, retry_failed, as_json):
     """Ask the provider (getResponse) for missing results; report what is not archived."""
-    from receiver.reconcile import reconcile
+    from receiver.provider.reconcile import reconcile
 
     report = reconcile(create_app(), after=after, retry=retry_failed)
     if as_json:

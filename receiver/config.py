@@ -14,7 +14,7 @@ from sandbox import config as sandbox_config
 RUNWARE_API_URL = "https://api.runware.ai/v1"
 RUNWARE_IMAGE_HOST = "im.runware.ai"
 SANDBOX_PATH = sandbox_config.PATH  # where the archive mounts the sandbox
-# The routes Runware calls back (receiver/webhooks.py, receiver/files.py): the webhookURL and
+# The routes Runware calls back (receiver/provider/webhooks.py, receiver/files.py): the webhookURL and
 # uploadEndpoint sent with each task, and the only places the sandbox calls.
 WEBHOOK_ROUTE = "/webhooks/runware/{task_uuid}"
 UPLOAD_ROUTE = "/uploads/{task_uuid}"  # matching rule in archive/uploads.py
@@ -52,7 +52,7 @@ DEFAULTS = {
     "RUNWARE_ARCHIVE_BUDGET_DAILY": None,
     "RUNWARE_ARCHIVE_BUDGET_MONTHLY": None,
     "RUNWARE_ARCHIVE_ALERT_URL": None,
-    # The browsable history (receiver/auth.py): set, every page and the JSON API need it.
+    # The browsable history (receiver/views/auth.py): set, every page and the JSON API need it.
     "RUNWARE_ARCHIVE_UI_PASSWORD": None,
     # The sandbox provider's own settings (sandbox/config.py), set the same ways.
     **sandbox_config.DEFAULTS,

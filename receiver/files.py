@@ -22,7 +22,7 @@ from archive.images import CONTENT_TYPES, BadImage, recorded_extension
 from archive.uploads import record_upload
 from receiver import get_catalogue, get_secret
 from receiver.storage import get_store
-from receiver.tokens import TokenError, verify_token
+from receiver.provider.tokens import TokenError, verify_token
 from archive import states
 
 bp = Blueprint("files", __name__)

@@ -19,7 +19,7 @@ Only the name is compared, never the port: a proxy in front may forward from ano
 and a rebinding page cannot choose its name's port any more than its name.
 
 It is one WSGI middleware, outermost but for ``ProxyFix``, because the webhook is answered
-in front of Flask (receiver/webhooks.py): Flask's ``TRUSTED_HOSTS`` (3.1) would guard only
+in front of Flask (receiver/provider/webhooks.py): Flask's ``TRUSTED_HOSTS`` (3.1) would guard only
 the requests that reach Flask, and its 400 is an HTML page where the API speaks JSON. The
 name is read with Werkzeug's ``get_host`` (which also turns characters no host name has into
 no name), but matched here: Werkzeug 3.1's ``host_is_trusted``, behind ``TRUSTED_HOSTS``
@@ -39,7 +39,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wsgi import get_host
 
 from receiver import config as settings
-from receiver.auth import SECURITY_HEADERS
+from receiver.views.auth import SECURITY_HEADERS
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 UNSPECIFIED = frozenset({"0.0.0.0", "[::]", ""})  # "every interface": not a name

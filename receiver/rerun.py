@@ -16,7 +16,7 @@ import json
 import secrets
 
 from protocol.schemas import RANDOM_SEED_MAX, load_submission
-from receiver.submit import submit_in_app
+from receiver.provider.submit import submit_in_app
 
 MODES = ("exact", "new-seed")
 SERVICE_SET = ("taskUUID", "webhookURL", "includeCost", "uploadEndpoint")
@@ -67,7 +67,7 @@ def plan(task, mode, overrides=None, *, randbelow=secrets.randbelow):
 
 
 def start(app, task, mode, overrides=None):
-    """Plan and submit a re-run; returns the :class:`receiver.submit.Submission` of each
+    """Plan and submit a re-run; returns the :class:`receiver.provider.submit.Submission` of each
     task sent, stopping at the first refused one."""
     outcomes = []
     for params in plan(task, mode, overrides):

@@ -11,7 +11,7 @@ import logging
 from archive import budgets
 from archive.fetcher import Fetcher
 from receiver.storage import fetch_policy, get_store
-from receiver.reconcile import reconcile_and_log
+from receiver.provider.reconcile import reconcile_and_log
 
 log = logging.getLogger(__name__)
 BUDGET_INTERVAL = 60.0  # seconds: how late a crossing no delivery revealed is alerted

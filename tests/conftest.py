@@ -13,7 +13,7 @@ from receiver import config as settings
 from receiver import create_app
 from receiver.worker import make_fetcher
 from receiver.cli import RedactingRequestHandler
-from receiver.tokens import make_token
+from receiver.provider.tokens import make_token
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_SEED_EXAMPLES = SHARED / "fixtures" / "seed-examples.json"

@@ -7,14 +7,14 @@ import uuid
 from PIL import Image
 
 from archive.catalogue import utcnow
-from receiver.submit import task_row
+from receiver.provider.submit import task_row
 
 MODEL = "runware:twinflow-z-image-turbo@0"
 
 
 def make_task(catalogue, prompt="a lighthouse at dawn", *, provider="sandbox", parent=None,
               rerun_mode=None, created_at=None, status=None, label=None, **params):
-    """Record a task (as :func:`receiver.submit.submit` does); returns its taskUUID."""
+    """Record a task (as :func:`receiver.provider.submit.submit` does); returns its taskUUID."""
     task_uuid = str(uuid.uuid4())
     task = {"taskType": "imageInference", "taskUUID": task_uuid, "model": MODEL,
             "positivePrompt": prompt, "width": 1024, "height": 1024, "includeCost": True,

@@ -22,7 +22,7 @@ from archive.uploads import match_pending
 from receiver import config as settings
 from receiver.worker import make_fetcher
 from receiver.cli import main
-from receiver.reconcile import reconcile
+from receiver.provider.reconcile import reconcile
 from tests.imagehost import ImageHost, add_task, picture, status
 
 BIN = Path(sys.executable).parent

@@ -16,7 +16,7 @@ from archive.catalogue import Catalogue, utcnow
 from receiver import config as settings
 from receiver.worker import BUDGET_INTERVAL, make_fetcher
 from receiver.cli import main
-from receiver.tokens import make_token
+from receiver.provider.tokens import make_token
 from tests.costs_helpers import add_result, add_task, at
 from tests.fakes import FakeProvider
 

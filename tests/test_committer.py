@@ -12,7 +12,7 @@ import pytest
 
 from archive import committer
 from archive.catalogue import Catalogue
-from receiver.tokens import make_token
+from receiver.provider.tokens import make_token
 from tests.test_catalogue import add_task, result
 
 

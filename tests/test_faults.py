@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from archive.catalogue import Catalogue
-from receiver.tokens import load_or_create_secret, make_token
+from receiver.provider.tokens import load_or_create_secret, make_token
 from tests.gunicorn_server import GunicornService, free_port
 
 pytestmark = pytest.mark.slow

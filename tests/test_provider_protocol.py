@@ -10,7 +10,7 @@ import uuid
 import pytest
 import requests
 
-from receiver.provider_client import RETRY_STATUSES, SdkRetry, retry_policy
+from receiver.provider.client import RETRY_STATUSES, SdkRetry, retry_policy
 from tests.conftest import seed_examples
 from tests.fakes import HANG_UP, provider  # noqa: F401  (the fixture)
 from tests.recorded import recorded, with_real_ids

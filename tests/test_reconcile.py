@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from archive import budgets
 from receiver.cli import main
-from receiver.reconcile import reconcile
+from receiver.provider.reconcile import reconcile
 from tests.fakes import provider  # noqa: F401  (the fixture)
 from tests.test_webhooks import make_task, result_for
 

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from protocol.schemas import MODEL_ID
-from receiver.provider_client import ProviderClient
+from receiver.provider.client import ProviderClient
 
 BIN = Path(sys.executable).parent
 FAST = {"RUNWARE_ARCHIVE_SUBMIT_RETRIES": "5", "RUNWARE_ARCHIVE_SUBMIT_BACKOFF": "0.05",

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from receiver.tokens import (
+from receiver.provider.tokens import (
     SECRET_BYTES, TokenError, load_or_create_secret, make_token, verify_token,
 )
 

@@ -9,8 +9,8 @@ import pytest
 
 from archive.uploads import match_pending
 from receiver.storage import get_store
-from receiver.submit import upload_url
-from receiver.tokens import make_token
+from receiver.provider.submit import upload_url
+from receiver.provider.tokens import make_token
 from tests.imagehost import picture
 
 PNG = picture("PNG", colour=(40, 90, 160))

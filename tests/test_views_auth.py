@@ -5,9 +5,9 @@ import threading
 import pytest
 
 from receiver import create_app
-from receiver.auth import SECURITY_HEADERS, safe_next
+from receiver.views.auth import SECURITY_HEADERS, safe_next
 from receiver.cli import exposure_warning
-from receiver.tokens import make_token
+from receiver.provider.tokens import make_token
 from tests.history_helpers import deliver, make_task
 from tests.views_helpers import TOKEN, app_config, catalogue, csrf, provider, text  # noqa: F401
 

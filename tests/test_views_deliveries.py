@@ -2,7 +2,7 @@
 
 import re
 
-from receiver.tokens import make_token
+from receiver.provider.tokens import make_token
 from tests.history_helpers import make_task
 from tests.views_helpers import app_config, catalogue, provider, text  # noqa: F401
 

@@ -195,7 +195,7 @@ def test_paths_beyond_the_route_are_flasks_404(catalogue, sender):
 
 def test_a_crash_in_the_receiver_is_a_500_never_a_2xx(app, catalogue, client, monkeypatch):
     """An unexpected exception: logged, answered 500 (Runware retries), nothing stored."""
-    from receiver import webhooks
+    from receiver.provider import webhooks
 
     task = make_task(catalogue)
 
@@ -203,7 +203,7 @@ def test_a_crash_in_the_receiver_is_a_500_never_a_2xx(app, catalogue, client, mo
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(webhooks, "parse_delivery", broken)
-    from receiver.tokens import make_token
+    from receiver.provider.tokens import make_token
     token = make_token(task, secret=app.extensions["webhook_secret"])
     response = client.post(f"/webhooks/runware/{task}?token={token}", json=result_for(task))
     assert response.status_code == 500

@@ -17,7 +17,7 @@ therefore a plain WSGI application in front of Flask (:class:`WebhookRoute`, ins
 matching and response machinery cost more per request than everything below them except
 the database (see the README's Performance section). The rules are the same as any view's:
 the app's settings, its catalogue, its logger, the security headers of
-:mod:`receiver.auth`, Runware-style ``errors`` in every refusal.
+:mod:`receiver.views.auth`, Runware-style ``errors`` in every refusal.
 """
 
 import json
@@ -33,13 +33,13 @@ from werkzeug.wsgi import get_input_stream
 
 from archive.catalogue import ForeignResult, UnknownTask
 from receiver.storage import inline_columns
-from receiver.auth import SECURITY_HEADERS
-from receiver.dashboard import costs_changed
+from receiver.views.auth import SECURITY_HEADERS
+from receiver.views.dashboard import costs_changed
 from receiver.ops import INGEST_SECONDS
 from protocol.deliveries import parse_delivery
 from protocol.schemas import validation_errors
-from receiver.replies import ingest_delivery
-from receiver.tokens import TokenError, verify_token
+from receiver.provider.replies import ingest_delivery
+from receiver.provider.tokens import TokenError, verify_token
 
 PREFIX = "/webhooks/runware/"
 ALLOW = "OPTIONS, POST"

@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from archive.sqlite import CatalogueBusy
 from receiver.storage import get_store
-from receiver.auth import logged_in, password
+from receiver.views.auth import logged_in, password
 
 bp = Blueprint("pages", __name__)
 MACHINE_ROUTES = ("/api/", "/webhooks/", "/uploads/", "/sandbox/", "/metrics", "/healthz")

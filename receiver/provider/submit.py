@@ -19,10 +19,10 @@ from archive import budgets, pricing
 from receiver import storage
 from receiver import config as settings
 from receiver.config import UPLOAD_ROUTE, WEBHOOK_ROUTE
-from receiver.provider_client import provider_client
-from receiver.replies import ingest_reply
+from receiver.provider.client import provider_client
+from receiver.provider.replies import ingest_reply
 from protocol.schemas import DEFAULT_STEPS
-from receiver.tokens import make_token
+from receiver.provider.tokens import make_token
 
 SERVICE_FIELDS = ("label",)  # accepted by our API, stored here, never sent to Runware
 CONFLICT = "conflictTaskUUID"

@@ -25,7 +25,7 @@ from receiver import get_catalogue
 from protocol import schemas as s
 from receiver.rerun import base_params
 from protocol.schemas import ParameterError, load_submission
-from receiver.submit import submit_in_app
+from receiver.provider.submit import submit_in_app
 
 bp = Blueprint("compose", __name__)
 LORA_ROWS = 3  # rows on an empty form

@@ -6,7 +6,7 @@ A task with fewer results (and errors) than ``numberResults`` once
 with ``getResponse`` (runware-api.md §5), at most once per
 ``RUNWARE_ARCHIVE_RECONCILE_INTERVAL`` and for up to a week; what comes back goes through
 the one ingest function (source ``getResponse``). ``taskNotFound`` and its kin are no
-information (:mod:`receiver.replies`): the task keeps its state and is asked again. A task
+information (:mod:`receiver.provider.replies`): the task keeps its state and is asked again. A task
 still missing results when the week is over is marked ``lost``: it is finished, its estimate
 leaves the in-flight sum, and the report names it. The report also lists the tasks still
 missing results, the images that failed, were refused or whose URL expired before they were
@@ -21,8 +21,8 @@ import requests
 
 from archive import recovery, uploads
 from receiver.storage import inline_columns
-from receiver.provider_client import provider_client
-from receiver.replies import ingest_reply
+from receiver.provider.client import provider_client
+from receiver.provider.replies import ingest_reply
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from flask import (
 
 from archive import curation, delivery_log, lineage, verdict
 from receiver import get_catalogue
-from receiver.auth import safe_next
-from receiver.pages import image_store
+from receiver.views.auth import safe_next
+from receiver.views.pages import image_store
 from receiver.rerun import RerunRefused, start
 from protocol.schemas import ParameterError
 from archive import states
