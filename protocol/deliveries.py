@@ -24,8 +24,7 @@ import uuid
 
 from marshmallow import EXCLUDE, Schema, ValidationError, validates_schema
 
-from protocol.schemas import (
-    SEED_MAX,
+from protocol.fields import (
     Bool,
     DeliveredUUID,
     HttpUrl,
@@ -37,6 +36,7 @@ from protocol.schemas import (
     collect_error,
     validation_errors,
 )
+from protocol.schemas import SEED_MAX
 
 __all__ = ["ResultItemSchema", "ErrorItemSchema", "Delivery", "parse_delivery", "warm_up",
            "MAX_COST"]
