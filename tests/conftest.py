@@ -2,6 +2,9 @@
 and a :class:`WebhookSender` that posts Runware-shaped deliveries (flaskr's ``AuthActions``)."""
 
 import json
+import os
+import shutil
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -9,6 +12,7 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
+from archive.catalogue import Catalogue
 from receiver import config as settings
 from receiver import create_app
 from receiver.worker import make_fetcher
@@ -27,11 +31,55 @@ def seed_examples():
     return json.loads(SEED_EXAMPLES.read_text())["examples"]
 
 
+@pytest.fixture(scope="session")
+def catalogue_template(tmp_path_factory):
+    """One catalogue migrated for the whole session, which tests copy instead of migrating
+    their own: migrating commits each version with an fsync, and a thousand tests paid
+    it. Copies are made by :func:`copy_catalogue`; tests of the migrations themselves, or
+    of a catalogue's first creation, still make theirs from nothing."""
+    path = tmp_path_factory.mktemp("catalogue-template") / "catalogue.db"
+    catalogue = Catalogue(path)
+    catalogue.migrate()
+    catalogue.close()
+    conn = sqlite3.connect(path)
+    try:
+        # Everything into the main file and the WAL emptied: the main file alone is then
+        # the whole database (still in WAL mode, which the file's header records).
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        assert busy == 0, "the template's checkpoint was blocked"
+    finally:
+        conn.close()
+    # Nothing but copyfile opens it; read-only all the same (root ignores it, but a run
+    # as a user then fails loudly if a change ever writes into the template).
+    os.chmod(path, 0o400)
+    return path
+
+
+def copy_catalogue(template, path):
+    """``path`` made a private copy of the migrated ``template`` (unless a catalogue is
+    already there: a test that put its own keeps it); returns ``path``."""
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template, path)
+        os.chmod(path, 0o600)  # the catalogue is private, as make_private keeps it
+    return path
+
+
 @pytest.fixture
-def data_dir(tmp_path):
-    """An empty data folder."""
+def migrated_copy(catalogue_template):
+    """``migrated_copy(path)``: a copy of the session's migrated catalogue at ``path``,
+    for tests that open a :class:`Catalogue` of their own."""
+    return lambda path: copy_catalogue(catalogue_template, path)
+
+
+@pytest.fixture
+def data_dir(tmp_path, catalogue_template):
+    """A data folder of the test's own, holding only an empty, migrated catalogue (a
+    copy of the session's template, so ``create_app`` finds it up to date)."""
     folder = tmp_path / "data"
     folder.mkdir()
+    copy_catalogue(catalogue_template, folder / "catalogue.db")
     return folder
 
 
@@ -43,10 +91,12 @@ def app_config(data_dir):
 
 
 @pytest.fixture
-def app(app_config, monkeypatch):
+def app(app_config, monkeypatch, catalogue_template):
     """The app, with no ``RUNWARE_*`` variable of the caller's environment leaking in."""
     for key in list(settings.DEFAULTS):
         monkeypatch.delenv(key, raising=False)
+    # A test may have pointed the app at another folder: that one gets a copy too.
+    copy_catalogue(catalogue_template, Path(app_config["RUNWARE_ARCHIVE_DIR"]) / "catalogue.db")
     return create_app(app_config)
 
 
@@ -71,7 +121,9 @@ class LiveServer:
                                   request_handler=RedactingRequestHandler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         settings.record_server_address(app.config, self.url)
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+        # shutdown() waits for serve_forever's next look at its flag, up to this poll
+        # interval: 5 ms, not 50, as hundreds of tests stop a server.
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.005,),
                                        daemon=True)
 
     def start(self):
@@ -122,13 +174,14 @@ def sender(live_server):
 
 
 @pytest.fixture
-def live_server_factory(monkeypatch):
+def live_server_factory(monkeypatch, catalogue_template):
     """Make live servers on data folders of the test's choosing (stopped afterwards)."""
     for key in list(settings.DEFAULTS):
         monkeypatch.delenv(key, raising=False)
     servers = []
 
     def make(data_dir, **config):
+        copy_catalogue(catalogue_template, Path(data_dir) / "catalogue.db")
         app = create_app({"TESTING": True, "RUNWARE_ARCHIVE_DIR": str(data_dir),
                           "RUNWARE_API_KEY": "test", **config})
         servers.append(LiveServer(app).start())

@@ -189,12 +189,12 @@ def _answers(url):
         return False
 
 
-def test_worker_once_and_the_reconcile_report(tmp_path, monkeypatch):
+def test_worker_once_and_the_reconcile_report(tmp_path, monkeypatch, migrated_copy):
     for key in settings.DEFAULTS:
         monkeypatch.delenv(key, raising=False)
     host = ImageHost({"/ok.png": picture("PNG"), "/gone.png": status(404)})
     folder = tmp_path / "data"
-    catalogue = Catalogue(folder / "catalogue.db")
+    catalogue = Catalogue(migrated_copy(folder / "catalogue.db"))
     catalogue.migrate()
     ok, gone, private = add_task(catalogue, [f"{host.url}/ok.png", f"{host.url}/gone.png",
                                              "http://10.0.0.1/x.jpg"])

@@ -127,6 +127,7 @@ def task_uuid_of(page):
     return re.search(r"/tasks/([0-9a-f-]{36})", page.url)[1]
 
 
+@pytest.mark.load
 def test_submit_watch_search_rerun_and_verdicts(live_server, fetcher, page):
     url = live_server.url
     background = fill_the_gallery(url)

@@ -24,9 +24,9 @@ PROMPT = {"positivePrompt": "a lighthouse at dawn"}  # 1024×1024, 4 steps: esti
 
 
 @pytest.fixture
-def catalogue(tmp_path):
-    cat = Catalogue(tmp_path / "catalogue.db")
-    cat.migrate()
+def catalogue(tmp_path, migrated_copy):
+    cat = Catalogue(migrated_copy(tmp_path / "catalogue.db"))
+    cat.migrate()  # up to date already: a copy of the session's migrated catalogue
     return cat
 
 

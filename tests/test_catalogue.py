@@ -11,9 +11,9 @@ from archive.migrations import MIGRATIONS
 
 
 @pytest.fixture
-def catalogue(tmp_path):
-    cat = Catalogue(tmp_path / "catalogue.db")
-    cat.migrate()
+def catalogue(tmp_path, migrated_copy):
+    cat = Catalogue(migrated_copy(tmp_path / "catalogue.db"))
+    cat.migrate()  # up to date already: a copy of the session's migrated catalogue
     return cat
 
 
@@ -38,7 +38,8 @@ def count(catalogue, table, where="1", args=()):
     return catalogue.conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", args).fetchone()[0]
 
 
-def test_migrations_are_recorded_and_idempotent(tmp_path, catalogue):
+def test_migrations_are_recorded_and_idempotent(tmp_path):
+    catalogue = Catalogue(tmp_path / "catalogue.db")  # from nothing, not the template
     assert catalogue.migrate() == len(MIGRATIONS)
     again = Catalogue(tmp_path / "catalogue.db")
     assert again.migrate() == len(MIGRATIONS)

@@ -25,9 +25,9 @@ ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Kathmandu", "Australi
 
 
 @pytest.fixture
-def catalogue(tmp_path):
-    cat = Catalogue(tmp_path / "catalogue.db")
-    cat.migrate()
+def catalogue(tmp_path, migrated_copy):
+    cat = Catalogue(migrated_copy(tmp_path / "catalogue.db"))
+    cat.migrate()  # up to date already: a copy of the session's migrated catalogue
     return cat
 
 
@@ -96,13 +96,13 @@ def test_ingest_stars_relabels_and_deletes_keep_every_summary_exact(catalogue):
     assert_folded(catalogue.conn)
 
 
-def test_an_import_keeps_every_summary_exact(tmp_path, catalogue):
+def test_an_import_keeps_every_summary_exact(tmp_path, catalogue, migrated_copy):
     made = fill(catalogue, random.Random(8))
     with catalogue.write() as conn:  # already archived, so the export needs no files
         conn.execute("UPDATE results SET archive_state = 'failed'")
     out = tmp_path / "export.zip"
     export(catalogue, ImageStore(tmp_path / "source"), out)
-    target = Catalogue(tmp_path / "target" / "catalogue.db")
+    target = Catalogue(migrated_copy(tmp_path / "target" / "catalogue.db"))
     target.migrate()
     add_result(target, add_task(target, label="here before"), at("2024-04-01 10:00"), 0.0006)
     import_archive(target, ImageStore(tmp_path / "target"), out)

@@ -17,9 +17,9 @@ UTC, BERLIN = ZoneInfo("UTC"), ZoneInfo("Europe/Berlin")
 
 
 @pytest.fixture
-def catalogue(tmp_path):
-    cat = Catalogue(tmp_path / "catalogue.db")
-    cat.migrate()
+def catalogue(tmp_path, migrated_copy):
+    cat = Catalogue(migrated_copy(tmp_path / "catalogue.db"))
+    cat.migrate()  # up to date already: a copy of the session's migrated catalogue
     return cat
 
 

@@ -22,9 +22,11 @@ from tests.imagehost import picture
 class Archive:
     """A catalogue and an image store in one data folder."""
 
+    copy = None  # migrated_copy, set for each test below
+
     def __init__(self, folder):
         self.folder = folder
-        self.catalogue = Catalogue(folder / "catalogue.db")
+        self.catalogue = Catalogue(self.copy(folder / "catalogue.db"))
         self.catalogue.migrate()
         self.store = ImageStore(folder)
 
@@ -66,6 +68,13 @@ class Archive:
                 "results": table("SELECT * FROM results ORDER BY image_uuid",
                                  {"id", "claimed_by", "claimed_until"}),
                 "files": files}
+
+
+@pytest.fixture(autouse=True)
+def archives_from_the_template(monkeypatch, migrated_copy):
+    """Each Archive's catalogue starts as a copy of the session's migrated one (one the
+    import command made stays its own)."""
+    monkeypatch.setattr(Archive, "copy", staticmethod(migrated_copy))
 
 
 @pytest.fixture

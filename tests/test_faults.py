@@ -22,6 +22,8 @@ from receiver.provider.tokens import load_or_create_secret, make_token
 from tests.gunicorn_server import GunicornService, free_port
 
 pytestmark = pytest.mark.slow
+# The gunicorn runs are also marked load: seconds each, so the default run leaves them to
+# `pytest -m load` (.ci/run runs both). The full disk one needs no gunicorn and stays.
 
 
 def seed_catalogue(data_dir, tasks, per_task=4):
@@ -80,6 +82,7 @@ def data_dir(tmp_path):
     return folder
 
 
+@pytest.mark.load
 def test_storm_of_5000_mixed_deliveries(data_dir):
     rng = random.Random(5)
     secret, tasks = seed_catalogue(data_dir, 1000)
@@ -125,6 +128,7 @@ def test_storm_of_5000_mixed_deliveries(data_dir):
     assert "token=" not in log and "POST /webhooks/runware/" in log
 
 
+@pytest.mark.load
 def test_kill_9_mid_storm_loses_nothing_acknowledged(data_dir):
     secret, tasks = seed_catalogue(data_dir, 500)
     items = [delivery(t, secret) for t in tasks for _ in range(4)]         # 2000
@@ -167,6 +171,7 @@ def test_kill_9_mid_storm_loses_nothing_acknowledged(data_dir):
     assert acknowledged == set(images) == {item["image"] for item in items}
 
 
+@pytest.mark.load
 def test_a_lock_held_by_another_process_gives_503_then_recovers(data_dir):
     secret, tasks = seed_catalogue(data_dir, 2)
     service = GunicornService(data_dir, env={
@@ -238,6 +243,7 @@ def test_a_full_disk_gives_503_and_nothing_half_written(small_disk, live_server_
     assert verdicts.get("accepted") == 2
 
 
+@pytest.mark.load
 def test_slow_connections_do_not_starve_real_deliveries(data_dir):
     secret, tasks = seed_catalogue(data_dir, 20)
     service = GunicornService(data_dir, env={"RUNWARE_API_KEY": "slow"}).start()
@@ -267,6 +273,7 @@ def test_slow_connections_do_not_starve_real_deliveries(data_dir):
     assert len(images) == 20
 
 
+@pytest.mark.load
 def test_hostile_requests_get_4xx_never_5xx(data_dir):
     secret, tasks = seed_catalogue(data_dir, 1)
     task = tasks[0]
@@ -302,6 +309,7 @@ def test_hostile_requests_get_4xx_never_5xx(data_dir):
     assert images == [item["image"]]
 
 
+@pytest.mark.load
 def test_sandbox_faults_on_200_tasks_of_4_all_archived_once(tmp_path):
     """Duplicates, reordering, dropped first attempts and 5xx on submit, through
     ``serve --workers 2`` with its fetcher process: all 800 images archived, none twice."""
@@ -367,6 +375,7 @@ def test_sandbox_faults_on_200_tasks_of_4_all_archived_once(tmp_path):
     assert duplicates > 0  # the sandbox did send duplicates, and they were refused as such
 
 
+@pytest.mark.load
 def test_every_write_waits_without_stopping_the_worker_and_answers_503(data_dir):
     """Under gevent a write that waits in SQLite's busy handler stops every request of its
     worker. Writes wait in short sleeps instead: while another process holds the lock, a

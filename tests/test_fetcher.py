@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -30,9 +31,9 @@ def rows(catalogue):
 
 
 @pytest.fixture
-def catalogue(tmp_path):
-    cat = Catalogue(tmp_path / "data" / "catalogue.db")
-    cat.migrate()
+def catalogue(tmp_path, migrated_copy):
+    cat = Catalogue(migrated_copy(tmp_path / "data" / "catalogue.db"))
+    cat.migrate()  # up to date already: a copy of the session's migrated catalogue
     return cat
 
 
@@ -46,6 +47,27 @@ def host():
     h = ImageHost()
     yield h
     h.stop()
+
+
+class FakeClock:
+    """The fetcher's notion of now (``utcnow`` and ``later`` of archive.fetcher), moved
+    only by the test: a backoff or a lease is then exact however slow the machine is."""
+
+    def __init__(self, monkeypatch):
+        self.now = datetime.now(timezone.utc)
+        monkeypatch.setattr("archive.fetcher.utcnow", lambda: self.stamp(0))
+        monkeypatch.setattr("archive.fetcher.later", self.stamp)
+
+    def stamp(self, seconds):
+        return (self.now + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def advance(self, seconds):
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    return FakeClock(monkeypatch)
 
 
 def fetcher_for(catalogue, store, host, **kwargs):
@@ -63,13 +85,15 @@ def test_results_with_a_ttl_are_claimed_first_then_the_oldest(catalogue, store, 
     assert fetcher.claim("w") is None
 
 
-def test_a_claim_is_exclusive_until_its_lease_runs_out(catalogue, store, host):
+def test_a_claim_is_exclusive_until_its_lease_runs_out(catalogue, store, host, clock):
     (image,) = add_task(catalogue, [f"{host.url}/a.jpg"])
     fetcher = fetcher_for(catalogue, store, host, lease=0.3)
     first = fetcher.claim("worker-1")
     assert first["image_uuid"] == image
     assert fetcher.claim("worker-2") is None
-    time.sleep(0.35)
+    clock.advance(0.29)
+    assert fetcher.claim("worker-2") is None  # still held, just before its end
+    clock.advance(0.02)
     assert fetcher.claim("worker-2")["image_uuid"] == image
     assert rows(catalogue)[image]["claimed_by"] == "worker-2"
 
@@ -95,10 +119,13 @@ def test_forbidden_urls_are_recorded_as_refused_with_their_reason(catalogue, sto
 
 
 def test_transient_failures_back_off_then_fail_permanent_ones_fail_at_once(
-        catalogue, store, host):
+        catalogue, store, host, clock):
     host.routes.update({"/busy.jpg": status(503), "/gone.jpg": status(404)})
     busy, gone = add_task(catalogue, [f"{host.url}/busy.jpg", f"{host.url}/gone.jpg"])
-    fetcher = fetcher_for(catalogue, store, host, max_attempts=3, backoff=0.05)
+    # 10 s before the second attempt, 20 s before the third, each within ±20 %, on the
+    # fake clock: however slow the machine, no attempt can come due early (a real 50 ms
+    # backoff did, under load, before the "not due yet" check).
+    fetcher = fetcher_for(catalogue, store, host, max_attempts=3, backoff=10)
     fetcher.drain()
     table = rows(catalogue)
     assert (table[gone]["archive_state"], table[gone]["archive_error"]) == ("failed", "HTTP 404 Not Found")
@@ -107,10 +134,12 @@ def test_transient_failures_back_off_then_fail_permanent_ones_fail_at_once(
     assert table[busy]["archive_error"] == "attempt 1: HTTP 503 Service Unavailable"
     assert table[busy]["next_attempt_at"] > table[busy]["received_at"]
     assert fetcher.drain() == 0  # not due yet
-    deadline = time.monotonic() + 5
-    while rows(catalogue)[busy]["archive_state"] == "pending" and time.monotonic() < deadline:
-        fetcher.drain()
-        time.sleep(0.05)
+    for attempt, wait in ((2, 10), (3, 20)):  # the backoff doubles
+        clock.advance(wait * 0.8 - 0.1)
+        assert fetcher.drain() == 0, f"attempt {attempt} came before its backoff"
+        clock.advance(wait * 0.4 + 0.2)
+        assert fetcher.drain() == 1, f"attempt {attempt} did not come after its backoff"
+        assert rows(catalogue)[busy]["archive_attempts"] == attempt
     row = rows(catalogue)[busy]
     assert row["archive_state"] == "failed" and row["archive_attempts"] == 3
     assert row["archive_error"].startswith("gave up after 3 attempts: HTTP 503")
@@ -184,7 +213,7 @@ def _slowly(data, delay=0.03):
 
 
 def test_a_worker_killed_mid_download_leaves_no_half_file_and_the_image_comes_later(
-        tmp_path, catalogue, store, host):
+        tmp_path, catalogue, store, host, clock):
     if not (BIN / "runware-archive").exists():
         pytest.skip("run: .venv/bin/pip install -e '.[test]'")
     data = picture("PNG", size=(640, 480), colour=(10, 200, 30))
@@ -224,8 +253,11 @@ def test_a_worker_killed_mid_download_leaves_no_half_file_and_the_image_comes_la
     assert [f for folder, _, files in os.walk(store.images) for f in files
             if folder != store.tmp] == []
     fetcher = fetcher_for(catalogue, store, host, lease=1)
+    # This fetcher's clock, set either side of the dead worker's lease: on a slow machine
+    # the real second may be over before the first look.
+    clock.now = _moment(row["claimed_until"]) - timedelta(milliseconds=10)
     assert fetcher.drain() == 0  # the dead worker's lease still holds
-    time.sleep(max(0.0, _seconds_until(row["claimed_until"])) + 0.05)
+    clock.now += timedelta(milliseconds=20)
     assert fetcher.drain() == 1
     row = rows(catalogue)[image]
     assert row["archive_state"] == "archived" and row["archive_attempts"] == 1
@@ -237,11 +269,8 @@ def test_a_worker_killed_mid_download_leaves_no_half_file_and_the_image_comes_la
     assert os.listdir(store.tmp) == []
 
 
-def _seconds_until(stamp):
-    from datetime import datetime, timezone
-
-    moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-    return moment.timestamp() - time.time()
+def _moment(stamp):
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
 
 
 def test_an_image_archived_after_a_failed_attempt_keeps_no_trace_of_the_retry(

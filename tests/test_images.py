@@ -111,8 +111,8 @@ def test_the_prepare_hook_archives_inline_results_or_says_why_not(store):
     assert prepare({"imageUUID": "z", "imageURL": "https://im.runware.ai/x.jpg"}) == {}
 
 
-def test_a_file_is_deleted_only_when_nothing_references_it(tmp_path, store):
-    catalogue = Catalogue(tmp_path / "c.db")
+def test_a_file_is_deleted_only_when_nothing_references_it(tmp_path, store, migrated_copy):
+    catalogue = Catalogue(migrated_copy(tmp_path / "c.db"))
     catalogue.migrate()
     kept, dropped = store.add_bytes(picture("PNG")), store.add_bytes(picture("JPEG"))
     store.thumbnail(dropped.sha256, dropped.ext)
@@ -137,8 +137,8 @@ def test_stale_temporary_files_are_swept(store):
     assert os.listdir(store.tmp) == []
 
 
-def test_orphans_are_swept_once_they_are_old(tmp_path, store):
-    catalogue = Catalogue(tmp_path / "c.db")
+def test_orphans_are_swept_once_they_are_old(tmp_path, store, migrated_copy):
+    catalogue = Catalogue(migrated_copy(tmp_path / "c.db"))
     catalogue.migrate()
     orphan = store.add_bytes(picture("PNG"))
     assert store.sweep_orphans(catalogue) == 0  # stored just now: maybe about to be committed

@@ -65,6 +65,7 @@ def test_package_data_patterns_cover_every_template_and_static_file(package):
 
 
 @pytest.mark.slow
+@pytest.mark.load  # a wheel build and a fresh venv: ~6 s
 def test_the_wheel_holds_every_template_and_static_file(tmp_path):
     """Build the wheel as ``pip wheel .`` does, from a clean copy (a build/ folder left in
     the checkout could supply files the patterns no longer match)."""

@@ -31,6 +31,14 @@ def wait_until(check, timeout=30, step=0.1):
     raise AssertionError("timed out")
 
 
+def fetcher_processes(session):
+    """The pids of ``runware-archive worker`` processes in the server's own session: a
+    machine-wide ``pgrep -f`` also sees other checkouts' servers and other test runs."""
+    return subprocess.run(["pgrep", "-s", str(session), "-f", "receiver.cli worker"],
+                          capture_output=True, text=True).stdout.split()
+
+
+@pytest.mark.load  # gunicorn, a fetcher process and a task through them: ~6 s
 def test_serve_with_workers_runs_the_whole_loop(tmp_path):
     port = free_port()
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path),
@@ -55,9 +63,9 @@ def test_serve_with_workers_runs_the_whole_loop(tmp_path):
 
         body = wait_until(archived, timeout=60)
         assert sorted(r["seed"] for r in body["results"]) == [11, 12, 13, 14]
-        workers = subprocess.run(["pgrep", "-f", "receiver.cli worker"],
-                                 capture_output=True, text=True).stdout.split()
-        assert workers, "the fetcher runs as its own process"
+        # start_new_session: the server and every process it starts are in a session
+        # whose id is the server's pid.
+        assert fetcher_processes(proc.pid), "the fetcher runs as its own process"
         metrics = requests.get(f"{base}/metrics", timeout=5).text
         families = {f.name: f for f in text_string_to_metric_families(metrics)}
         count = sum(s.value for s in families["runware_archive_ingest_seconds"].samples
@@ -70,5 +78,4 @@ def test_serve_with_workers_runs_the_whole_loop(tmp_path):
     output = (tmp_path / "serve.log").read_text()
     assert "POST /webhooks/runware/" in output
     assert "token=" not in output
-    assert not subprocess.run(["pgrep", "-f", "receiver.cli worker"],
-                              capture_output=True).stdout
+    assert not fetcher_processes(proc.pid)

@@ -139,6 +139,7 @@ def test_a_fresh_machine_runs_the_whole_loop(start):
     assert "token=" not in service.log.read_text().replace("token=[redacted]", "")
 
 
+@pytest.mark.load
 def test_every_fault_on_50_tasks_of_4_results_store_exactly_200(start):
     service = serve(start, {**FAST, "RUNWARE_SANDBOX_FAULTS": ALL_FAULTS})
     data = service.cwd / "runware-archive-data"
@@ -242,6 +243,7 @@ def test_the_sandbox_alone_serves_our_client(start, tmp_path):
     assert f"RUNWARE_SANDBOX_DIR={folder}" in sandbox.log.read_text()
 
 
+@pytest.mark.load
 def test_several_gunicorn_workers_share_the_sandbox(start, tmp_path):
     url = "http://127.0.0.1:{port}"
     env = {**FAST, "RUNWARE_ARCHIVE_BIND": "127.0.0.1:{port}", "RUNWARE_ARCHIVE_WORKERS": "3",

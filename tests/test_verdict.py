@@ -57,9 +57,9 @@ def test_pairing_by_seed_then_by_position():
 
 
 @pytest.fixture
-def catalogue(tmp_path):
-    cat = Catalogue(tmp_path / "catalogue.db")
-    cat.migrate()
+def catalogue(tmp_path, migrated_copy):
+    cat = Catalogue(migrated_copy(tmp_path / "catalogue.db"))
+    cat.migrate()  # up to date already: a copy of the session's migrated catalogue
     return cat
 
 
