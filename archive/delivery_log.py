@@ -41,12 +41,13 @@ def deliveries(conn, *, verdict=None, reason=None, task_uuid=None, before=None,
     return rows[:limit], nxt
 
 
-def reason_kinds(conn, limit=30):
-    """``[(kind, count)]`` of the refusals counted (within the retention), most frequent
-    first: read from the counts, which stay small however many refusals came."""
+def reason_kinds(conn, since_hour="", limit=30):
+    """``[(kind, count)]`` of the refusals counted since ``since_hour`` (``YYYY-MM-DDTHH``;
+    all those kept by default), most frequent first: read from the counts, whose rows per
+    hour are bounded however many refusals came, through their primary key's hour."""
     return conn.execute(
-        "SELECT reason, sum(count) FROM refusals GROUP BY reason"
-        " ORDER BY sum(count) DESC, reason LIMIT ?", (limit,)).fetchall()
+        "SELECT reason, sum(count) FROM refusals WHERE hour >= ? GROUP BY reason"
+        " ORDER BY sum(count) DESC, reason LIMIT ?", (since_hour, limit)).fetchall()
 
 
 def delivery(conn, delivery_id):

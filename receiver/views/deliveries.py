@@ -30,11 +30,12 @@ def index():
     conn = get_catalogue().conn
     rows, nxt = delivery_log.deliveries(
         conn, verdict=verdict, reason=reason, task_uuid=task_uuid, before=before)
-    day_ago = (datetime.now(timezone.utc) - timedelta(days=1)).strftime("%Y-%m-%dT%H")
+    now = datetime.now(timezone.utc)
+    day_ago, week_ago = ((now - timedelta(days=days)).strftime("%Y-%m-%dT%H") for days in (1, 7))
     return render_template("deliveries/index.html", rows=rows, next=nxt, verdict=verdict,
                            reason=reason, task_uuid=task_uuid,
                            verdicts=delivery_log.VERDICTS,
-                           reasons=delivery_log.reason_kinds(conn),
+                           reasons=delivery_log.reason_kinds(conn, week_ago),
                            refusals=delivery_log.refusal_summary(conn, day_ago),
                            samples={"source": delivery_log.SAMPLES_PER_SOURCE,
                                     "hour": delivery_log.SAMPLES_PER_HOUR})
