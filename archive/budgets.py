@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 import requests
 
-from archive import costs, timeline
+from archive import costs, keys, timeline
 from archive.catalogue import utcnow
 
 WARN_AT = 0.8
@@ -174,12 +174,40 @@ def alert_payload(period, threshold, crossed_at):
     }
 
 
-def admit(catalogue, row, estimate, budget, now=None):
+def key_refusal(conn, key, budget, estimate, now=None):
+    """The message refusing a task of ``estimate`` USD sent with client key ``key`` (a row
+    of :func:`archive.keys.authenticate`), or None when it fits the key's own limits. The
+    key's days and months are the archive's (``budget``'s time zone)."""
+    limits = Budget(daily=key.get("daily_budget"), monthly=key.get("monthly_budget"),
+                    tz=budget.tz if budget is not None else ZoneInfo("UTC"))
+    for name, period_key, limit, start in periods(limits, now):
+        committed = keys.committed(conn, key["id"], start)
+        after = committed + estimate
+        if after > limit + EPSILON:
+            when = "today" if name == "daily" else "this month"
+            return (
+                f"budget exceeded: this task's estimate ${estimate:.4f} would take key "
+                f"{key['label']!r}'s spending {when} ({period_key}, {limits.tz.key}) to "
+                f"${after:.4f} (${committed:.4f} spent or in flight), past the key's {name} "
+                f"budget of ${limit:.4f}; nothing was sent"
+            )
+    return None
+
+
+def admit(catalogue, row, estimate, budget, now=None, key=None):
     """Insert the task ``row`` unless its ``estimate`` would pass a limit, in one
-    ``BEGIN IMMEDIATE`` transaction; returns ``(refusal message or None, new crossings)``."""
+    ``BEGIN IMMEDIATE`` transaction; returns ``(refusal message or None, new crossings)``.
+
+    :param key: the client key the task came with: its own limits are checked too, in the
+        same transaction (two requests on one key cannot both fit into its last room).
+    """
     with catalogue.write() as conn:
         if budget is not None and budget.active:
             message = refusal(conn, budget, estimate, now)
+            if message:
+                return message, []
+        if key is not None:
+            message = key_refusal(conn, key, budget, estimate, now)
             if message:
                 return message, []
         catalogue.create_task(row, conn=conn)

@@ -129,7 +129,9 @@ def test_an_older_catalogue_upgrades_to_the_new_schema_and_keeps_its_data(
     families = upgraded.conn.execute("SELECT family_root FROM tasks ORDER BY id").fetchall()
     assert families == [("root",), ("root",)]
     refusals = upgraded.conn.execute("SELECT * FROM refusals").fetchall()
-    assert refusals == [("2024-03-01T10", "token", "10.0.0.9", 1)]
+    # Version 15 backfilled the refusals from the log; a delivery refused later is counted
+    # by the delivery log's code (no trigger), which this seed does not run.
+    assert refusals == ([("2024-03-01T10", "token", "10.0.0.9", 1)] if version < 15 else [])
 
 
 def regenerate():

@@ -99,7 +99,7 @@ def estimate_of(task):
 
 def submit(params, *, catalogue, client, secret, public_url, provider, uploads=False,
            columns_for=None, parent=None,
-           rerun_mode=None, estimate=None, budget=None):
+           rerun_mode=None, estimate=None, budget=None, key=None):
     """Record and send one validated task; returns a :class:`Submission`.
 
     :param params: the output of ``schemas.load_submission`` (``taskUUID`` set).
@@ -108,16 +108,19 @@ def submit(params, *, catalogue, client, secret, public_url, provider, uploads=F
     :param estimate: USD stored as the task's estimate; default :func:`estimate_of`.
     :param budget: an ``archive.budgets.Budget``; a task past a limit is refused (402,
         ``budgetExceeded``), recording and sending nothing.
+    :param key: the client key (``archive.keys``) of a task from ``POST /v1``: recorded as
+        the task's ``key_id``, its own budgets checked beside ``budget``.
     """
     task = build_task(params, webhook=webhook_url(
         params["taskUUID"], public_url=public_url, secret=secret), upload=upload_url(
         params["taskUUID"], public_url=public_url, secret=secret) if uploads else None)
     task_uuid = task["taskUUID"]
     estimate = estimate_of(task) if estimate is None else estimate
-    refused, crossings = budgets.admit(catalogue, task_row(
-        task, provider=provider, parent=parent, rerun_mode=rerun_mode,
-        label=params.get("label"), estimate=estimate,
-    ), estimate, budget)
+    row = task_row(task, provider=provider, parent=parent, rerun_mode=rerun_mode,
+                   label=params.get("label"), estimate=estimate)
+    if key is not None:
+        row["key_id"] = key["id"]
+    refused, crossings = budgets.admit(catalogue, row, estimate, budget, key=key)
     if refused:
         return Submission(task_uuid, "refused", [{"code": "budgetExceeded",
                                                   "message": refused}], 402)
