@@ -58,7 +58,7 @@ def install_routes(app):
     (:mod:`receiver.views`), and the layers in front."""
     from protocol import deliveries
     from receiver import api, files, hosts, ops
-    from receiver.provider import webhooks
+    from receiver.provider import runware_api, webhooks
     from receiver.views import (auth, compose, dashboard, deliveries as delivery_views,
                                 gallery, pages, tasks)
 
@@ -72,7 +72,7 @@ def install_routes(app):
     app.add_url_rule(webhooks.PREFIX + "<task_uuid>", endpoint="webhooks.receive",
                      methods=["POST"], build_only=True)
     for module in (api, ops, files, dashboard, auth, pages, gallery, tasks, compose,
-                   delivery_views):
+                   delivery_views, runware_api):
         app.register_blueprint(module.bp)
 
 

@@ -35,7 +35,8 @@ from flask.sessions import SecureCookieSessionInterface
 from archive.sessions import LoginLimit, Sessions
 
 bp = Blueprint("auth", __name__)
-TOKEN_ROUTES = ("/webhooks/", "/uploads/", "/sandbox/")
+# /v1 (receiver/provider/runware_api.py) checks its own client keys, as Runware checks its.
+TOKEN_ROUTES = ("/webhooks/", "/uploads/", "/sandbox/", "/v1")
 OPEN_ROUTES = ("/static/", "/login", "/healthz")
 BEARER_ROUTES = ("/api/", "/metrics")
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")

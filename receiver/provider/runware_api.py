@@ -1,0 +1,283 @@
+"""``POST /v1``: Runware's REST protocol, answered by the archive, so code written for
+``https://api.runware.ai/v1`` archives everything it generates by changing one URL.
+
+The client authenticates with one of the archive's client keys (:mod:`archive.keys`), as
+Runware's own key: ``Authorization: Bearer <key>`` or a first element
+``{"taskType": "authentication", "apiKey": ...}`` (runware-api.md §1). That key stays here:
+the task goes on through :func:`receiver.provider.submit.submit_in_app`, with the archive's
+own provider key (or the mounted sandbox's), its own per-task ``webhookURL``,
+``deliveryMethod: "async"`` and ``includeCost``, recorded under the key (``key_id``, its
+label) and checked against the key's budgets and the archive's in one admission.
+
+What the client gets back is shaped as it asked:
+
+- ``deliveryMethod: "async"`` (what runware-sdk sends unless told otherwise): the ack
+  ``{"taskType", "taskUUID"}`` at once; ``getResponse`` then answers from the catalogue.
+- ``sync`` (Runware's default when the field is absent, as the model page says): the
+  request is held until the webhooks have brought every image into the catalogue, for at
+  most ``RUNWARE_ARCHIVE_SUBMIT_TIMEOUT`` seconds (the archive's own wait for a provider),
+  and answered with the stored results. Past that, it answers with what has arrived and
+  nothing more: the task stays async upstream, so ``getResponse`` brings the rest.
+
+Only ``imageInference`` for TwinFlow (``protocol.schemas.MODEL_ID``) and ``getResponse``
+are answered today; any other task type is refused ``unsupportedTaskType``.
+"""
+
+import sqlite3
+import time
+
+from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from archive import keys, states
+from protocol.schemas import ParameterError, load_task
+from receiver import get_catalogue
+from receiver.provider.submit import submit_in_app
+
+bp = Blueprint("runware_api", __name__)
+DOCS = "https://runware.ai/docs/image-inference/api-reference"
+MAX_BODY = 1024 * 1024  # a task array is a few kilobytes; prompts are at most 3,000 characters
+MAX_TASKS = 20
+POLL = 0.1  # seconds between looks at the catalogue while a sync request waits
+UNSUPPORTED = (
+    "The archive forwards only imageInference tasks for runware:twinflow-z-image-turbo@0 "
+    "today (and answers getResponse for them); send other task types to Runware directly.")
+# Fields the archive sets itself, or cannot yet hand back as the client asked.
+NOT_YET = {
+    "webhookURL": "The archive receives the webhooks itself and does not relay them to "
+                  "yours yet: leave webhookURL out and poll getResponse (or use sync).",
+    "uploadEndpoint": "The archive keeps the images itself and does not upload them to "
+                      "yours yet: leave uploadEndpoint out.",
+}
+
+
+def runware_error(code, message, *, task_type="imageInference", task_uuid=None,
+                  parameter=None, documentation=None):
+    """An error object as Runware writes them (runware-api.md §1); absent fields left out."""
+    error = {"code": code, "message": message, "parameter": parameter,
+             "taskType": task_type, "taskUUID": task_uuid, "documentation": documentation}
+    return {key: value for key, value in error.items() if value is not None}
+
+
+def envelope(data, errors, status):
+    """``{"data": [...], "errors": [...]}`` (``errors`` only when there are some)."""
+    body = {"data": data}
+    if errors:
+        body["errors"] = errors
+    return jsonify(body), status
+
+
+@bp.post("/v1")
+def endpoint():
+    """A JSON array of tasks; each answered in ``data`` or ``errors``."""
+    request.max_content_length = MAX_BODY
+    tasks = request.get_json(silent=True, force=True)
+    presented, tasks = api_key(tasks)
+    key = keys.authenticate(get_catalogue().conn, presented)
+    if key is None:
+        return envelope([], [runware_error(
+            "invalidApiKey", "Invalid API key: send one of this archive's client keys "
+            "(runware-archive keys create) as 'Authorization: Bearer <key>' or in a first "
+            "task {\"taskType\": \"authentication\", \"apiKey\": ...}.",
+            task_type="authentication", parameter="apiKey")], 401)
+    if not isinstance(tasks, list) or not tasks or len(tasks) > MAX_TASKS:
+        return envelope([], [runware_error(
+            "invalidRequestBody", f"The body must be a JSON array of 1 to {MAX_TASKS} task "
+            "objects.", task_type=None)], 400)
+    data, errors, waiting = [], [], []
+    for entry in tasks:
+        answer(entry, key, data, errors, waiting)
+    if waiting:
+        data.extend(wait_for(waiting))
+    status = 200 if data or not errors else max(status for status, _ in errors)
+    return envelope(data, [error for _, error in errors], status)
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(exc):
+    """Runware-style errors for a body over :data:`MAX_BODY`."""
+    return envelope([], [runware_error("requestTooLarge", "The request body is over the "
+                                       f"archive's limit of {MAX_BODY} bytes.",
+                                       task_type=None)], 413)
+
+
+def api_key(tasks):
+    """The key (Bearer header, else a first ``authentication`` task) and the other tasks."""
+    header = request.headers.get("Authorization", "")
+    key = header[7:].strip() if header[:7].lower() == "bearer " else ""
+    if isinstance(tasks, list) and tasks and isinstance(tasks[0], dict) \
+            and tasks[0].get("taskType") == "authentication":
+        given = tasks[0].get("apiKey")
+        key = key or (given.strip() if isinstance(given, str) else "")
+        tasks = tasks[1:]
+    return key, tasks
+
+
+def answer(entry, key, data, errors, waiting):
+    """Answer one task into ``data``, ``errors`` (``(status, error)``) or ``waiting``
+    (sync tasks whose results are waited for once the whole array is sent)."""
+    task_type = entry.get("taskType") if isinstance(entry, dict) else None
+    if task_type == "imageInference":
+        image_inference(entry, key, data, errors, waiting)
+    elif task_type == "getResponse":
+        get_response(entry, key, data, errors)
+    else:
+        errors.append((400, runware_error(
+            "unsupportedTaskType", f"Task type {task_type!r} is not supported here. "
+            + UNSUPPORTED, task_type=task_type if isinstance(task_type, str) else None,
+            task_uuid=_text(entry.get("taskUUID")) if isinstance(entry, dict) else None,
+            parameter="taskType")))
+
+
+def image_inference(entry, key, data, errors, waiting):
+    """Validate, then submit one task through the archive, recorded under ``key``."""
+    try:
+        task = load_task(entry)
+    except ParameterError as exc:
+        errors.extend((400, validation_error(error, entry)) for error in exc.errors)
+        return
+    task_uuid = task["taskUUID"]
+    refused = not_supported_yet(task)
+    if refused:
+        errors.append((400, refused))
+        return
+    wanted = task.get("deliveryMethod", "sync")
+    params = {k: v for k, v in task.items() if k != "includeCost"}  # submit sets it
+    params.update(deliveryMethod="async", label=key["label"])
+    try:
+        outcome = submit_in_app(current_app, params, key=key)
+    except sqlite3.IntegrityError:  # the same taskUUID, sent twice at the same moment
+        outcome = None
+    if outcome is None or outcome.status in ("refused", "error"):
+        errors.extend(submission_errors(outcome, task_uuid))
+    elif wanted == "sync":
+        waiting.append(task_uuid)
+    else:
+        data.append({"taskType": "imageInference", "taskUUID": task_uuid})
+
+
+def not_supported_yet(task):
+    """The error for a valid task this endpoint cannot answer as asked yet, or None."""
+    if get_catalogue().has_task(task["taskUUID"]):
+        return _conflict(task["taskUUID"])
+    for field, message in NOT_YET.items():
+        if field in task:
+            return runware_error("unsupportedParameter", message,
+                                 task_uuid=task["taskUUID"], parameter=field)
+    if task.get("outputType", "URL") != "URL":
+        return runware_error(
+            "unsupportedParameter", "The archive answers with the provider's imageURL only "
+            "for now: leave outputType out or send \"URL\".", task_uuid=task["taskUUID"],
+            parameter="outputType")
+    return None
+
+
+def _conflict(task_uuid):
+    return runware_error("conflictTaskUUID", f"A task with taskUUID {task_uuid} was already "
+                         "submitted; use a new UUID v4 for each task.", task_uuid=task_uuid,
+                         parameter="taskUUID")
+
+
+def submission_errors(outcome, task_uuid):
+    """The refused or failed submission's errors, as Runware's, with their status."""
+    if outcome is None:
+        return [(400, _conflict(task_uuid))]
+    return [(outcome.http_status, runware_error(
+        error.get("code") or "providerError", error.get("message") or "",
+        task_uuid=task_uuid, parameter=error.get("parameter")))
+        for error in outcome.errors or [{}]]
+
+
+def wait_for(task_uuids):
+    """The sync reply's items for ``task_uuids``, once each task's images are all in the
+    catalogue or the wait (``RUNWARE_ARCHIVE_SUBMIT_TIMEOUT``) is over."""
+    deadline = time.monotonic() + current_app.config["RUNWARE_ARCHIVE_SUBMIT_TIMEOUT"]
+    catalogue = get_catalogue()
+    pending = list(task_uuids)
+    while pending and time.monotonic() < deadline:
+        pending = [t for t in pending if not finished(catalogue.get_task(t))]
+        if pending:
+            time.sleep(POLL)
+    items = []
+    for task_uuid in task_uuids:
+        task = catalogue.get_task(task_uuid)
+        items += [result_item(task_uuid, r) for r in task["results"]]
+        items += [failed_item(task_uuid, f) for f in task["failures"]]
+    return items
+
+
+def finished(task):
+    """Whether every image of ``task`` has come (stored or failed), or it has ended."""
+    failed = sum(1 for f in task["failures"] if f["image_uuid"])
+    return task["status"] in states.FINAL or \
+        len(task["results"]) + failed >= task["number_results"]
+
+
+def get_response(entry, key, data, errors):
+    """Every generation of one of this key's tasks, from the catalogue: results as
+    ``success``, the images still to come as ``processing``, failures in ``errors``."""
+    task_uuid = _text(entry.get("taskUUID"))
+    task = get_catalogue().get_task(task_uuid.lower()) if task_uuid else None
+    if task is None or task["key_id"] != key["id"]:  # another key's task is not shown
+        errors.append((404 if task_uuid else 400, runware_error(
+            "taskNotFound" if task_uuid else "missingTaskUUID",
+            "No task with this taskUUID." if task_uuid else "taskUUID is required.",
+            task_type="getResponse", task_uuid=task_uuid, parameter="taskUUID")))
+        return
+    uuid = task["task_uuid"]
+    data += [dict(result_item(uuid, r), status="success") for r in task["results"]]
+    errors += [(200, dict(runware_error(f["code"] or "providerError", f["message"] or "",
+                                        task_uuid=uuid, documentation=DOCS), status="error"))
+               for f in task["failures"]]
+    if task["status"] not in states.FINAL:
+        missing = task["number_results"] - len(task["results"]) - sum(
+            1 for f in task["failures"] if f["image_uuid"])
+        data += [{"taskType": "imageInference", "taskUUID": uuid, "status": "processing"}
+                 for _ in range(max(missing, 0))]
+
+
+def result_item(task_uuid, result):
+    """A stored result in Runware's result shape (runware-api.md §3). The cost is always
+    there: the archive always asks for it, whether or not the client did."""
+    item = {"taskType": "imageInference", "taskUUID": task_uuid,
+            "imageUUID": result["image_uuid"], "imageURL": result["image_url"],
+            "seed": result["seed"], "cost": result["cost"]}
+    if result["nsfw"] is not None:
+        item["NSFWContent"] = bool(result["nsfw"])
+    return item
+
+
+def failed_item(task_uuid, failure):
+    """A failed image as an item of a sync reply's ``data``, as Runware's SDKs read it."""
+    item = {"taskType": "imageInference", "taskUUID": task_uuid, "status": "error",
+            "error": {"code": failure["code"] or "providerError",
+                      "message": failure["message"] or "", "documentation": DOCS}}
+    if failure["image_uuid"]:
+        item["imageUUID"] = failure["image_uuid"]
+    return item
+
+
+def validation_error(error, entry):
+    """A schema error (``{"parameter", "message"}``) as Runware's error object, with the
+    codes Runware uses (``missingX``, ``unknownParameter``, ``invalidXLength``,
+    ``invalidX``), as the sandbox names them."""
+    parameter, message = error["parameter"] or None, error["message"]
+    name = (parameter or "task").split("[")[0].split(".")[0]
+    title = f"{name[0].upper()}{name[1:]}"
+    if message == "is required":
+        code = f"missing{title}"
+    elif message == "is not a known parameter":
+        code = "unknownParameter"
+    elif name in ("positivePrompt", "negativePrompt") and "characters" in message:
+        code = f"invalid{title}Length"
+    else:
+        code = f"invalid{title}"
+    return runware_error(
+        code, f"{parameter} {message}" if parameter else message,
+        task_uuid=_text(entry.get("taskUUID")), parameter=parameter,
+        documentation=None if code == "unknownParameter"
+        else f"{DOCS}#request-{name.lower()}")
+
+
+def _text(value):
+    return value if isinstance(value, str) else None
