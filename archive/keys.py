@@ -13,7 +13,6 @@ Revoking keeps the row, so the tasks made with it keep their key and spend.
 
 import hashlib
 import secrets
-from datetime import datetime, timezone
 
 from archive.records import rows, utcnow
 
@@ -71,15 +70,14 @@ def list_keys(conn):
 
 
 def committed(conn, key_id, start):
-    """USD the key's tasks committed from epoch second ``start`` on: what their results
-    received since then cost (a result without a cost at its share of the estimate), plus
+    """USD the key's tasks committed from epoch second ``start`` (a local midnight, so a
+    multiple of 15 minutes) on: what their results received since then cost (a result
+    without a cost at its share of the estimate), from ``key_costs`` (migration 17), plus
     what its unfinished tasks may still cost (their estimate minus their cost so far) —
     the archive-wide rule of :mod:`archive.budgets`, on this key's tasks alone."""
-    since = datetime.fromtimestamp(start, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    spent = conn.execute(
-        "SELECT total(coalesce(r.cost, t.estimate / max(t.number_results, 1)))"
-        " FROM tasks t JOIN results r ON r.task_uuid = t.task_uuid"
-        " WHERE t.key_id = ? AND r.received_at >= ?", (key_id, since)).fetchone()[0]
+    spent = conn.execute("SELECT total(cost) FROM key_costs WHERE key_id = ? AND bucket >= ?",
+                         (key_id, start)).fetchone()[0]
+    # Literal states, as in the partial index tasks_key_in_flight, so SQLite can use it.
     flight = conn.execute(
         "SELECT total(max(estimate - coalesce(cost, 0), 0)) FROM tasks WHERE key_id = ?"
         " AND status NOT IN ('complete', 'error', 'lost') AND estimate IS NOT NULL",

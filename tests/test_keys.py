@@ -129,3 +129,17 @@ def test_the_cli_creates_lists_and_revokes(data_dir, monkeypatch):
     again = runner.invoke(main, ["keys", "revoke", str(key["id"])])
     assert again.exit_code != 0 and "no live key" in again.output
     assert runner.invoke(main, ["keys", "create", "--label", " "]).exit_code != 0
+
+
+def test_a_keys_spend_counts_by_when_results_came(catalogue):
+    key, _ = keys.create(catalogue, "dated", daily=0.01)
+    _, old = admit(catalogue, key, 0.004)
+    add_result(catalogue, old, "2020-01-01T10:00:00.000000Z", 0.004)  # another day
+    _, costless = admit(catalogue, key, 0.006)
+    add_result(catalogue, costless, utcnow(), None)  # no cost: counted at its estimate
+    with catalogue.write() as conn:
+        conn.execute("UPDATE tasks SET status = 'complete' WHERE key_id = ?", (key["id"],))
+    midnight = budgets.periods(budgets.Budget(daily=1))[0][3]
+    assert keys.committed(catalogue.conn, key["id"], midnight) == pytest.approx(0.006)
+    assert admit(catalogue, key, 0.004)[0] is None
+    assert admit(catalogue, key, 0.0001)[0] is not None
