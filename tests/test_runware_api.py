@@ -205,3 +205,14 @@ def test_a_sync_wait_that_runs_out_answers_what_has_arrived(app, live_server, ke
     assert answer.status_code == 200 and len(answer.json()["data"]) < 3
     polled = post(live_server, [{"taskType": "getResponse", "taskUUID": task_uuid}], key[1])
     assert any(item["status"] == "processing" for item in polled.json()["data"])
+
+
+def test_a_task_lost_or_failed_without_image_errors_is_an_error_to_poll(app, live_server, key):
+    app.config["RUNWARE_SANDBOX_RESULT_DELAY"] = 30  # nothing arrives while the test runs
+    task_uuid = str(uuid.uuid4())
+    task = {**TASK, "taskUUID": task_uuid, "deliveryMethod": "async", "numberResults": 2}
+    assert post(live_server, [task], key[1]).status_code == 200
+    app.extensions["catalogue"].mark_failed(task_uuid, code="lost", message="gone quiet")
+    polled = post(live_server, [{"taskType": "getResponse", "taskUUID": task_uuid}], key[1])
+    error, = polled.json()["errors"]
+    assert (error["code"], error["status"], error["taskUUID"]) == ("lost", "error", task_uuid)

@@ -202,8 +202,18 @@ def wait_for(task_uuids):
     for task_uuid in task_uuids:
         task = catalogue.get_task(task_uuid)
         items += [result_item(task_uuid, r) for r in task["results"]]
-        items += [failed_item(task_uuid, f) for f in task["failures"]]
+        items += [failed_item(task_uuid, f) for f in task["failures"] + task_failure(task)]
     return items
+
+
+def task_failure(task):
+    """``[failure]`` for a task that ended without a failure of its own images (the
+    provider refused or could not be reached after the ack, or reconcile called it lost),
+    so the client hears why instead of polling on; else ``[]``."""
+    if task["failures"] or task["status"] not in (states.ERROR, states.LOST):
+        return []
+    return [{"image_uuid": None, "code": task["error_code"] or "providerError",
+             "message": task["error_message"] or "the task failed"}]
 
 
 def finished(task):
@@ -228,7 +238,7 @@ def get_response(entry, key, data, errors):
     data += [dict(result_item(uuid, r), status="success") for r in task["results"]]
     errors += [(200, dict(runware_error(f["code"] or "providerError", f["message"] or "",
                                         task_uuid=uuid, documentation=DOCS), status="error"))
-               for f in task["failures"]]
+               for f in task["failures"] + task_failure(task)]
     if task["status"] not in states.FINAL:
         missing = task["number_results"] - len(task["results"]) - sum(
             1 for f in task["failures"] if f["image_uuid"])
