@@ -3,7 +3,8 @@
 - ``RUNWARE_ARCHIVE_UI_PASSWORD`` set: every page, ``/files``, ``/thumbs``, ``/download``
   and the JSON API need a login (a session cookie, HttpOnly, SameSite=Lax) or, for the
   JSON API and ``/metrics`` only, ``Authorization: Bearer <password>``. The webhook,
-  upload and sandbox routes keep their own per-task tokens and never see a login.
+  upload and sandbox routes keep their own per-task tokens and never see a login, nor
+  does ``POST /v1`` (Runware's protocol), which checks the client keys of ``archive.keys``.
 - Sessions live in the catalogue (:mod:`archive.sessions`); the signed cookie only names
   one. Logging out deletes it, so a copy of the cookie stops working too, and a new
   password ends every session. Wrong passwords (form or Bearer) are counted there as well,
