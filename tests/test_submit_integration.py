@@ -192,3 +192,16 @@ def test_task_listing_pages_with_a_cursor(live_server, provider):
                         timeout=5).json()
     assert [t["taskUUID"] for t in rest["tasks"]] == made[:1] and rest["next"] is None
     assert requests.get(f"{live_server.url}/api/tasks?cursor=abc", timeout=5).status_code == 400
+
+
+def test_a_task_uuid_already_in_the_archive_is_a_409_and_nothing_is_sent(live_server,
+                                                                         provider):
+    params = copy.deepcopy(seed_examples()[2]["request"])
+    assert submit(live_server, params).status_code == 202
+    again = submit(live_server, dict(params, positivePrompt="another prompt entirely"))
+    assert again.status_code == 409
+    [error] = again.json()["errors"]
+    assert (error["code"], error["parameter"]) == ("conflictTaskUUID", "taskUUID")
+    assert len(provider.tasks()) == 1  # the second was never sent
+    detail = requests.get(f"{live_server.url}/api/tasks/{params['taskUUID']}", timeout=5).json()
+    assert detail["positivePrompt"] == params["positivePrompt"]  # the first is untouched

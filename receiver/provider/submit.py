@@ -10,6 +10,7 @@ Runware/runware-skills ``integrate-with-runware/SKILL.md`` sends the two togethe
 ``getResponse``, which reconciliation relies on, is documented for async tasks.
 """
 
+import sqlite3
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
@@ -120,10 +121,9 @@ def submit(params, *, catalogue, client, secret, public_url, provider, uploads=F
                    label=params.get("label"), estimate=estimate)
     if key is not None:
         row["key_id"] = key["id"]
-    refused, crossings = budgets.admit(catalogue, row, estimate, budget, key=key)
-    if refused:
-        return Submission(task_uuid, "refused", [{"code": "budgetExceeded",
-                                                  "message": refused}], 402)
+    refusal, crossings = admit(catalogue, row, estimate, budget, key)
+    if refusal:
+        return refusal
     if crossings:
         budgets.send_alerts(catalogue, budget.alert_url, crossings)
     try:
@@ -140,6 +140,26 @@ def submit(params, *, catalogue, client, secret, public_url, provider, uploads=F
                             columns_for=columns_for)
     budgets.evaluate(catalogue, budget)  # a sync reply's (getResponse's) costs may cross
     return done
+
+
+DUPLICATE = ("This taskUUID is in the archive already: it was submitted before. Nothing "
+             "was sent; submit with a new taskUUID (or leave it out for one to be made).")
+
+
+def admit(catalogue, row, estimate, budget, key=None):
+    """Record the task ``row`` unless a budget refuses it or its taskUUID is taken (two
+    submissions of one UUID race to the same unique index, and one loses); returns
+    ``(refusing Submission or None, budget crossings to alert)``."""
+    task_uuid = row["task_uuid"]
+    try:
+        refused, crossings = budgets.admit(catalogue, row, estimate, budget, key=key)
+    except sqlite3.IntegrityError:
+        return Submission(task_uuid, "refused", [{"code": CONFLICT, "parameter": "taskUUID",
+                                                  "message": DUPLICATE}], 409), []
+    if refused:
+        return Submission(task_uuid, "refused", [{"code": "budgetExceeded",
+                                                  "message": refused}], 402), []
+    return None, crossings
 
 
 def conflict(body, task_uuid):
