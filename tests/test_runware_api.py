@@ -5,6 +5,7 @@ label with its cost; refusals (key, budget, parameters, task type) send nothing 
 
 import asyncio
 import json
+import threading
 import uuid
 
 import pytest
@@ -216,3 +217,19 @@ def test_a_task_lost_or_failed_without_image_errors_is_an_error_to_poll(app, liv
     polled = post(live_server, [{"taskType": "getResponse", "taskUUID": task_uuid}], key[1])
     error, = polled.json()["errors"]
     assert (error["code"], error["status"], error["taskUUID"]) == ("lost", "error", task_uuid)
+
+
+def test_two_sends_of_one_task_uuid_at_once_get_one_task(app, live_server, key):
+    task = {**TASK, "taskUUID": str(uuid.uuid4()), "deliveryMethod": "async"}
+    answers, start = [], threading.Barrier(2)
+
+    def send():
+        start.wait()
+        answers.append(post(live_server, [task], key[1]).status_code)
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert sorted(answers) == [200, 400]

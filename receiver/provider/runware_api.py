@@ -23,7 +23,6 @@ Only ``imageInference`` for TwinFlow (``protocol.schemas.MODEL_ID``) and ``getRe
 are answered today; any other task type is refused ``unsupportedTaskType``.
 """
 
-import sqlite3
 import time
 
 from flask import Blueprint, current_app, jsonify, request
@@ -32,7 +31,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from archive import keys, states
 from protocol.schemas import ParameterError, load_task
 from receiver import get_catalogue
-from receiver.provider.submit import submit_in_app
+from receiver.provider.submit import CONFLICT, submit_in_app
 
 bp = Blueprint("runware_api", __name__)
 DOCS = "https://runware.ai/docs/image-inference/api-reference"
@@ -144,11 +143,8 @@ def image_inference(entry, key, data, errors, waiting):
     wanted = task.get("deliveryMethod", "sync")
     params = {k: v for k, v in task.items() if k != "includeCost"}  # submit sets it
     params.update(deliveryMethod="async", label=key["label"])
-    try:
-        outcome = submit_in_app(current_app, params, key=key)
-    except sqlite3.IntegrityError:  # the same taskUUID, sent twice at the same moment
-        outcome = None
-    if outcome is None or outcome.status in ("refused", "error"):
+    outcome = submit_in_app(current_app, params, key=key)
+    if outcome.status in ("refused", "error"):
         errors.extend(submission_errors(outcome, task_uuid))
     elif wanted == "sync":
         waiting.append(task_uuid)
@@ -158,8 +154,6 @@ def image_inference(entry, key, data, errors, waiting):
 
 def not_supported_yet(task):
     """The error for a valid task this endpoint cannot answer as asked yet, or None."""
-    if get_catalogue().has_task(task["taskUUID"]):
-        return _conflict(task["taskUUID"])
     for field, message in NOT_YET.items():
         if field in task:
             return runware_error("unsupportedParameter", message,
@@ -172,17 +166,11 @@ def not_supported_yet(task):
     return None
 
 
-def _conflict(task_uuid):
-    return runware_error("conflictTaskUUID", f"A task with taskUUID {task_uuid} was already "
-                         "submitted; use a new UUID v4 for each task.", task_uuid=task_uuid,
-                         parameter="taskUUID")
-
-
 def submission_errors(outcome, task_uuid):
-    """The refused or failed submission's errors, as Runware's, with their status."""
-    if outcome is None:
-        return [(400, _conflict(task_uuid))]
-    return [(outcome.http_status, runware_error(
+    """The refused or failed submission's errors, as Runware's, with their status. A
+    taskUUID used before is 400 here, as Runware answers it (the archive's own API says
+    409)."""
+    return [(400 if error.get("code") == CONFLICT else outcome.http_status, runware_error(
         error.get("code") or "providerError", error.get("message") or "",
         task_uuid=task_uuid, parameter=error.get("parameter")))
         for error in outcome.errors or [{}]]
