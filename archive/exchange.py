@@ -46,7 +46,9 @@ ARCHIVE_COLUMNS = ("archive_state", "archive_error", "sha256", "file_ext", "file
 MEMBER = re.compile(r"^[0-9a-f]{64}\.(jpg|png|webp)$")
 # The counters a task's results make: the ingest counts its results as they arrive, so
 # a task new here starts with none (else every result would count twice).
-UNCOUNTED = {"results_received": 0, "cost": None, "cost_missing": 0}
+# An imported task arrives uncounted (the ingest counts its results and costs) and belongs to
+# no client key: a key id means another key, or none, in the archive it is imported into.
+UNCOUNTED = {"results_received": 0, "cost": None, "cost_missing": 0, "key_id": None}
 
 
 class ExchangeError(Exception):

@@ -11,6 +11,7 @@ import zipfile
 import pytest
 from click.testing import CliRunner
 
+from archive import keys
 from archive.catalogue import Catalogue
 from archive.exchange import ExchangeError, export, import_archive
 from archive.images import ImageStore, inline_image_columns
@@ -242,3 +243,18 @@ def test_an_import_completes_a_task_the_target_holds_in_part(tmp_path):
                if d["source"] == "import"]
     assert [(d["verdict"], d["results_new"], d["results_duplicate"]) for d in imports] == [
         ("accepted", 1, 1)]
+
+
+def test_an_imported_task_belongs_to_no_client_key(tmp_path):
+    """A key id names a key of the archive it was exported from: here it would be another
+    key's, counting against its budget and answering its getResponse."""
+    source = Archive(tmp_path / "source")
+    task_uuid = source.add_task("a copper aviary", [picture("PNG", colour=(1, 2, 3))])
+    key_id = keys.create(source.catalogue, "a client of the source")[0]["id"]
+    with source.catalogue.write() as conn:
+        conn.execute("UPDATE tasks SET key_id = ? WHERE task_uuid = ?", (key_id, task_uuid))
+    out = tmp_path / "archive.zip"
+    export(source.catalogue, source.store, out)
+    target = Archive(tmp_path / "target")
+    import_archive(target.catalogue, target.store, out)
+    assert target.catalogue.get_task(task_uuid)["key_id"] is None
