@@ -37,7 +37,8 @@ bp = Blueprint("runware_api", __name__)
 DOCS = "https://runware.ai/docs/image-inference/api-reference"
 MAX_BODY = 1024 * 1024  # a task array is a few kilobytes; prompts are at most 3,000 characters
 MAX_TASKS = 20
-POLL = 0.1  # seconds between looks at the catalogue while a sync request waits
+POLL = 0.1  # seconds between looks at the catalogue while a sync request waits, at most
+FIRST_POLL = 0.002  # the first wait, doubling up to POLL
 UNSUPPORTED = (
     "The archive forwards only imageInference tasks for runware:twinflow-z-image-turbo@0 "
     "today (and answers getResponse for them); send other task types to Runware directly.")
@@ -181,11 +182,12 @@ def wait_for(task_uuids):
     catalogue or the wait (``RUNWARE_ARCHIVE_SUBMIT_TIMEOUT``) is over."""
     deadline = time.monotonic() + current_app.config["RUNWARE_ARCHIVE_SUBMIT_TIMEOUT"]
     catalogue = get_catalogue()
-    pending = list(task_uuids)
+    pending, wait = list(task_uuids), FIRST_POLL
     while pending and time.monotonic() < deadline:
         pending = [t for t in pending if not finished(catalogue.get_task(t))]
-        if pending:
-            time.sleep(POLL)
+        if pending:  # look often at first (a webhook lands in milliseconds), then less
+            time.sleep(wait)
+            wait = min(wait * 2, POLL)
     items = []
     for task_uuid in task_uuids:
         task = catalogue.get_task(task_uuid)
