@@ -1,7 +1,8 @@
 """``POST /v1`` as Runware's own Python SDK (``runware-sdk``, REST transport) sees it: the
 SDK, given a client key and the archive's URL, generates with async delivery (getResponse
 polling) and with sync delivery, and every result is in the catalogue under the key's
-label with its cost; refusals (key, budget, parameters, task type) send nothing on."""
+label with its cost; refusals (key, budget, parameters) send nothing on. What is forwarded instead of answered
+here (other models and task types) is in tests/test_forwarding.py."""
 
 import asyncio
 import json
@@ -143,14 +144,6 @@ def test_what_the_archive_cannot_hand_back_yet_is_refused(app, live_server, key,
     error, = answer.json()["errors"]
     assert answer.status_code == 400 and error["code"] == "unsupportedParameter"
     assert error["parameter"] == field and sent_upstream(app, task_uuid) is None
-
-
-def test_other_task_types_are_not_forwarded(live_server, key):
-    answer = post(live_server, [{"taskType": "imageUpscale", "taskUUID": str(uuid.uuid4())}],
-                  key[1])
-    error, = answer.json()["errors"]
-    assert answer.status_code == 400 and error["code"] == "unsupportedTaskType"
-    assert "only imageInference" in error["message"]
 
 
 def test_a_reused_task_uuid_is_a_conflict(live_server, key):

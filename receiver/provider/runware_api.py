@@ -20,7 +20,10 @@ What the client gets back is shaped as it asked:
   nothing more: the task stays async upstream, so ``getResponse`` brings the rest.
 
 Only ``imageInference`` for TwinFlow (``protocol.schemas.MODEL_ID``) and ``getResponse``
-are answered today; any other task type is refused ``unsupportedTaskType``.
+for its tasks are answered here; every other task (other models, other task types,
+``getResponse`` for tasks not recorded here) is forwarded by
+:mod:`receiver.provider.forward`, and an array of those alone gets the upstream's own
+answer, status and body.
 """
 
 import time
@@ -31,6 +34,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from archive import keys, states
 from protocol.schemas import ParameterError, load_task
 from receiver import get_catalogue
+from receiver.provider import forward
 from receiver.provider.submit import CONFLICT, submit_in_app
 
 bp = Blueprint("runware_api", __name__)
@@ -39,9 +43,6 @@ MAX_BODY = 1024 * 1024  # a task array is a few kilobytes; prompts are at most 3
 MAX_TASKS = 20
 POLL = 0.1  # seconds between looks at the catalogue while a sync request waits, at most
 FIRST_POLL = 0.002  # the first wait, doubling up to POLL
-UNSUPPORTED = (
-    "The archive forwards only imageInference tasks for runware:twinflow-z-image-turbo@0 "
-    "today (and answers getResponse for them); send other task types to Runware directly.")
 # Fields the archive sets itself, or cannot yet hand back as the client asked.
 NOT_YET = {
     "webhookURL": "The archive receives the webhooks itself and does not relay them to "
@@ -84,6 +85,9 @@ def endpoint():
         return envelope([], [runware_error(
             "invalidRequestBody", f"The body must be a JSON array of 1 to {MAX_TASKS} task "
             "objects.", task_type=None)], 400)
+    if all(forward.goes_upstream(entry, key, get_catalogue()) for entry in tasks):
+        body, status = forward.relay(current_app, tasks, key)
+        return jsonify(body), status
     data, errors, waiting = [], [], []
     for entry in tasks:
         answer(entry, key, data, errors, waiting)
@@ -117,16 +121,12 @@ def answer(entry, key, data, errors, waiting):
     """Answer one task into ``data``, ``errors`` (``(status, error)``) or ``waiting``
     (sync tasks whose results are waited for once the whole array is sent)."""
     task_type = entry.get("taskType") if isinstance(entry, dict) else None
-    if task_type == "imageInference":
+    if forward.goes_upstream(entry, key, get_catalogue()):
+        forward.answer_one(current_app, entry, key, data, errors)
+    elif task_type == "imageInference":
         image_inference(entry, key, data, errors, waiting)
-    elif task_type == "getResponse":
-        get_response(entry, key, data, errors)
     else:
-        errors.append((400, runware_error(
-            "unsupportedTaskType", f"Task type {task_type!r} is not supported here. "
-            + UNSUPPORTED, task_type=task_type if isinstance(task_type, str) else None,
-            task_uuid=_text(entry.get("taskUUID")) if isinstance(entry, dict) else None,
-            parameter="taskType")))
+        get_response(entry, key, data, errors)
 
 
 def image_inference(entry, key, data, errors, waiting):
