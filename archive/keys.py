@@ -7,18 +7,21 @@ compared byte by byte, so no timing tells how much of a guess was right.
 
 A key carries a label (what its tasks are labelled, so the history and the costs group by
 it) and, optionally, its own daily and monthly budgets in USD, checked on its own tasks
-beside the archive's budgets (:func:`archive.budgets.admit`, with :func:`committed`).
+beside the archive's budgets (:func:`archive.budgets.admit`, with :func:`committed`), and
+the hosts its tasks' own ``webhookURL`` may name (:mod:`archive.relay`, migration 18).
 Revoking keeps the row, so the tasks made with it keep their key and spend.
 """
 
 import hashlib
+import json
 import secrets
 
+from archive import relay
 from archive.records import rows, utcnow
 
 PREFIX = "rwa_"
 SECRET_BYTES = 32
-FIELDS = "id, label, daily_budget, monthly_budget, created_at, revoked_at"
+FIELDS = "id, label, daily_budget, monthly_budget, created_at, revoked_at, relay_hosts"
 
 
 def key_hash(secret):
@@ -26,19 +29,25 @@ def key_hash(secret):
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def create(catalogue, label, *, daily=None, monthly=None):
-    """Make a key; returns ``(row, secret)``. The secret is in nothing else: show it once."""
+def create(catalogue, label, *, daily=None, monthly=None, relay_hosts=()):
+    """Make a key; returns ``(row, secret)``. The secret is in nothing else: show it once.
+
+    :param relay_hosts: ``https://host[:port]`` / ``http://host[:port]`` entries
+        (:func:`archive.relay.parse_hosts`); :raises ValueError: one is not such an entry.
+    """
     if not label or not label.strip():
         raise ValueError("a key needs a label")
     for name, value in (("daily", daily), ("monthly", monthly)):
         if value is not None and value < 0:
             raise ValueError(f"the {name} budget must not be negative")
+    hosts = relay.parse_hosts(relay_hosts)
     secret = PREFIX + secrets.token_urlsafe(SECRET_BYTES)
     with catalogue.write() as conn:
         cur = conn.execute(
             "INSERT INTO client_keys (key_hash, label, daily_budget, monthly_budget,"
-            " created_at) VALUES (?, ?, ?, ?, ?)",
-            (key_hash(secret), label.strip(), daily, monthly, utcnow()))
+            " created_at, relay_hosts) VALUES (?, ?, ?, ?, ?, ?)",
+            (key_hash(secret), label.strip(), daily, monthly, utcnow(),
+             json.dumps(hosts) if hosts else None))
         row = rows(conn, f"SELECT {FIELDS} FROM client_keys WHERE id = ?", (cur.lastrowid,))
     return row[0], secret
 
@@ -64,7 +73,7 @@ def revoke(catalogue, key_id):
 def list_keys(conn):
     """Every key, oldest first, with ``spend`` (USD its tasks cost so far) and ``tasks``."""
     return rows(conn, "SELECT k.id, k.label, k.daily_budget, k.monthly_budget,"
-                      " k.created_at, k.revoked_at, total(t.cost) AS spend,"
+                      " k.created_at, k.revoked_at, k.relay_hosts, total(t.cost) AS spend,"
                       " count(t.id) AS tasks FROM client_keys k"
                       " LEFT JOIN tasks t ON t.key_id = k.id GROUP BY k.id ORDER BY k.id")
 

@@ -47,6 +47,10 @@ DEFAULTS = {
     "RUNWARE_ARCHIVE_RECONCILE_AFTER": 600.0,
     "RUNWARE_ARCHIVE_RECONCILE_INTERVAL": 60.0,
     "RUNWARE_ARCHIVE_DELIVERY_RETENTION_DAYS": 30.0,
+    # Relaying a /v1 client's own webhookURL (archive/relay.py): attempts per result, and
+    # the first wait (doubling per attempt, at most 10 minutes): 20 attempts span ~1.8 h.
+    "RUNWARE_ARCHIVE_RELAY_ATTEMPTS": 20,
+    "RUNWARE_ARCHIVE_RELAY_BACKOFF": 1.0,
     # Cost tracking and budgets (archive/costs.py, archive/budgets.py).
     "RUNWARE_ARCHIVE_TIMEZONE": "UTC",
     "RUNWARE_ARCHIVE_BUDGET_DAILY": None,
@@ -73,6 +77,8 @@ _PARSERS = {
     "RUNWARE_ARCHIVE_RECONCILE_AFTER": float,
     "RUNWARE_ARCHIVE_RECONCILE_INTERVAL": float,
     "RUNWARE_ARCHIVE_DELIVERY_RETENTION_DAYS": float,
+    "RUNWARE_ARCHIVE_RELAY_ATTEMPTS": int,
+    "RUNWARE_ARCHIVE_RELAY_BACKOFF": float,
     "RUNWARE_ARCHIVE_BUDGET_DAILY": float,
     "RUNWARE_ARCHIVE_BUDGET_MONTHLY": float,
     **sandbox_config.PARSERS,

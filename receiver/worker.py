@@ -3,18 +3,21 @@
 It runs as a thread of ``runware-archive serve`` (``RUNWARE_ARCHIVE_FETCHER=thread``) or
 alone as ``runware-archive worker``; never inside ``create_app``, so tests and gunicorn
 workers do not each start one. Its housekeeping, beside fetching: the delivery log's
-retention every hour, the reconcile pass, and the budgets every minute.
+retention every hour, the reconcile pass, the budgets every minute, and every second the
+relay of results to ``/v1`` clients' own webhooks.
 """
 
 import logging
 
-from archive import budgets
+from archive import budgets, relay
 from archive.fetcher import Fetcher
 from receiver.storage import fetch_policy, get_store
 from receiver.provider.reconcile import reconcile_and_log
+from receiver.provider.runware_api import relay_body
 
 log = logging.getLogger(__name__)
 BUDGET_INTERVAL = 60.0  # seconds: how late a crossing no delivery revealed is alerted
+RELAY_INTERVAL = 1.0  # seconds: how late a stored result may reach a client's webhook
 
 
 def make_fetcher(app, *, reconcile=True):
@@ -29,6 +32,7 @@ def make_fetcher(app, *, reconcile=True):
                              lambda: reconcile_and_log(app)))
     # after the reconcile pass, so what it brought is evaluated in the same round
     housekeeping.append((BUDGET_INTERVAL, lambda: check_budgets(app)))
+    housekeeping.append((RELAY_INTERVAL, lambda: relay_results(app)))
     timeout = cfg["RUNWARE_ARCHIVE_FETCH_TIMEOUT"]
     return Fetcher(
         catalogue, get_store(app), fetch_policy(cfg),
@@ -46,6 +50,15 @@ def check_budgets(app):
     or submission. Returns the new crossings."""
     plan = budgets.Budget.from_settings(app.config)
     return budgets.evaluate(app.extensions["catalogue"], plan) if plan.active else []
+
+
+def relay_results(app):
+    """One relay pass (:func:`archive.relay.relay_pass`): queue the results stored since
+    the last, send what is due; ``{state: count}`` of the attempts made."""
+    cfg = app.config
+    return relay.relay_pass(app.extensions["catalogue"], relay_body,
+                            max_attempts=cfg["RUNWARE_ARCHIVE_RELAY_ATTEMPTS"],
+                            backoff=cfg["RUNWARE_ARCHIVE_RELAY_BACKOFF"])
 
 
 def prune_log(catalogue, cfg):

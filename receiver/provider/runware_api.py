@@ -19,6 +19,12 @@ What the client gets back is shaped as it asked:
   and answered with the stored results. Past that, it answers with what has arrived and
   nothing more: the task stays async upstream, so ``getResponse`` brings the rest.
 
+A client's own ``webhookURL`` gets the stored results relayed (:mod:`archive.relay`, sent
+by the worker), when its scheme, host and port are among the key's relay hosts: the ack
+then comes at once, as Runware answers a task with a webhook. A URL the key does not allow
+is not called; the task is still archived and its ack says why, in
+``"relay": {"webhookURL": "refused: ..."}``.
+
 Only ``imageInference`` for TwinFlow (``protocol.schemas.MODEL_ID``) and ``getResponse``
 for its tasks are answered here; every other task (other models, other task types,
 ``getResponse`` for tasks not recorded here) is forwarded by
@@ -31,7 +37,7 @@ import time
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from archive import keys, states
+from archive import keys, relay, states
 from protocol.schemas import ParameterError, load_task
 from receiver import get_catalogue
 from receiver.provider import forward
@@ -45,10 +51,9 @@ POLL = 0.1  # seconds between looks at the catalogue while a sync request waits,
 FIRST_POLL = 0.002  # the first wait, doubling up to POLL
 # Fields the archive sets itself, or cannot yet hand back as the client asked.
 NOT_YET = {
-    "webhookURL": "The archive receives the webhooks itself and does not relay them to "
-                  "yours yet: leave webhookURL out and poll getResponse (or use sync).",
     "uploadEndpoint": "The archive keeps the images itself and does not upload them to "
-                      "yours yet: leave uploadEndpoint out.",
+                      "yours yet: leave uploadEndpoint out (a webhookURL among the key's "
+                      "relay hosts gets each result, with its imageURL).",
 }
 
 
@@ -141,8 +146,9 @@ def image_inference(entry, key, data, errors, waiting):
     if refused:
         errors.append((400, refused))
         return
-    wanted = task.get("deliveryMethod", "sync")
-    params = {k: v for k, v in task.items() if k != "includeCost"}  # submit sets it
+    wanted = "async" if "webhookURL" in task else task.get("deliveryMethod", "sync")
+    # submit sets includeCost and its own webhook; the client's is relayed, never sent on
+    params = {k: v for k, v in task.items() if k not in ("includeCost", "webhookURL")}
     params.update(deliveryMethod="async", label=key["label"])
     outcome = submit_in_app(current_app, params, key=key)
     if outcome.status in ("refused", "error"):
@@ -150,7 +156,22 @@ def image_inference(entry, key, data, errors, waiting):
     elif wanted == "sync":
         waiting.append(task_uuid)
     else:
-        data.append({"taskType": "imageInference", "taskUUID": task_uuid})
+        data.append(relayed_ack(task, key))
+
+
+def relayed_ack(task, key):
+    """The async ack; a client's own webhookURL is watched for relaying when the key
+    allows it, else the ack says why it will not be called."""
+    ack = {"taskType": "imageInference", "taskUUID": task["taskUUID"]}
+    url = task.get("webhookURL")
+    if url is None:
+        return ack
+    why = relay.refusal(relay.hosts_of(key), url)
+    if why is None:
+        relay.watch(get_catalogue(), task["taskUUID"], key["id"], url)
+    else:
+        ack["relay"] = {"webhookURL": f"refused: {why}"}
+    return ack
 
 
 def not_supported_yet(task):
@@ -245,6 +266,12 @@ def result_item(task_uuid, result):
     if result["nsfw"] is not None:
         item["NSFWContent"] = bool(result["nsfw"])
     return item
+
+
+def relay_body(kind, task_uuid, row):
+    """What a client's webhook is sent for a stored ``result`` or ``failure`` row: the
+    object Runware's own webhook carries, the result alone (no key, no envelope)."""
+    return result_item(task_uuid, row) if kind == "result" else failed_item(task_uuid, row)
 
 
 def failed_item(task_uuid, failure):

@@ -1,0 +1,241 @@
+"""Relaying a ``/v1`` client's own webhook (schema: migration 18), no Flask.
+
+The archive keeps its own webhook with the provider; a client that sent a ``webhookURL``
+gets each result POSTed there too, once it is in the catalogue. Nothing is queued on the
+webhook's hot path: :func:`sweep` (in the worker) finds the results and failed images of
+watched tasks that are not queued yet and queues them in the order they arrived, so a
+crash between a delivery's COMMIT and any hook cannot lose a relay, and results brought by
+a sync reply or the reconcile pass are relayed as well as webhooks.
+
+A destination is called only if it is among its key's relay hosts *and* passes the image
+download's SSRF rules (:mod:`archive.safe_fetch`: https unless the entry says ``http://``,
+public addresses only unless the entry is that very IP literal, the checked address
+pinned, no redirect followed). Retries back off exponentially with jitter, as Svix and
+Hookdeck do; each attempt is a row in the delivery log (source ``relay``, verdict
+``relayed`` or ``relay-failed``): verdicts of their own, so they count apart from what the
+archive received, and the log's retention prunes them as it does refusals and progress.
+"""
+
+import http.client
+import json
+import random
+import time
+
+from archive import safe_fetch
+from archive.records import rows, utcnow
+
+SOURCE = "relay"
+MAX_WAIT = 600.0  # seconds: the longest wait between two attempts
+TIMEOUT = 15.0  # seconds one attempt may take, connection and answer
+LEASE = 4 * TIMEOUT  # a claim outlives any attempt, so a live sender never loses its row
+PASS_SECONDS = 20.0  # one pass stops claiming after this, so other housekeeping runs
+ENDED = ("complete", "error", "lost")  # archive.states.FINAL, literal for the SQL below
+
+
+def parse_hosts(entries):
+    """The key's relay hosts, each ``https://host[:port]`` or ``http://host[:port]``,
+    normalised by :func:`archive.safe_fetch.parse_entry`; :raises ValueError: one is not."""
+    hosts = []
+    for entry in entries:
+        safe_fetch.parse_entry(entry)
+        text = entry.strip().lower().rstrip("/")
+        hosts.append(text if "://" in text else f"https://{text}")
+    return sorted(set(hosts))
+
+
+def hosts_of(key):
+    """The relay hosts stored with ``key`` (a row of ``client_keys``)."""
+    return json.loads(key.get("relay_hosts") or "[]")
+
+
+def policy_for(hosts):
+    """The SSRF policy of one key's relay hosts: no redirects (a webhook is not one)."""
+    return safe_fetch.Policy(hosts, total_timeout=TIMEOUT, max_redirects=0)
+
+
+def refusal(hosts, url):
+    """Why ``url`` may not be called for a key with ``hosts``, or None. The address
+    checks run again before each attempt (a name may resolve elsewhere by then)."""
+    if not hosts:
+        return "the client key has no relay hosts (runware-archive keys create --relay-host)"
+    try:
+        policy_for(hosts).check(url)
+    except safe_fetch.Refused as exc:
+        return _reworded(exc)
+    return None
+
+
+def _reworded(exc):
+    return str(exc).replace("the image host allowlist", "the client key's relay hosts")
+
+
+def watch(catalogue, task_uuid, key_id, url):
+    """Relay the results of ``task_uuid`` to ``url`` from now on."""
+    with catalogue.write() as conn:
+        conn.execute("INSERT OR IGNORE INTO relay_targets (task_uuid, key_id, webhook_url,"
+                     " created_at) VALUES (?, ?, ?, ?)", (task_uuid, key_id, url, utcnow()))
+
+
+def sweep(catalogue, body_for):
+    """Queue every result and failure of the watched tasks not queued yet, oldest first;
+    ``body_for(kind, task_uuid, row)`` (kind ``result`` or ``failure``) makes the JSON
+    object sent. Returns how many were queued. Looked for first without the write lock,
+    which runs every second and must not hold up the webhooks when there is nothing."""
+    if not (_unqueued(catalogue.conn) or _closable(catalogue.conn)):
+        return 0
+    with catalogue.write() as conn:
+        found = _unqueued(conn)  # again under the lock: another worker may have swept
+        now, epoch = utcnow(), time.time()
+        for kind, key, row in found:
+            conn.execute(
+                "INSERT OR IGNORE INTO relay_queue (task_uuid, item_key, body, state,"
+                " next_attempt_at, created_at) VALUES (?, ?, ?, 'pending', ?, ?)",
+                (row["task_uuid"], key, json.dumps(body_for(kind, row["task_uuid"], row)),
+                 epoch, now))
+        conn.execute(f"UPDATE relay_targets SET closed_at = ? WHERE task_uuid IN ({CLOSABLE})",
+                     (now,))
+    return len(found)
+
+
+# Watched tasks that may still bring something: not closed, or changed since.
+OPEN = ("SELECT g.task_uuid FROM relay_targets g JOIN tasks t USING (task_uuid)"
+        " WHERE g.closed_at IS NULL OR t.updated_at > g.closed_at")
+# Open ones that have ended: once swept, nothing more is expected of them.
+CLOSABLE = ("SELECT g.task_uuid FROM relay_targets g JOIN tasks t USING (task_uuid)"
+            f" WHERE t.status IN {ENDED} AND (g.closed_at IS NULL OR t.updated_at > g.closed_at)")
+
+
+def _closable(conn):
+    return conn.execute(f"SELECT EXISTS ({CLOSABLE})").fetchone()[0]
+
+
+def _unqueued(conn):
+    """``[(kind, item_key, row)]`` of the open targets' items not queued, by arrival."""
+    results = rows(conn, "SELECT r.id, r.task_uuid, r.image_uuid, r.image_url, r.seed,"
+                   " r.cost, r.nsfw, r.received_at FROM results r WHERE r.task_uuid IN"
+                   f" ({OPEN}) AND NOT EXISTS (SELECT 1 FROM relay_queue q WHERE"
+                   " q.task_uuid = r.task_uuid AND q.item_key = 'r:' || r.image_uuid)")
+    failures = rows(conn, "SELECT e.rowid AS id, e.task_uuid, e.image_uuid, e.code,"
+                    " e.message, e.fingerprint, e.received_at FROM task_errors e WHERE"
+                    f" e.task_uuid IN ({OPEN}) AND NOT EXISTS (SELECT 1 FROM"
+                    " relay_queue q WHERE q.task_uuid = e.task_uuid AND"
+                    " q.item_key = 'e:' || e.fingerprint)")
+    found = [("result", f"r:{r['image_uuid']}", r) for r in results] + \
+            [("failure", f"e:{f['fingerprint']}", f) for f in failures]
+    return sorted(found, key=lambda item: (item[2]["received_at"], item[0], item[2]["id"]))
+
+
+DUE = ("SELECT q.id, q.task_uuid, q.body, q.attempts, g.webhook_url, k.relay_hosts"
+       " FROM relay_queue q JOIN relay_targets g USING (task_uuid)"
+       " JOIN client_keys k ON k.id = g.key_id WHERE q.state = 'pending'"
+       " AND q.next_attempt_at <= ? AND coalesce(q.claimed_until, 0) < ?"
+       " AND NOT EXISTS (SELECT 1 FROM relay_queue p WHERE p.task_uuid = q.task_uuid"
+       " AND p.state = 'pending' AND p.id < q.id) ORDER BY q.id LIMIT 1")
+
+
+def claim(catalogue, now=None):
+    """Claim the next due row of a task whose earlier rows are all settled (so a task's
+    results go out in order), leased for :data:`LEASE`: the row with its URL and its key's
+    hosts, or None. Found without the lock, then claimed only if no one did meanwhile."""
+    now = time.time() if now is None else now
+    for _ in range(3):  # another worker took the one found: look again
+        found = rows(catalogue.conn, DUE, (now, now))
+        if not found:
+            return None
+        with catalogue.write() as conn:
+            taken = conn.execute(
+                "UPDATE relay_queue SET claimed_until = ? WHERE id = ? AND state = 'pending'"
+                " AND attempts = ? AND coalesce(claimed_until, 0) < ?",
+                (now + LEASE, found[0]["id"], found[0]["attempts"], now))
+        if taken.rowcount == 1:
+            return found[0]
+    return None
+
+
+def post(url, body, policy):
+    """POST ``body`` (bytes) to ``url`` under ``policy``: the HTTP status.
+
+    :raises safe_fetch.Refused: the URL or its address breaks a rule.
+    :raises safe_fetch.TransientError: no connection or no answer in time.
+    """
+    target = policy.check(url)
+    infos = policy.resolve(target)
+    deadline, errors = time.monotonic() + policy.total_timeout, []
+    for info in infos:
+        conn = safe_fetch._PinnedConnection(target, info, policy)  # the checked address
+        try:
+            conn.connect()
+            conn.guard = safe_fetch._Deadline(conn.sock, deadline)
+            conn.request("POST", target.request_path, body=body, headers={
+                "Content-Type": "application/json", "User-Agent": "runware-archive"})
+            response = conn.getresponse()
+            response.read(64 * 1024)  # the answer is not used; a little is read politely
+            return response.status
+        except (OSError, http.client.HTTPException) as exc:
+            errors.append(f"{info[4][0]}: {type(exc).__name__}: {exc}")
+        finally:
+            conn.close()
+    raise safe_fetch.TransientError("could not deliver: " + "; ".join(errors))
+
+
+def wait_before(attempt, backoff):
+    """Seconds before attempt ``attempt + 1``: ``backoff`` doubling per attempt, at most
+    :data:`MAX_WAIT`, within ±20 % (jitter, so failed receivers are not hit in step)."""
+    return min(backoff * 2 ** (attempt - 1), MAX_WAIT) * random.uniform(0.8, 1.2)
+
+
+def attempt(catalogue, row, *, max_attempts, backoff):
+    """Send one claimed row and record the attempt: ``delivered``, ``pending`` (to be
+    retried) or ``dead``."""
+    status, error = None, None
+    try:
+        status = post(row["webhook_url"], row["body"].encode(),
+                      policy_for(hosts_of(row)))
+    except safe_fetch.Refused as exc:
+        error, max_attempts = f"refused: {_reworded(exc)}", 0  # retrying will not help
+    except safe_fetch.TransientError as exc:
+        error = str(exc)
+    ok = status is not None and 200 <= status < 300
+    tries = row["attempts"] + 1
+    state = "delivered" if ok else "dead" if tries >= max_attempts else "pending"
+    error = error or (None if ok else f"HTTP {status}")
+    _record(catalogue, row, state, tries, status, error, time.time() + (
+        wait_before(tries, backoff) if state == "pending" else 0))
+    return state
+
+
+def _record(catalogue, row, state, tries, status, error, next_at):
+    said = f"relay to {row['webhook_url'][:300]}: " + (error or f"HTTP {status}")
+    if state == "dead":
+        said += f" (gave up after {tries} attempt{'s' if tries > 1 else ''})"
+    with catalogue.write() as conn:
+        conn.execute(
+            "UPDATE relay_queue SET state = ?, attempts = ?, next_attempt_at = ?,"
+            " claimed_until = NULL, last_error = ?, delivered_at = ? WHERE id = ?",
+            (state, tries, next_at, error, utcnow() if state == "delivered" else None,
+             row["id"]))
+        conn.execute(
+            "INSERT INTO deliveries (received_at, source, task_uuid, verdict, reason,"
+            " status_code, body, body_size) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (utcnow(), SOURCE, row["task_uuid"], "relayed" if state == "delivered"
+             else "relay-failed", said, status or 0, row["body"], len(row["body"])))
+
+
+def relay_pass(catalogue, body_for, *, max_attempts, backoff):
+    """Queue what arrived, then send what is due until nothing is or
+    :data:`PASS_SECONDS` are over; returns ``{state: count}`` of the attempts made."""
+    sweep(catalogue, body_for)
+    ends, made = time.monotonic() + PASS_SECONDS, {}
+    while time.monotonic() < ends:
+        row = claim(catalogue)
+        if row is None:
+            break
+        state = attempt(catalogue, row, max_attempts=max_attempts, backoff=backoff)
+        made[state] = made.get(state, 0) + 1
+    return made
+
+
+def queue(conn, task_uuid):
+    """The relay rows of one task, in order (for the views and tests)."""
+    return rows(conn, "SELECT id, item_key, state, attempts, last_error, delivered_at"
+                      " FROM relay_queue WHERE task_uuid = ? ORDER BY id", (task_uuid,))
