@@ -10,7 +10,8 @@ import pytest
 import requests
 
 from archive import keys
-from tests.fakes import provider  # noqa: F401  (the fixture)
+from protocol.schemas import MODEL_ID
+from tests.fakes import HANG_UP, provider  # noqa: F401  (the fixture)
 
 OTHER = "runware:101@1"  # FLUX.1 [dev]: a model the archive has no schema for
 TASK = {"taskType": "imageInference", "model": OTHER, "positivePrompt": "a lighthouse in fog",
@@ -27,7 +28,8 @@ def upstream_key():
 def app_config(app_config, provider, upstream_key):
     if upstream_key is None:
         return app_config
-    return dict(app_config, RUNWARE_API_KEY=upstream_key, RUNWARE_API_URL=provider.url)
+    return dict(app_config, RUNWARE_API_KEY=upstream_key, RUNWARE_API_URL=provider.url,
+                RUNWARE_ARCHIVE_PUBLIC_URL="http://127.0.0.1:5000")  # TwinFlow's webhookURL
 
 
 @pytest.fixture
@@ -155,3 +157,57 @@ def test_without_a_runware_key_the_sandbox_answers_with_its_own_refusal(app, liv
     assert other.status_code == 400
     assert other.json()["errors"][0]["message"].endswith(
         "is not supported by the sandbox (imageInference, getResponse).")
+
+
+def test_a_retry_that_meets_its_own_first_send_is_an_ack(app, live_server, provider, key):
+    task_uuid = str(uuid.uuid4())
+    conflict = {"data": [], "errors": [{"code": "conflictTaskUUID", "taskUUID": task_uuid,
+                                        "message": "taskUUID already used",
+                                        "taskType": "imageInference"}]}
+    provider.replies += [(HANG_UP, None), (400, conflict),
+                         (200, {"data": [dict(result(task_uuid), status="success")]})]
+    answer = post(live_server, [{**TASK, "taskUUID": task_uuid}], key[1])
+    assert (answer.status_code, answer.json()) == (
+        200, {"data": [{"taskType": "imageInference", "taskUUID": task_uuid}]})
+    assert [t["taskType"] for t in provider.tasks()] == ["imageInference"] * 2 + [
+        "getResponse"]
+    task = app.extensions["catalogue"].get_task(task_uuid)
+    assert task["status"] == "complete" and len(task["results"]) == 1
+
+
+def test_an_array_mixing_twinflow_and_forwarded_tasks_answers_both(app, live_server,
+                                                                   provider, key):
+    twin = {"taskType": "imageInference", "model": MODEL_ID, "width": 512, "height": 512,
+            "positivePrompt": "a quiet pier at dawn", "taskUUID": str(uuid.uuid4()),
+            "deliveryMethod": "async"}
+    other = {"taskType": "promptEnhance", "prompt": "a cat", "taskUUID": str(uuid.uuid4())}
+    answer = post(live_server, [twin, other], key[1])
+    assert answer.status_code == 200, answer.text
+    assert "errors" not in answer.json(), answer.text
+    assert [item["taskUUID"] for item in answer.json()["data"]] == [twin["taskUUID"],
+                                                                    other["taskUUID"]]
+    sent = provider.tasks()
+    assert [t["taskType"] for t in sent] == ["imageInference", "promptEnhance"]
+    assert "webhookURL" in sent[0] and sent[1] == other
+
+
+def test_another_keys_forwarded_task_is_not_polled_for_it(app, live_server, provider, key):
+    task_uuid = str(uuid.uuid4())
+    post(live_server, [{**TASK, "taskUUID": task_uuid, "deliveryMethod": "async"}], key[1])
+    _, other = keys.create(app.extensions["catalogue"], "someone else")
+    polled = post(live_server, [{"taskType": "getResponse", "taskUUID": task_uuid}], other)
+    assert polled.status_code == 404
+    assert polled.json()["errors"][0]["code"] == "taskNotFound"
+    assert len(provider.received) == 1  # the task itself, no getResponse
+
+
+def test_a_key_whose_budget_is_spent_forwards_nothing(app, live_server, provider):
+    catalogue = app.extensions["catalogue"]
+    row, secret = keys.create(catalogue, "capped", daily=0.001)
+    first = str(uuid.uuid4())
+    provider.replies.append((200, {"data": [result(first, cost=0.002)]}))
+    assert post(live_server, [{**TASK, "taskUUID": first}], secret).status_code == 200
+    refused = post(live_server, [{**TASK, "taskUUID": str(uuid.uuid4())}], secret)
+    assert refused.status_code == 402
+    assert refused.json()["errors"][0]["code"] == "budgetExceeded"
+    assert len(provider.received) == 1

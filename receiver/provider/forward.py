@@ -211,11 +211,23 @@ def send(app, outgoing):
             if o.kind == "inference":
                 catalogue.mark_failed(o.recorded, code="providerUnreachable", message=message)
         return 502, {"data": [], "errors": [unreachable(o.task, message) for o in outgoing]}
-    for o in outgoing:
-        if o.recorded:
-            settle(app, o, reply, alone=len(outgoing) == 1)
+    earlier = [o.recorded for o in outgoing
+               if o.recorded and settle(app, o, reply, alone=len(outgoing) == 1)]
     budgets.evaluate(catalogue, budgets.Budget.from_settings(app.config))
+    if earlier:
+        return 200, acknowledged(reply.body, earlier)
     return reply.status, reply.body
+
+
+def acknowledged(body, task_uuids):
+    """``body`` with the ``conflictTaskUUID`` a retry met for each of ``task_uuids``
+    turned into the ack the lost first reply carried: the task is running upstream (the
+    client polls getResponse for it), and the conflict was the archive's own retry's."""
+    errors = [e for e in _items(body, "errors") if not (
+        e.get("code") == submit.CONFLICT and canonical(e.get("taskUUID")) in task_uuids)]
+    data = _items(body, "data") + [{"taskType": "imageInference", "taskUUID": task_uuid}
+                                   for task_uuid in task_uuids]
+    return dict({"data": data}, **({"errors": errors} if errors else {}))
 
 
 def unreachable(task, message):
@@ -228,7 +240,8 @@ def unreachable(task, message):
 
 def settle(app, outgoing, reply, *, alone):
     """Store what ``reply`` says of one recorded task: a poll's results through the one
-    ingest; for the task itself, its refusal (the row goes), or its ack and results."""
+    ingest; for the task itself, its refusal (the row goes), or its ack and results.
+    True when a retry of the task met ``conflictTaskUUID``: its first send got through."""
     catalogue, task_uuid = app.extensions["catalogue"], outgoing.recorded
     columns_for = storage.inline_columns(app)
     if outgoing.kind == "poll":
@@ -237,11 +250,13 @@ def settle(app, outgoing, reply, *, alone):
     elif reply.retried and submit.conflict(reply.body, task_uuid):
         submit.accepted_earlier(catalogue, provider_client(app), task_uuid,
                                 columns_for=columns_for)
+        return True
     elif refused(reply, task_uuid):
         curation.delete_task(catalogue, task_uuid)
     else:
         submit.record_reply(catalogue, task_uuid, reply.status, reply.body,
                             columns_for=columns_for)
+    return False
 
 
 def refused(reply, task_uuid):
