@@ -1,5 +1,6 @@
 """The keys page ``/keys`` lists every client key with its budgets, spend and task count,
-escapes what a label holds, and says that keys are made and revoked in the CLI."""
+escapes what a label holds, makes a key (shown once, never cached) and revokes one, both
+only with the session's CSRF token."""
 
 import uuid
 
@@ -7,7 +8,7 @@ import pytest
 
 from archive import keys
 from protocol.schemas import MODEL_ID
-from tests.views_helpers import text
+from tests.views_helpers import csrf, text
 
 LABEL = '<script>alert("x")</script> & co'
 
@@ -47,3 +48,43 @@ def test_the_page_lists_a_key_with_its_spend_and_escapes_its_label(client, catal
 
 def test_without_keys_the_page_says_how_to_make_one(client):
     assert "No key yet" in text(client.get("/keys"))
+
+
+def test_a_key_made_on_the_page_is_shown_once_and_works(client, catalogue):
+    token = csrf(client, "/keys")
+    made = client.post("/keys", data={"csrf_token": token, "label": "notebook",
+                                      "daily_budget": "2", "monthly_budget": ""})
+    assert made.status_code == 200 and made.headers["Cache-Control"] == "no-store"
+    secret = keys.PREFIX + text(made).split(keys.PREFIX, 1)[1].split("<", 1)[0]
+    row = keys.authenticate(catalogue.conn, secret)
+    assert (row["label"], row["daily_budget"], row["monthly_budget"]) == ("notebook", 2.0, None)
+    assert secret not in text(client.get("/keys"))
+
+
+def test_forms_without_the_csrf_token_are_refused(client, catalogue):
+    row, _ = keys.create(catalogue, "notebook")
+    assert client.post("/keys", data={"label": "sneaky"}).status_code == 400
+    assert client.post(f"/keys/{row['id']}/revoke").status_code == 400
+    assert [k["label"] for k in keys.list_keys(catalogue.conn)] == ["notebook"]
+    assert keys.list_keys(catalogue.conn)[0]["revoked_at"] is None
+
+
+def test_a_key_is_revoked_on_the_page(client, catalogue):
+    row, secret = keys.create(catalogue, "notebook")
+    token = csrf(client, "/keys")
+    revoked = client.post(f"/keys/{row['id']}/revoke", data={"csrf_token": token})
+    assert revoked.status_code == 303
+    assert keys.authenticate(catalogue.conn, secret) is None
+    again = client.post(f"/keys/{row['id']}/revoke", data={"csrf_token": token})
+    assert again.status_code == 404
+    assert client.post(f"/keys/{2**63}/revoke", data={"csrf_token": token}).status_code == 404
+
+
+@pytest.mark.parametrize("field, value", [("daily_budget", "-1"), ("monthly_budget", "nan"),
+                                          ("daily_budget", "lots"), ("label", " ")])
+def test_a_bad_form_makes_no_key(client, catalogue, field, value):
+    token = csrf(client, "/keys")
+    answer = client.post("/keys", data={"csrf_token": token, "label": "notebook",
+                                        field: value})
+    assert answer.status_code == 400 and keys.PREFIX not in text(answer)
+    assert keys.list_keys(catalogue.conn) == []
