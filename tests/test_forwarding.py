@@ -211,3 +211,13 @@ def test_a_key_whose_budget_is_spent_forwards_nothing(app, live_server, provider
     assert refused.status_code == 402
     assert refused.json()["errors"][0]["code"] == "budgetExceeded"
     assert len(provider.received) == 1
+
+
+def test_a_further_authentication_element_is_never_sent_on(app, live_server, provider, key):
+    auth = {"taskType": "authentication", "apiKey": key[1]}
+    alone = post(live_server, [auth, auth], key[1])
+    assert alone.status_code == 400
+    assert alone.json()["errors"][0]["code"] == "invalidRequestBody"
+    task = {"taskType": "promptEnhance", "prompt": "a cat", "taskUUID": str(uuid.uuid4())}
+    assert post(live_server, [auth, task, auth], key[1]).status_code == 200
+    assert provider.received == [[task]]

@@ -35,6 +35,8 @@ TEXT_COLUMNS = {"model", "positive_prompt", "negative_prompt", "scheduler", "out
                 "output_format", "delivery_method"}
 SECRET_FIELDS = ("apiKey",)
 URL_FIELDS = ("webhookURL", "uploadEndpoint")  # their query strings may hold a token
+NOTHING_TO_SEND = {"code": "invalidRequestBody", "message": "The array holds no task besides "
+                   "authentication elements."}
 
 
 @dataclass
@@ -80,8 +82,8 @@ def relay(app, tasks, key):
     outgoing, refused = [], []
     for entry in tasks:
         prepare(app, entry, key, outgoing, refused)
-    if not outgoing:
-        return {"data": [], "errors": [e for _, e in refused]}, max(s for s, _ in refused)
+    if not outgoing:  # all refused here, or only further authentication elements
+        return merged([], refused or [(400, NOTHING_TO_SEND)])
     status, body = send(app, outgoing)
     if not refused:
         return body, status
