@@ -5,7 +5,9 @@ gets each result POSTed there too, once it is in the catalogue. Nothing is queue
 webhook's hot path: :func:`sweep` (in the worker) finds the results and failed images of
 watched tasks that are not queued yet and queues them in the order they arrived, so a
 crash between a delivery's COMMIT and any hook cannot lose a relay, and results brought by
-a sync reply or the reconcile pass are relayed as well as webhooks.
+a sync reply or the reconcile pass are relayed as well as webhooks. A client's
+``uploadEndpoint`` gets each image PUT once the archive holds it (read from the image
+store: the provider's URL may have expired), before that image's webhook, as Runware does.
 
 A destination is called only if it is among its key's relay hosts *and* passes the image
 download's SSRF rules (:mod:`archive.safe_fetch`: https unless the entry says ``http://``,
@@ -18,6 +20,7 @@ archive received, and the log's retention prunes them as it does refusals and pr
 
 import http.client
 import json
+import mimetypes
 import random
 import time
 
@@ -29,6 +32,7 @@ MAX_WAIT = 600.0  # seconds: the longest wait between two attempts
 TIMEOUT = 15.0  # seconds one attempt may take, connection and answer
 LEASE = 4 * TIMEOUT  # a claim outlives any attempt, so a live sender never loses its row
 PASS_SECONDS = 20.0  # one pass stops claiming after this, so other housekeeping runs
+WAIT_FOR_IMAGE = 1.0  # seconds between looks at an image the fetcher has still to archive
 ENDED = ("complete", "error", "lost")  # archive.states.FINAL, literal for the SQL below
 
 
@@ -69,11 +73,13 @@ def _reworded(exc):
     return str(exc).replace("the image host allowlist", "the client key's relay hosts")
 
 
-def watch(catalogue, task_uuid, key_id, url):
-    """Relay the results of ``task_uuid`` to ``url`` from now on."""
+def watch(catalogue, task_uuid, key_id, url, *, upload=None):
+    """Relay the results of ``task_uuid`` to ``url`` (None: none) from now on, each
+    archived image PUT to ``upload`` first when there is one."""
     with catalogue.write() as conn:
         conn.execute("INSERT OR IGNORE INTO relay_targets (task_uuid, key_id, webhook_url,"
-                     " created_at) VALUES (?, ?, ?, ?)", (task_uuid, key_id, url, utcnow()))
+                     " upload_url, created_at) VALUES (?, ?, ?, ?, ?)",
+                     (task_uuid, key_id, url or "", upload, utcnow()))
 
 
 def sweep(catalogue, body_for):
@@ -87,11 +93,12 @@ def sweep(catalogue, body_for):
         found = _unqueued(conn)  # again under the lock: another worker may have swept
         now, epoch = utcnow(), time.time()
         for kind, key, row in found:
+            body = {"taskUUID": row["task_uuid"], "imageUUID": row["image_uuid"]} \
+                if kind == "upload" else body_for(kind, row["task_uuid"], row)
             conn.execute(
                 "INSERT OR IGNORE INTO relay_queue (task_uuid, item_key, body, state,"
                 " next_attempt_at, created_at) VALUES (?, ?, ?, 'pending', ?, ?)",
-                (row["task_uuid"], key, json.dumps(body_for(kind, row["task_uuid"], row)),
-                 epoch, now))
+                (row["task_uuid"], key, json.dumps(body), epoch, now))
         conn.execute(f"UPDATE relay_targets SET closed_at = ? WHERE task_uuid IN ({CLOSABLE})",
                      (now,))
     return len(found)
@@ -109,23 +116,35 @@ def _closable(conn):
     return conn.execute(f"SELECT EXISTS ({CLOSABLE})").fetchone()[0]
 
 
+def _queued(key):
+    return (" NOT EXISTS (SELECT 1 FROM relay_queue q WHERE q.task_uuid = g.task_uuid"
+            f" AND q.item_key = {key})")
+
+
+KINDS = {"upload": 0, "result": 1, "failure": 2}  # an image's upload before its webhook
+
+
 def _unqueued(conn):
     """``[(kind, item_key, row)]`` of the open targets' items not queued, by arrival."""
+    webhook, upload = _queued("'r:' || r.image_uuid"), _queued("'u:' || r.image_uuid")
+    failed = _queued("'e:' || e.fingerprint")
     results = rows(conn, "SELECT r.id, r.task_uuid, r.image_uuid, r.image_url, r.seed,"
-                   " r.cost, r.nsfw, r.received_at FROM results r WHERE r.task_uuid IN"
-                   f" ({OPEN}) AND NOT EXISTS (SELECT 1 FROM relay_queue q WHERE"
-                   " q.task_uuid = r.task_uuid AND q.item_key = 'r:' || r.image_uuid)")
+                   " r.cost, r.nsfw, r.received_at, g.webhook_url, g.upload_url FROM"
+                   " results r JOIN relay_targets g USING (task_uuid) WHERE r.task_uuid IN"
+                   f" ({OPEN}) AND ((g.webhook_url != '' AND {webhook})"
+                   f" OR (g.upload_url IS NOT NULL AND {upload}))")
     failures = rows(conn, "SELECT e.rowid AS id, e.task_uuid, e.image_uuid, e.code,"
-                    " e.message, e.fingerprint, e.received_at FROM task_errors e WHERE"
-                    f" e.task_uuid IN ({OPEN}) AND NOT EXISTS (SELECT 1 FROM"
-                    " relay_queue q WHERE q.task_uuid = e.task_uuid AND"
-                    " q.item_key = 'e:' || e.fingerprint)")
-    found = [("result", f"r:{r['image_uuid']}", r) for r in results] + \
-            [("failure", f"e:{f['fingerprint']}", f) for f in failures]
-    return sorted(found, key=lambda item: (item[2]["received_at"], item[0], item[2]["id"]))
+                    " e.message, e.fingerprint, e.received_at FROM task_errors e JOIN"
+                    f" relay_targets g USING (task_uuid) WHERE e.task_uuid IN ({OPEN}) AND"
+                    f" g.webhook_url != '' AND {failed}")
+    found = [("upload", f"u:{r['image_uuid']}", r) for r in results if r["upload_url"]]
+    found += [("result", f"r:{r['image_uuid']}", r) for r in results if r["webhook_url"]]
+    found += [("failure", f"e:{f['fingerprint']}", f) for f in failures]
+    return sorted(found, key=lambda i: (i[2]["received_at"], KINDS[i[0]], i[2]["id"]))
 
 
-DUE = ("SELECT q.id, q.task_uuid, q.body, q.attempts, g.webhook_url, k.relay_hosts"
+DUE = ("SELECT q.id, q.task_uuid, q.item_key, q.body, q.attempts, g.webhook_url,"
+       " g.upload_url, k.relay_hosts"
        " FROM relay_queue q JOIN relay_targets g USING (task_uuid)"
        " JOIN client_keys k ON k.id = g.key_id WHERE q.state = 'pending'"
        " AND q.next_attempt_at <= ? AND coalesce(q.claimed_until, 0) < ?"
@@ -152,8 +171,8 @@ def claim(catalogue, now=None):
     return None
 
 
-def post(url, body, policy):
-    """POST ``body`` (bytes) to ``url`` under ``policy``: the HTTP status.
+def send(method, url, body, content_type, policy):
+    """``method`` (POST, PUT) ``body`` (bytes) to ``url`` under ``policy``: the status.
 
     :raises safe_fetch.Refused: the URL or its address breaks a rule.
     :raises safe_fetch.TransientError: no connection or no answer in time.
@@ -166,8 +185,8 @@ def post(url, body, policy):
         try:
             conn.connect()
             conn.guard = safe_fetch._Deadline(conn.sock, deadline)
-            conn.request("POST", target.request_path, body=body, headers={
-                "Content-Type": "application/json", "User-Agent": "runware-archive"})
+            conn.request(method, target.request_path, body=body, headers={
+                "Content-Type": content_type, "User-Agent": "runware-archive"})
             response = conn.getresponse()
             response.read(64 * 1024)  # the answer is not used; a little is read politely
             return response.status
@@ -184,15 +203,47 @@ def wait_before(attempt, backoff):
     return min(backoff * 2 ** (attempt - 1), MAX_WAIT) * random.uniform(0.8, 1.2)
 
 
-def attempt(catalogue, row, *, max_attempts, backoff):
+class Waiting(Exception):
+    """The image to upload is not archived yet: no attempt is made, nor counted."""
+
+
+def _payload(catalogue, row, store):
+    """``(method, URL, body, Content-Type)`` of a claimed row; an upload's body is the
+    archived image, read from the store (the provider's URL may have expired by then).
+
+    :raises Waiting: the image is still to be archived.
+    :raises safe_fetch.PermanentError: it never will be.
+    """
+    if not row["item_key"].startswith("u:"):
+        return "POST", row["webhook_url"], row["body"].encode(), "application/json"
+    found = rows(catalogue.conn, "SELECT archive_state, sha256, file_ext FROM results"
+                 " WHERE task_uuid = ? AND image_uuid = ?",
+                 (row["task_uuid"], row["item_key"][2:]))
+    image = found[0] if found else {"archive_state": "gone"}
+    if image["archive_state"] == "pending":
+        raise Waiting()
+    if image["archive_state"] != "archived" or store is None:
+        raise safe_fetch.PermanentError(f"the image is {image['archive_state']}, not "
+                                        "archived: nothing to upload")
+    with open(store.path(image["sha256"], image["file_ext"]), "rb") as f:
+        data = f.read()
+    kind = mimetypes.guess_type(f"image.{image['file_ext']}")[0]
+    return "PUT", row["upload_url"], data, kind or "application/octet-stream"
+
+
+def attempt(catalogue, row, *, max_attempts, backoff, store=None):
     """Send one claimed row and record the attempt: ``delivered``, ``pending`` (to be
-    retried) or ``dead``."""
+    retried), ``dead``, or ``waiting`` (an upload whose image is not archived yet)."""
     status, error = None, None
     try:
-        status = post(row["webhook_url"], row["body"].encode(),
-                      policy_for(hosts_of(row)))
-    except safe_fetch.Refused as exc:
-        error, max_attempts = f"refused: {_reworded(exc)}", 0  # retrying will not help
+        method, url, body, kind = _payload(catalogue, row, store)
+        status = send(method, url, body, kind, policy_for(hosts_of(row)))
+    except Waiting:
+        _defer(catalogue, row, time.time() + WAIT_FOR_IMAGE)
+        return "waiting"
+    except (safe_fetch.Refused, safe_fetch.PermanentError, OSError) as exc:
+        error, max_attempts = _reworded(exc), 0  # retrying will not help
+        error = f"refused: {error}" if isinstance(exc, safe_fetch.Refused) else error
     except safe_fetch.TransientError as exc:
         error = str(exc)
     ok = status is not None and 200 <= status < 300
@@ -204,8 +255,16 @@ def attempt(catalogue, row, *, max_attempts, backoff):
     return state
 
 
+def _defer(catalogue, row, next_at):
+    with catalogue.write() as conn:
+        conn.execute("UPDATE relay_queue SET next_attempt_at = ?, claimed_until = NULL"
+                     " WHERE id = ?", (next_at, row["id"]))
+
+
 def _record(catalogue, row, state, tries, status, error, next_at):
-    said = f"relay to {row['webhook_url'][:300]}: " + (error or f"HTTP {status}")
+    upload = row["item_key"].startswith("u:")
+    url = row["upload_url"] if upload else row["webhook_url"]
+    said = f"{'upload' if upload else 'relay'} to {url[:300]}: " + (error or f"HTTP {status}")
     if state == "dead":
         said += f" (gave up after {tries} attempt{'s' if tries > 1 else ''})"
     with catalogue.write() as conn:
@@ -221,7 +280,7 @@ def _record(catalogue, row, state, tries, status, error, next_at):
              else "relay-failed", said, status or 0, row["body"], len(row["body"])))
 
 
-def relay_pass(catalogue, body_for, *, max_attempts, backoff):
+def relay_pass(catalogue, body_for, *, max_attempts, backoff, store=None):
     """Queue what arrived, then send what is due until nothing is or
     :data:`PASS_SECONDS` are over; returns ``{state: count}`` of the attempts made."""
     sweep(catalogue, body_for)
@@ -230,7 +289,8 @@ def relay_pass(catalogue, body_for, *, max_attempts, backoff):
         row = claim(catalogue)
         if row is None:
             break
-        state = attempt(catalogue, row, max_attempts=max_attempts, backoff=backoff)
+        state = attempt(catalogue, row, max_attempts=max_attempts, backoff=backoff,
+                        store=store)
         made[state] = made.get(state, 0) + 1
     return made
 

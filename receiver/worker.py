@@ -54,11 +54,13 @@ def check_budgets(app):
 
 def relay_results(app):
     """One relay pass (:func:`archive.relay.relay_pass`): queue the results stored since
-    the last, send what is due; ``{state: count}`` of the attempts made."""
+    the last, send what is due (uploads from the image store); ``{state: count}`` of the
+    attempts made."""
     cfg = app.config
     return relay.relay_pass(app.extensions["catalogue"], relay_body,
                             max_attempts=cfg["RUNWARE_ARCHIVE_RELAY_ATTEMPTS"],
-                            backoff=cfg["RUNWARE_ARCHIVE_RELAY_BACKOFF"])
+                            backoff=cfg["RUNWARE_ARCHIVE_RELAY_BACKOFF"],
+                            store=get_store(app))
 
 
 def prune_log(catalogue, cfg):

@@ -3,6 +3,7 @@ result reaches it once, after it is in the catalogue, in arrival order, retried 
 backoff and logged; a URL its key does not allow is never called and the ack says why;
 the relay queue outlives a restart."""
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -31,7 +32,8 @@ class Hook:
     catalogue held when it came, and answers from ``statuses`` (then 200)."""
 
     def __init__(self, db=None, statuses=()):
-        self.received, self.statuses, hook = [], list(statuses), self
+        self.received, self.uploads, self.statuses, hook = [], [], list(statuses), self
+        self.order = []  # ("PUT" | "POST", path) as they came
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
@@ -39,8 +41,18 @@ class Hook:
                 stored = hook.stored(body.get("taskUUID"))
                 hook.received.append({"path": self.path, "body": body, "stored": stored,
                                       "headers": dict(self.headers)})
+                hook.order.append(("POST", body.get("imageUUID")))
                 status = hook.statuses.pop(0) if hook.statuses else 200
                 self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_PUT(self):
+                data = self.rfile.read(int(self.headers["Content-Length"]))
+                hook.uploads.append({"path": self.path, "data": data,
+                                     "type": self.headers["Content-Type"]})
+                hook.order.append(("PUT", hashlib.sha256(data).hexdigest()))
+                self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -272,3 +284,42 @@ def test_a_failed_image_is_relayed_as_runware_sends_it(app, live_server, hooks):
     assert (body["status"], body["taskUUID"], body["imageUUID"]) == (
         "error", task_uuid, failure["image_uuid"])
     assert body["error"]["code"] == failure["code"]
+
+
+def test_an_upload_endpoint_gets_each_archived_image_before_its_webhook(
+        app, live_server, hooks, fetcher):
+    hook = hooks()
+    _, secret = keys.create(app.extensions["catalogue"], "notebook",
+                            relay_hosts=[hook.origin])
+    task_uuid, ack = send(live_server, secret, hook.origin + "/hook", numberResults=2,
+                          uploadEndpoint=hook.origin + "/upload/mine")
+    assert ack == [{"taskType": "imageInference", "taskUUID": task_uuid}]
+    assert "uploadEndpoint" not in webhook_sent_upstream_task(app, task_uuid)
+    until(lambda: len(hook.received) == 2, app)
+    results = {r["image_uuid"]: r for r in app.extensions["catalogue"].get_task(
+        task_uuid)["results"]}
+    assert all(r["archive_state"] == "archived" for r in results.values())
+    assert [u["path"] for u in hook.uploads] == ["/upload/mine"] * 2
+    for got in hook.received:  # each image PUT (its archived bytes) before its webhook
+        sha = results[got["body"]["imageUUID"]]["sha256"]
+        assert hook.order.index(("PUT", sha)) < hook.order.index(
+            ("POST", got["body"]["imageUUID"]))
+    assert all(u["type"].startswith("image/") for u in hook.uploads)
+
+
+def test_an_upload_endpoint_the_key_does_not_allow_is_refused_in_the_ack(
+        app, live_server, hooks):
+    hook, other = hooks(), hooks()
+    _, secret = keys.create(app.extensions["catalogue"], "notebook",
+                            relay_hosts=[hook.origin])
+    task_uuid, ack = send(live_server, secret, hook.origin + "/hook",
+                          uploadEndpoint=other.origin + "/upload")
+    assert set(ack[0]["relay"]) == {"uploadEndpoint"}
+    assert ack[0]["relay"]["uploadEndpoint"].startswith("refused: ")
+    until(complete(app, task_uuid))
+    until(lambda: len(hook.received) == 1, app)  # the allowed webhook still gets it
+    assert other.uploads == [] and hook.uploads == []
+
+
+def webhook_sent_upstream_task(app, task_uuid):
+    return app.extensions["sandbox"].task(task_uuid).task

@@ -135,8 +135,7 @@ def test_invalid_parameters_are_refused_in_runwares_words(app, live_server, key)
     assert "positivePrompt" in info.value.message
 
 
-@pytest.mark.parametrize("field, value", [("uploadEndpoint", "https://example.org/upload"),
-                                          ("outputType", "base64Data")])
+@pytest.mark.parametrize("field, value", [("outputType", "base64Data")])
 def test_what_the_archive_cannot_hand_back_yet_is_refused(app, live_server, key, field,
                                                           value):
     task_uuid = str(uuid.uuid4())

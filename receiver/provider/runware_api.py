@@ -19,11 +19,11 @@ What the client gets back is shaped as it asked:
   and answered with the stored results. Past that, it answers with what has arrived and
   nothing more: the task stays async upstream, so ``getResponse`` brings the rest.
 
-A client's own ``webhookURL`` gets the stored results relayed (:mod:`archive.relay`, sent
-by the worker), when its scheme, host and port are among the key's relay hosts: the ack
-then comes at once, as Runware answers a task with a webhook. A URL the key does not allow
-is not called; the task is still archived and its ack says why, in
-``"relay": {"webhookURL": "refused: ..."}``.
+A client's own ``webhookURL`` gets the stored results relayed, and its ``uploadEndpoint``
+each archived image PUT (:mod:`archive.relay`, sent by the worker), when the URL's scheme,
+host and port are among the key's relay hosts: the ack then comes at once, as Runware
+answers a task with a webhook. A URL the key does not allow is not called; the task is
+still archived and its ack says why, in ``"relay": {"webhookURL": "refused: ..."}``.
 
 Only ``imageInference`` for TwinFlow (``protocol.schemas.MODEL_ID``) and ``getResponse``
 for its tasks are answered here; every other task (other models, other task types,
@@ -49,12 +49,8 @@ MAX_BODY = 1024 * 1024  # a task array is a few kilobytes; prompts are at most 3
 MAX_TASKS = 20
 POLL = 0.1  # seconds between looks at the catalogue while a sync request waits, at most
 FIRST_POLL = 0.002  # the first wait, doubling up to POLL
-# Fields the archive sets itself, or cannot yet hand back as the client asked.
-NOT_YET = {
-    "uploadEndpoint": "The archive keeps the images itself and does not upload them to "
-                      "yours yet: leave uploadEndpoint out (a webhookURL among the key's "
-                      "relay hosts gets each result, with its imageURL).",
-}
+# The client's own destinations: never sent upstream (the archive sets its own), relayed.
+RELAYED = ("webhookURL", "uploadEndpoint")
 
 
 def runware_error(code, message, *, task_type="imageInference", task_uuid=None,
@@ -146,9 +142,10 @@ def image_inference(entry, key, data, errors, waiting):
     if refused:
         errors.append((400, refused))
         return
-    wanted = "async" if "webhookURL" in task else task.get("deliveryMethod", "sync")
-    # submit sets includeCost and its own webhook; the client's is relayed, never sent on
-    params = {k: v for k, v in task.items() if k not in ("includeCost", "webhookURL")}
+    relayed = any(field in task for field in RELAYED)
+    wanted = "async" if relayed else task.get("deliveryMethod", "sync")
+    # submit sets includeCost and its own webhook; the client's are relayed, never sent on
+    params = {k: v for k, v in task.items() if k != "includeCost" and k not in RELAYED}
     params.update(deliveryMethod="async", label=key["label"])
     outcome = submit_in_app(current_app, params, key=key)
     if outcome.status in ("refused", "error"):
@@ -160,26 +157,24 @@ def image_inference(entry, key, data, errors, waiting):
 
 
 def relayed_ack(task, key):
-    """The async ack; a client's own webhookURL is watched for relaying when the key
-    allows it, else the ack says why it will not be called."""
+    """The async ack; a client's own webhookURL and uploadEndpoint are watched for
+    relaying when the key allows them, else the ack says why they will not be called."""
     ack = {"taskType": "imageInference", "taskUUID": task["taskUUID"]}
-    url = task.get("webhookURL")
-    if url is None:
-        return ack
-    why = relay.refusal(relay.hosts_of(key), url)
-    if why is None:
-        relay.watch(get_catalogue(), task["taskUUID"], key["id"], url)
-    else:
-        ack["relay"] = {"webhookURL": f"refused: {why}"}
+    allowed, refused = {}, {}
+    for field in RELAYED:
+        if field in task:
+            why = relay.refusal(relay.hosts_of(key), task[field])
+            (refused if why else allowed)[field] = f"refused: {why}" if why else task[field]
+    if allowed:
+        relay.watch(get_catalogue(), task["taskUUID"], key["id"],
+                    allowed.get("webhookURL"), upload=allowed.get("uploadEndpoint"))
+    if refused:
+        ack["relay"] = refused
     return ack
 
 
 def not_supported_yet(task):
     """The error for a valid task this endpoint cannot answer as asked yet, or None."""
-    for field, message in NOT_YET.items():
-        if field in task:
-            return runware_error("unsupportedParameter", message,
-                                 task_uuid=task["taskUUID"], parameter=field)
     if task.get("outputType", "URL") != "URL":
         return runware_error(
             "unsupportedParameter", "The archive answers with the provider's imageURL only "
