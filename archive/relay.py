@@ -144,7 +144,7 @@ def _unqueued(conn):
 
 
 DUE = ("SELECT q.id, q.task_uuid, q.item_key, q.body, q.attempts, g.webhook_url,"
-       " g.upload_url, k.relay_hosts"
+       " g.upload_url, k.relay_hosts, k.revoked_at"
        " FROM relay_queue q JOIN relay_targets g USING (task_uuid)"
        " JOIN client_keys k ON k.id = g.key_id WHERE q.state = 'pending'"
        " AND q.next_attempt_at <= ? AND coalesce(q.claimed_until, 0) < ?"
@@ -213,7 +213,10 @@ def _payload(catalogue, row, store):
 
     :raises Waiting: the image is still to be archived.
     :raises safe_fetch.PermanentError: it never will be.
+    :raises safe_fetch.Refused: the key was revoked (its owner no longer sends here).
     """
+    if row["revoked_at"]:
+        raise safe_fetch.Refused("the client key was revoked")
     if not row["item_key"].startswith("u:"):
         return "POST", row["webhook_url"], row["body"].encode(), "application/json"
     found = rows(catalogue.conn, "SELECT archive_state, sha256, file_ext FROM results"

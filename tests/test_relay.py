@@ -323,3 +323,24 @@ def test_an_upload_endpoint_the_key_does_not_allow_is_refused_in_the_ack(
 
 def webhook_sent_upstream_task(app, task_uuid):
     return app.extensions["sandbox"].task(task_uuid).task
+
+
+def test_a_sync_task_with_a_webhook_is_acknowledged_at_once(app, live_server, hooks):
+    hook = hooks()
+    _, secret = keys.create(app.extensions["catalogue"], "notebook",
+                            relay_hosts=[hook.origin])
+    task_uuid, ack = send(live_server, secret, hook.origin + "/hook", deliveryMethod="sync")
+    assert ack == [{"taskType": "imageInference", "taskUUID": task_uuid}]
+    until(lambda: len(hook.received) == 1, app)
+
+
+def test_a_revoked_keys_relays_stop(app, live_server, hooks):
+    hook = hooks()
+    row, secret = keys.create(app.extensions["catalogue"], "notebook",
+                              relay_hosts=[hook.origin])
+    task_uuid, _ = send(live_server, secret, hook.origin + "/hook")
+    until(complete(app, task_uuid))
+    keys.revoke(app.extensions["catalogue"], row["id"])
+    relay_results(app)
+    assert hook.received == []
+    assert "revoked" in log_of(app, task_uuid)[0]["reason"]
