@@ -18,6 +18,7 @@ from receiver import create_app
 from receiver.worker import make_fetcher
 from receiver.cli import RedactingRequestHandler
 from receiver.provider.tokens import make_token
+from sandbox.state import SandboxState
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_SEED_EXAMPLES = SHARED / "fixtures" / "seed-examples.json"
@@ -55,6 +56,19 @@ def catalogue_template(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def sandbox_template(tmp_path_factory):
+    """The sandbox's ``sandbox.db`` made once, as :func:`catalogue_template` does for the
+    catalogue: making it (its schema, WAL) was a third of mounting the sandbox in every
+    app."""
+    folder = tmp_path_factory.mktemp("sandbox-template")
+    state = SandboxState(folder)
+    state.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    state.conn.close()
+    os.chmod(folder / "sandbox.db", 0o400)
+    return folder / "sandbox.db"
+
+
 def copy_catalogue(template, path):
     """``path`` made a private copy of the migrated ``template`` (unless a catalogue is
     already there: a test that put its own keeps it); returns ``path``."""
@@ -74,12 +88,14 @@ def migrated_copy(catalogue_template):
 
 
 @pytest.fixture
-def data_dir(tmp_path, catalogue_template):
-    """A data folder of the test's own, holding only an empty, migrated catalogue (a
-    copy of the session's template, so ``create_app`` finds it up to date)."""
+def data_dir(tmp_path, catalogue_template, sandbox_template):
+    """A data folder of the test's own, holding only an empty, migrated catalogue and the
+    sandbox's empty state (copies of the session's templates, so ``create_app`` finds
+    them ready)."""
     folder = tmp_path / "data"
     folder.mkdir()
     copy_catalogue(catalogue_template, folder / "catalogue.db")
+    copy_catalogue(sandbox_template, folder / "sandbox.db")
     return folder
 
 

@@ -72,7 +72,7 @@ class ImageHost:
         self.port = self.server.server_port
         self.netloc = f"127.0.0.1:{self.port}"
         self.url = f"http://{self.netloc}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.005,),
                                        daemon=True)
         self.thread.start()
 

@@ -240,7 +240,7 @@ def https_host(certificate):
     names = {}
     context.sni_callback = lambda sock, name, ctx: names.update(last=name)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.005,), daemon=True).start()
     server.seen, server.names = seen, names
     yield server
     server.shutdown()

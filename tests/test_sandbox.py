@@ -155,7 +155,7 @@ class Capture:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.005},
                          daemon=True).start()
 
     def wait(self, count, timeout=10):
