@@ -70,11 +70,11 @@ from sandbox import render as sandbox_render
 from sandbox.delivery import Deliverer, error_item, failed_item, result_item
 from sandbox.faults import FaultSyntaxError, parse_faults
 from sandbox.state import SandboxState, TaskConflict, extension
+from protocol.errors import runware_error, validation_error
 from protocol.schemas import DEFAULT_STEPS, ParameterError, load_task
 
 bp = Blueprint("sandbox", __name__)
 DEFAULT_PORT = 5001
-DOCS = "https://runware.ai/docs/image-inference/api-reference"
 SUBMIT_FAULT_CODES = {429: "rateLimitExceeded", 500: "internalServerError", 502: "badGateway",
                       503: "serviceUnavailable", 504: "timeoutQueue"}
 
@@ -98,14 +98,6 @@ def init_app(app, *, url_prefix=config.PATH, own_callbacks=None):
 def state():
     """The app's :class:`SandboxState`."""
     return current_app.extensions["sandbox"]
-
-
-def runware_error(code, message, *, task_type="imageInference", task_uuid=None,
-                  parameter=None, documentation=None):
-    """An error object as Runware writes them (§1); absent fields are left out."""
-    error = {"code": code, "message": message, "parameter": parameter,
-             "taskType": task_type, "taskUUID": task_uuid, "documentation": documentation}
-    return {key: value for key, value in error.items() if value is not None}
 
 
 def envelope(data, errors, status):
@@ -324,26 +316,6 @@ def get_response(entry, data, errors):
             data.append(result_item(state(), record, item, status="success"))
         else:
             errors.append((200, error_item(record, item)))
-
-
-def validation_error(error, entry):
-    """A schema error (``{"parameter", "message"}``) as Runware's error object."""
-    parameter, message = error["parameter"] or None, error["message"]
-    name = (parameter or "task").split("[")[0].split(".")[0]
-    title = f"{name[0].upper()}{name[1:]}"
-    if message == "is required":
-        code = f"missing{title}"
-    elif message == "is not a known parameter":
-        code = "unknownParameter"
-    elif name in ("positivePrompt", "negativePrompt") and "characters" in message:
-        code = f"invalid{title}Length"
-    else:
-        code = f"invalid{title}"
-    return runware_error(
-        code, f"{parameter} {message}" if parameter else message,
-        task_uuid=_text(entry.get("taskUUID")), parameter=parameter,
-        documentation=None if code == "unknownParameter"
-        else f"{DOCS}#request-{name.lower()}")
 
 
 def _text(value):

@@ -38,27 +38,19 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from archive import keys, relay, states
+from protocol.errors import DOCS, runware_error, validation_error
 from protocol.schemas import ParameterError, load_task
 from receiver import get_catalogue
 from receiver.provider import forward
 from receiver.provider.submit import CONFLICT, submit_in_app
 
 bp = Blueprint("runware_api", __name__)
-DOCS = "https://runware.ai/docs/image-inference/api-reference"
 MAX_BODY = 1024 * 1024  # a task array is a few kilobytes; prompts are at most 3,000 characters
 MAX_TASKS = 20
 POLL = 0.1  # seconds between looks at the catalogue while a sync request waits, at most
 FIRST_POLL = 0.002  # the first wait, doubling up to POLL
 # The client's own destinations: never sent upstream (the archive sets its own), relayed.
 RELAYED = ("webhookURL", "uploadEndpoint")
-
-
-def runware_error(code, message, *, task_type="imageInference", task_uuid=None,
-                  parameter=None, documentation=None):
-    """An error object as Runware writes them (runware-api.md §1); absent fields left out."""
-    error = {"code": code, "message": message, "parameter": parameter,
-             "taskType": task_type, "taskUUID": task_uuid, "documentation": documentation}
-    return {key: value for key, value in error.items() if value is not None}
 
 
 def envelope(data, errors, status):
@@ -277,28 +269,6 @@ def failed_item(task_uuid, failure):
     if failure["image_uuid"]:
         item["imageUUID"] = failure["image_uuid"]
     return item
-
-
-def validation_error(error, entry):
-    """A schema error (``{"parameter", "message"}``) as Runware's error object, with the
-    codes Runware uses (``missingX``, ``unknownParameter``, ``invalidXLength``,
-    ``invalidX``), as the sandbox names them."""
-    parameter, message = error["parameter"] or None, error["message"]
-    name = (parameter or "task").split("[")[0].split(".")[0]
-    title = f"{name[0].upper()}{name[1:]}"
-    if message == "is required":
-        code = f"missing{title}"
-    elif message == "is not a known parameter":
-        code = "unknownParameter"
-    elif name in ("positivePrompt", "negativePrompt") and "characters" in message:
-        code = f"invalid{title}Length"
-    else:
-        code = f"invalid{title}"
-    return runware_error(
-        code, f"{parameter} {message}" if parameter else message,
-        task_uuid=_text(entry.get("taskUUID")), parameter=parameter,
-        documentation=None if code == "unknownParameter"
-        else f"{DOCS}#request-{name.lower()}")
 
 
 def _text(value):
