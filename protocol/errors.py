@@ -28,9 +28,37 @@ def validation_error(error, entry):
         code = f"invalid{title}Length"
     else:
         code = f"invalid{title}"
-    task_uuid = entry.get("taskUUID") if isinstance(entry, dict) else None
+    task_uuid = text_or_none(entry.get("taskUUID")) if isinstance(entry, dict) else None
     return runware_error(
         code, f"{parameter} {message}" if parameter else message,
-        task_uuid=task_uuid if isinstance(task_uuid, str) else None, parameter=parameter,
+        task_uuid=task_uuid, parameter=parameter,
         documentation=None if code == "unknownParameter"
         else f"{DOCS}#request-{name.lower()}")
+
+
+def envelope(data, errors):
+    """A reply's body as Runware writes it: ``{"data": [...]}``, with ``"errors": [...]``
+    beside it when there are any (an errors-only reply still carries its empty ``data``)."""
+    body = {"data": data}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def split_key(authorization, tasks):
+    """``(key, tasks)``: the API key of a request (``Authorization: Bearer <key>``, else a
+    first ``{"taskType": "authentication", "apiKey": ...}`` element, runware-api.md §1)
+    and its tasks without that element. ``key`` is "" when none was given."""
+    header = authorization or ""
+    key = header[7:].strip() if header[:7].lower() == "bearer " else ""
+    if isinstance(tasks, list) and tasks and isinstance(tasks[0], dict) \
+            and tasks[0].get("taskType") == "authentication":
+        given = tasks[0].get("apiKey")
+        key = key or (given.strip() if isinstance(given, str) else "")
+        tasks = tasks[1:]
+    return key, tasks
+
+
+def text_or_none(value):
+    """``value`` if it is a string (a taskUUID as the client gave it), else None."""
+    return value if isinstance(value, str) else None

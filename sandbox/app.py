@@ -70,7 +70,9 @@ from sandbox import render as sandbox_render
 from sandbox.delivery import Deliverer, error_item, failed_item, result_item
 from sandbox.faults import FaultSyntaxError, parse_faults
 from sandbox.state import SandboxState, TaskConflict, extension
-from protocol.errors import runware_error, validation_error
+from protocol.errors import (
+    runware_error, split_key, text_or_none, validation_error, envelope as runware_envelope,
+)
 from protocol.schemas import DEFAULT_STEPS, ParameterError, load_task
 
 bp = Blueprint("sandbox", __name__)
@@ -101,12 +103,8 @@ def state():
 
 
 def envelope(data, errors, status):
-    """``{"data": [...]}``, with ``"errors": [...]`` beside it when there are any (an
-    errors-only reply still carries its empty ``data``), and ``status``."""
-    body = {"data": data}
-    if errors:
-        body["errors"] = errors
-    return jsonify(body), status
+    """Runware's reply body (:func:`protocol.errors.envelope`) as a response with ``status``."""
+    return jsonify(runware_envelope(data, errors)), status
 
 
 @bp.before_request
@@ -164,14 +162,7 @@ def submit():
 
 def api_key(tasks):
     """The key (Bearer header, else a first ``authentication`` task) and the other tasks."""
-    header = request.headers.get("Authorization", "")
-    key = header[7:].strip() if header[:7].lower() == "bearer " else ""
-    if isinstance(tasks, list) and tasks and isinstance(tasks[0], dict) \
-            and tasks[0].get("taskType") == "authentication":
-        given = tasks[0].get("apiKey")
-        key = key or (given.strip() if isinstance(given, str) else "")
-        tasks = tasks[1:]
-    return key, tasks
+    return split_key(request.headers.get("Authorization"), tasks)
 
 
 def submit_fault(faults, body_hash, kind):
@@ -231,8 +222,8 @@ def run_task(entry, faults, faults_text, data, errors):
         task_uuid = entry.get("taskUUID") if isinstance(entry, dict) else None
         errors.append((400, runware_error(
             "unsupportedTaskType", f"Task type {task_type!r} is not supported by the sandbox "
-            "(imageInference, getResponse).", task_type=task_type if isinstance(
-                task_type, str) else None, task_uuid=_text(task_uuid), parameter="taskType")))
+            "(imageInference, getResponse).", task_type=text_or_none(task_type),
+            task_uuid=text_or_none(task_uuid), parameter="taskType")))
 
 
 def image_inference(entry, faults, faults_text, data, errors):
@@ -297,7 +288,7 @@ def refuse_in_sandbox(task):
 
 def get_response(entry, data, errors):
     """Every generation of a task so far: processing, success (``data``) or error."""
-    task_uuid = _text(entry.get("taskUUID"))
+    task_uuid = text_or_none(entry.get("taskUUID"))
     record = state().task(task_uuid) if task_uuid else None
     if record is None:
         errors.append((404 if task_uuid else 400, runware_error(
@@ -317,9 +308,6 @@ def get_response(entry, data, errors):
         else:
             errors.append((200, error_item(record, item)))
 
-
-def _text(value):
-    return value if isinstance(value, str) else None
 
 
 @bp.get("/images/<name>")

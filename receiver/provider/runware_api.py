@@ -38,7 +38,9 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from archive import keys, relay, states
-from protocol.errors import DOCS, runware_error, validation_error
+from protocol.errors import (
+    DOCS, runware_error, split_key, text_or_none, validation_error, envelope as runware_envelope,
+)
 from protocol.schemas import ParameterError, load_task
 from receiver import get_catalogue
 from receiver.provider import forward
@@ -54,11 +56,8 @@ RELAYED = ("webhookURL", "uploadEndpoint")
 
 
 def envelope(data, errors, status):
-    """``{"data": [...], "errors": [...]}`` (``errors`` only when there are some)."""
-    body = {"data": data}
-    if errors:
-        body["errors"] = errors
-    return jsonify(body), status
+    """Runware's reply body (:func:`protocol.errors.envelope`) as a response with ``status``."""
+    return jsonify(runware_envelope(data, errors)), status
 
 
 @bp.post("/v1")
@@ -100,14 +99,7 @@ def too_large(exc):
 
 def api_key(tasks):
     """The key (Bearer header, else a first ``authentication`` task) and the other tasks."""
-    header = request.headers.get("Authorization", "")
-    key = header[7:].strip() if header[:7].lower() == "bearer " else ""
-    if isinstance(tasks, list) and tasks and isinstance(tasks[0], dict) \
-            and tasks[0].get("taskType") == "authentication":
-        given = tasks[0].get("apiKey")
-        key = key or (given.strip() if isinstance(given, str) else "")
-        tasks = tasks[1:]
-    return key, tasks
+    return split_key(request.headers.get("Authorization"), tasks)
 
 
 def answer(entry, key, data, errors, waiting):
@@ -224,7 +216,7 @@ def finished(task):
 def get_response(entry, key, data, errors):
     """Every generation of one of this key's tasks, from the catalogue: results as
     ``success``, the images still to come as ``processing``, failures in ``errors``."""
-    task_uuid = _text(entry.get("taskUUID"))
+    task_uuid = text_or_none(entry.get("taskUUID"))
     task = get_catalogue().get_task(task_uuid.lower()) if task_uuid else None
     if task is None or task["key_id"] != key["id"]:  # another key's task is not shown
         errors.append((404 if task_uuid else 400, runware_error(
@@ -269,7 +261,3 @@ def failed_item(task_uuid, failure):
     if failure["image_uuid"]:
         item["imageUUID"] = failure["image_uuid"]
     return item
-
-
-def _text(value):
-    return value if isinstance(value, str) else None
