@@ -20,7 +20,6 @@ The lease must outlast a download (the setting's default is twice the fetch dead
 
 import logging
 import os
-import random
 import socket
 import sqlite3
 import threading
@@ -29,6 +28,7 @@ from datetime import datetime, timedelta, timezone
 
 from archive import uploads
 from archive.catalogue import mark_archived, utcnow
+from archive import records
 from archive.safe_fetch import PermanentError, Refused, TransientError, download
 from archive.states import ARCHIVED, FAILED, PENDING, REFUSED
 
@@ -47,6 +47,7 @@ RETURNING id, image_uuid, task_uuid, image_url, archive_attempts, url_expires_at
 """
 CLAIMED = ("id", "image_uuid", "task_uuid", "image_url", "archive_attempts", "url_expires_at")
 RELEASE = "claimed_by = NULL, claimed_until = NULL"
+MAX_BACKOFF = 3600.0  # seconds: the longest wait before an image is tried again
 
 
 def later(seconds):
@@ -156,7 +157,7 @@ class Fetcher:
         if attempts >= self.max_attempts:
             self._give_up(job, me, FAILED, f"gave up after {attempts} attempts: {reason}")
             return
-        delay = min(3600.0, self.backoff * 2 ** (attempts - 1)) * random.uniform(0.8, 1.2)
+        delay = records.backoff(attempts, self.backoff, MAX_BACKOFF)
         with self.catalogue.write() as conn:
             conn.execute(
                 f"UPDATE results SET archive_error = ?, archive_attempts = ?, {RELEASE},"

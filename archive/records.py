@@ -1,7 +1,8 @@
 """What every catalogue module shares: the time stamps, rows as dicts, the logged form of a
-body, inline image data kept out of the log, and the two ways a delivery can name the wrong
-task."""
+body, inline image data kept out of the log, the two ways a delivery can name the wrong
+task, and the wait before a retry of ours (an image's download, a relayed result)."""
 
+import random
 from datetime import datetime, timezone
 
 BODY_CAP = 64 * 1024  # bytes of a delivery body kept in the log
@@ -53,3 +54,9 @@ def cap_body(body):
     if size > BODY_CAP:
         text += f"\n… [{size - BODY_CAP} more bytes not kept]"
     return text, size
+
+
+def backoff(attempt, first, cap):
+    """Seconds before attempt ``attempt + 1``: ``first`` doubling per attempt, at most
+    ``cap``, within ±20 % (jitter, so what failed together is not retried in step)."""
+    return min(first * 2 ** (attempt - 1), cap) * random.uniform(0.8, 1.2)

@@ -21,10 +21,10 @@ archive received, and the log's retention prunes them as it does refusals and pr
 import http.client
 import json
 import mimetypes
-import random
 import time
 
 from archive import safe_fetch
+from archive import records
 from archive.records import rows, utcnow
 
 SOURCE = "relay"
@@ -197,12 +197,6 @@ def send(method, url, body, content_type, policy):
     raise safe_fetch.TransientError("could not deliver: " + "; ".join(errors))
 
 
-def wait_before(attempt, backoff):
-    """Seconds before attempt ``attempt + 1``: ``backoff`` doubling per attempt, at most
-    :data:`MAX_WAIT`, within ±20 % (jitter, so failed receivers are not hit in step)."""
-    return min(backoff * 2 ** (attempt - 1), MAX_WAIT) * random.uniform(0.8, 1.2)
-
-
 class Waiting(Exception):
     """The image to upload is not archived yet: no attempt is made, nor counted."""
 
@@ -254,7 +248,7 @@ def attempt(catalogue, row, *, max_attempts, backoff, store=None):
     state = "delivered" if ok else "dead" if tries >= max_attempts else "pending"
     error = error or (None if ok else f"HTTP {status}")
     _record(catalogue, row, state, tries, status, error, time.time() + (
-        wait_before(tries, backoff) if state == "pending" else 0))
+        records.backoff(tries, backoff, MAX_WAIT) if state == "pending" else 0))
     return state
 
 
