@@ -14,6 +14,11 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _ANY_UUID = r"(?i)^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
+def has_lone_surrogate(text):
+    """Whether ``text`` holds a lone UTF-16 surrogate, which no UTF-8 column can store."""
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
 # --- Strict JSON field types -------------------------------------------------------------
 
 
@@ -37,7 +42,7 @@ class _WellFormed:
     def _deserialize(self, value, attr, data, **kwargs):
         value = super()._deserialize(value, attr, data, **kwargs)
         # isascii() is O(1) in CPython, so a large ASCII string (base64 data) costs nothing.
-        if not value.isascii() and _SURROGATE.search(value):
+        if has_lone_surrogate(value):
             raise self.make_error("surrogate")
         return value
 

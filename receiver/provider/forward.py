@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import requests
 
 from archive import budgets, curation
+from protocol.fields import has_lone_surrogate
 from protocol.schemas import MODEL_ID
 from receiver import storage
 from receiver.provider import submit
@@ -181,7 +182,7 @@ def stored_params(task):
 
 def _column_value(column, value):
     if column in TEXT_COLUMNS:
-        return value if isinstance(value, str) and _encodable(value) else None
+        return value if isinstance(value, str) and not has_lone_surrogate(value) else None
     if isinstance(value, float) or _is_int(value):
         return value
     return None
@@ -190,14 +191,6 @@ def _column_value(column, value):
 def _is_int(value):
     # SQLite's INTEGER holds signed 64 bits; a bool is not a count
     return isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**63
-
-
-def _encodable(text):
-    try:
-        text.encode("utf-8")  # a lone surrogate cannot be stored in a TEXT column
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def send(app, outgoing):
