@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from marshmallow import ValidationError
 
-from archive.catalogue import elide_inline
+from archive.catalogue import INLINE_FIELDS, elide_inline
 from protocol.deliveries import parse_delivery
 from protocol.schemas import validation_errors
 
@@ -82,7 +82,7 @@ def loggable(body, delivery):
     serialised again (the webhook's hot path), unless it carries inline image data, which
     is elided (the image store keeps the image). Without a body (a reply's holds other
     tasks' items too), the delivery's own items, elided likewise."""
-    inline = any("imageBase64Data" in r or "imageDataURI" in r for r in delivery.results)
+    inline = any(field in r for r in delivery.results for field in INLINE_FIELDS)
     if body is not None and not inline:
         return body
     return json.dumps({"data": [elide_inline(r) for r in delivery.results],
