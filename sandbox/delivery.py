@@ -58,7 +58,7 @@ def result_item(state, task, item, *, status=None):
         out["NSFWContent"] = False  # a sandbox picture is never unsafe
     if params.get("includeCost"):
         out["cost"] = cost_per_image(params["width"], params["height"],
-                                     params.get("steps", DEFAULT_STEPS))
+                                     params.get("steps", DEFAULT_STEPS), at=task.created_at)
     if status:
         out["status"] = status
     return out

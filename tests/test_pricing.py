@@ -50,3 +50,38 @@ def test_larger_is_never_cheaper():
     for steps in (1, 4, 9, 50):
         costs = sorted((w * h, cost_per_image(w, h, steps)) for w, h in sizes)
         assert all(a[1] <= b[1] for a, b in zip(costs, costs[1:]))
+
+
+PRICES = {"m": (("2026-01-01", "0.0006"), ("2026-07-01", "0.0010"))}
+
+
+@pytest.mark.parametrize("at, expected", [
+    ("2026-01-01T00:00:00Z", 0.0006),
+    ("2026-06-30T23:59:59Z", 0.0006),   # the day before the new price
+    ("2026-07-01T00:00:00Z", 0.0010),   # the day it takes effect
+    ("2027-03-05", 0.0010),
+])
+def test_the_price_in_force_on_the_day_is_used(at, expected):
+    assert cost_per_image(1024, 1024, 4, model="m", at=at, prices=PRICES) == expected
+
+
+def test_a_task_estimate_uses_the_price_at_its_submission():
+    before = estimate_cost(1024, 1024, 4, 3, model="m", at="2026-06-15", prices=PRICES)
+    after = estimate_cost(1024, 1024, 4, 3, model="m", at="2026-07-15", prices=PRICES)
+    assert (before, after) == (pytest.approx(0.0018), pytest.approx(0.0030))
+
+
+def test_no_price_before_the_first_one_or_for_an_unlisted_model():
+    from archive.pricing import UnknownModel
+    with pytest.raises(UnknownModel):
+        cost_per_image(1024, 1024, 4, model="m", at="2025-12-31", prices=PRICES)
+    with pytest.raises(UnknownModel):
+        cost_per_image(1024, 1024, 4, model="other", prices=PRICES)
+
+
+def test_epoch_seconds_and_datetimes_name_the_same_utc_day():
+    from datetime import datetime, timezone
+    moment = datetime(2026, 7, 1, 0, 30, tzinfo=timezone.utc)
+    assert cost_per_image(1024, 1024, 4, model="m", at=moment.timestamp(),
+                          prices=PRICES) == 0.0010
+    assert cost_per_image(1024, 1024, 4, model="m", at=moment, prices=PRICES) == 0.0010
