@@ -22,7 +22,8 @@ GOLDEN = Path(__file__).parent / "fixtures" / "schema.sql"
 HEADER = ("-- The schema of a new catalogue, as tests/test_migrations.py reads it: a record to\n"
           "-- compare against, not a script to run. Regenerate it with\n"
           "--     .venv/bin/python -m tests.test_migrations\n")
-LATEST = len(migrations.MIGRATIONS)
+LATEST = len(migrations.MIGRATIONS)  # how many versions there are (numbers may have gaps)
+NEWEST = migrations.MIGRATIONS[-1].version
 
 
 def schema(conn):
@@ -37,12 +38,12 @@ def schema(conn):
 
 
 def catalogue_at(path, version):
-    """A catalogue at ``path`` migrated to ``version`` (the first ``version`` migrations)."""
+    """A catalogue at ``path`` migrated with the first ``version`` migrations."""
     everything = migrations.MIGRATIONS
     migrations.MIGRATIONS = everything[:version]
     try:
         catalogue = Catalogue(path)
-        assert catalogue.migrate() == version
+        assert catalogue.migrate() == everything[version - 1].version
     finally:
         migrations.MIGRATIONS = everything
     return catalogue
@@ -117,7 +118,7 @@ def test_an_older_catalogue_upgrades_to_the_new_schema_and_keeps_its_data(
     path = tmp_path / "catalogue.db"
     seed(catalogue_at(path, version))
     upgraded = Catalogue(path)
-    assert upgraded.migrate() == LATEST
+    assert upgraded.migrate() == NEWEST
     expected, expected_schema = seeded_when_new
     assert_same_schema(schema(upgraded.conn), expected_schema,
                        f"a catalogue upgraded from version {version}", of="a new catalogue")
@@ -132,6 +133,21 @@ def test_an_older_catalogue_upgrades_to_the_new_schema_and_keeps_its_data(
     # Version 15 backfilled the refusals from the log; a delivery refused later is counted
     # by the delivery log's code (no trigger), which this seed does not run.
     assert refusals == ([("2024-03-01T10", "token", "10.0.0.9", 1)] if version < 15 else [])
+
+
+def test_a_version_landed_below_a_newer_one_is_applied_when_it_arrives(tmp_path, monkeypatch):
+    """Numbers are handed out ahead of time, so 3 may ship after 5: a catalogue that has 5
+    applies 3 when it arrives, and a catalogue that has both runs neither again."""
+    first = migrations.MIGRATIONS[:1]
+    five = migrations.Migration(5, "m005_five", "CREATE TABLE five (a);")
+    three = migrations.Migration(3, "m003_three", "CREATE TABLE three (a);")
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*first, five])
+    assert Catalogue(tmp_path / "c.db").migrate() == 5
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*first, three, five])
+    catalogue = Catalogue(tmp_path / "c.db")
+    assert catalogue.migrate() == 5
+    assert migrations.applied_versions(catalogue.db) == {1, 3, 5}
+    assert Catalogue(tmp_path / "c.db").migrate() == 5  # nothing left to run
 
 
 def regenerate():

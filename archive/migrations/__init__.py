@@ -6,7 +6,10 @@ no shared helper can change what an old version builds on a new file. Each scrip
 inside one write transaction and its version is recorded in ``_migrations`` under the
 script's name (the names of the functions these scripts were frozen from, so catalogues
 migrated before keep matching). Add a version as the next ``mNNN_name.sql``; never edit
-one that has shipped. ``tests/test_migrations.py`` checks a new catalogue against the
+one that has shipped. Numbers are handed out ahead of time to work done side by side, so
+they may have gaps (a later-landed lower number is applied when it arrives): a version runs
+when ``_migrations`` does not record it, not when it is above the highest recorded one.
+``tests/test_migrations.py`` checks a new catalogue against the
 recorded schema ``tests/fixtures/schema.sql`` and says how to regenerate it.
 """
 
@@ -49,8 +52,8 @@ class Migration:
 
 
 def _load():
-    """Every ``mNNN_*.sql`` of this package, by version; a gap or a repeated number would
-    renumber the versions after it, so either stops the import."""
+    """Every ``mNNN_*.sql`` of this package, by version; a repeated number would make two
+    scripts one version, so it stops the import (a gap is allowed: see the module)."""
     found = []
     for entry in resources.files(__name__).iterdir():
         match = _FILE_NAME.fullmatch(entry.name)
@@ -59,8 +62,8 @@ def _load():
                                    entry.read_text(encoding="utf-8")))
     found.sort(key=lambda migration: migration.version)
     numbers = [migration.version for migration in found]
-    if numbers != list(range(1, len(found) + 1)):
-        raise RuntimeError(f"migration versions must run 1, 2, 3, ...: {numbers}")
+    if len(set(numbers)) != len(numbers) or (numbers and numbers[0] < 1):
+        raise RuntimeError(f"migration versions must be distinct and from 1 on: {numbers}")
     return found
 
 
@@ -73,6 +76,13 @@ def current_version(db):
         return 0
     row = db.conn.execute("SELECT max(version) FROM _migrations").fetchone()
     return row[0] or 0
+
+
+def applied_versions(db):
+    """The set of versions ``_migrations`` records (empty for a new file)."""
+    if not db["_migrations"].exists():
+        return set()
+    return {row[0] for row in db.conn.execute("SELECT version FROM _migrations")}
 
 
 # How long a process waits for another one's migration: rebuilding m011's search index
@@ -97,7 +107,7 @@ def apply(db, write):
         processes starting at once serialise here and the loser sees the work done. While
         migrating, a lock is waited for up to :data:`MIGRATION_WAIT_MS`.
     """
-    if current_version(db) >= len(MIGRATIONS):
+    if {migration.version for migration in MIGRATIONS} <= applied_versions(db):
         return current_version(db)  # up to date: start without taking the write lock
     busy = db.conn.execute("PRAGMA busy_timeout").fetchone()[0]
     db.conn.execute(f"PRAGMA busy_timeout = {MIGRATION_WAIT_MS}")
@@ -106,7 +116,7 @@ def apply(db, write):
             db.conn.execute(BOOKKEEPING)
         for migration in MIGRATIONS:
             with write():
-                if current_version(db) < migration.version:
+                if migration.version not in applied_versions(db):
                     _run(db.conn, migration)
     finally:
         db.conn.execute(f"PRAGMA busy_timeout = {busy}")
