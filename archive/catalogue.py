@@ -275,7 +275,7 @@ class Catalogue:
 
     def ingest(self, task_uuid, *, results=(), errors=(), source="webhook",
                raw_body=None, remote_addr=None, columns_for=None, progress=0, note=None,
-               content_type=None, conn=None):
+               content_type=None, received_size=None, conn=None):
         """Store one delivery for ``task_uuid`` in one transaction and log it.
 
         The transaction is shared with other deliveries arriving at the same moment
@@ -288,6 +288,8 @@ class Catalogue:
         :param progress: how many progress-only items the delivery carried (not stored).
         :param note: said in the delivery log's reason (items that could not be read).
         :param content_type: the Content-Type the delivery came with, for the log.
+        :param received_size: the bytes that arrived, when ``raw_body`` is not them (inline
+            image data elided): the log's ``body_size`` says what arrived, not what it kept.
         :param conn: a write transaction of the caller's to run in, instead of a group
             commit (an import restores a whole export in one, or nothing of it).
         :raises UnknownTask: no such task; nothing is written.
@@ -300,7 +302,8 @@ class Catalogue:
                 raise ForeignResult(f"item belongs to task {claimed}, not {task_uuid}")
         extra = [columns_for(item) if columns_for else {} for item in results]
         body, size = cap_body(raw_body)
-
+        if received_size is not None:
+            size = received_size
         log = {"source": source, "body": body, "body_size": size, "remote_addr": remote_addr,
                "reason": note, "content_type": content_type}
 

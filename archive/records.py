@@ -3,10 +3,15 @@ body, inline image data kept out of the log, the two ways a delivery can name th
 task, and the wait before a retry of ours (an image's download, a relayed result)."""
 
 import random
+import re
 from datetime import datetime, timezone
 
 BODY_CAP = 64 * 1024  # bytes of a delivery body kept in the log
 INLINE_FIELDS = ("imageBase64Data", "imageDataURI")
+# What a logged body holds where it kept less than arrived: see kept_of().
+ELIDED = "<{} characters, archived separately>"
+CUT = "\n… [{} more bytes not kept]"
+_CUT_AT_END = re.compile(re.escape(CUT).replace(r"\{\}", r"\d+") + "$")
 
 
 class UnknownTask(LookupError):
@@ -39,7 +44,7 @@ def elide_inline(item):
     out = dict(item)
     for key in INLINE_FIELDS:
         if isinstance(out.get(key), str):
-            out[key] = f"<{len(out[key])} characters, archived separately>"
+            out[key] = ELIDED.format(len(out[key]))
     return out
 
 
@@ -52,8 +57,18 @@ def cap_body(body):
     size = len(body)
     text = body[:BODY_CAP].decode("utf-8", "replace")
     if size > BODY_CAP:
-        text += f"\n… [{size - BODY_CAP} more bytes not kept]"
+        text += CUT.format(size - BODY_CAP)
     return text, size
+
+
+def kept_of(body):
+    """What the log kept of a body (its text): its size in bytes, whether inline image data
+    was replaced by its length and whether it was cut at :data:`BODY_CAP`, so a page can
+    say why it is smaller than what arrived (``body_size``)."""
+    body = body or ""
+    return {"size": len(body.encode("utf-8", "replace")),
+            "elided": ELIDED.split("}", 1)[1] in body,
+            "cut": _CUT_AT_END.search(body[-80:]) is not None}
 
 
 def backoff(attempt, first, cap):

@@ -190,3 +190,14 @@ def test_task_pages_warn_at_80_percent_too(app, client, filled):
     app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = 1.0
     page = text_of(client.get(f"/tasks/{task_uuid}").get_data(as_text=True))
     assert "budget is used" not in page
+
+
+def test_the_costliest_tasks_and_families_link_to_the_task_pages(client, filled):
+    html = client.get("/costs").get_data(as_text=True)
+    root, rerun = filled
+    top = html[html.index("Most expensive tasks"):html.index("Re-run families")]
+    families = html[html.index("Re-run families"):]
+    assert f'href="/tasks/{root}"' in top and f'href="/tasks/{rerun}"' in top
+    assert f'href="/tasks/{root}"' in families
+    assert "/api/tasks/" not in top + families
+    assert client.get(f"/tasks/{root}").status_code == 200

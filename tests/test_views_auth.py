@@ -380,3 +380,15 @@ def test_sessions_expire_and_dead_rows_go(catalogue):
     now[0] += 101
     assert not sessions.check(dead, "epoch") and sessions.count() == 0
     assert not sessions.check(None, "epoch") and not sessions.check("", "epoch")
+
+
+def test_the_favicon_answers_without_a_login(locked):
+    client = locked.test_client()
+    for path in ("/favicon.ico", "/static/favicon.svg"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert response.data[:4] == b"\x00\x00\x01\x00" if path.endswith(".ico") else \
+            response.data.startswith(b"<svg")
+    assert client.get("/favicon.ico").headers["Content-Type"] == "image/vnd.microsoft.icon"
+    page = locked.test_client().get("/login").get_data(as_text=True)
+    assert 'rel="icon" href="/static/favicon.svg"' in page and 'href="/favicon.ico"' in page

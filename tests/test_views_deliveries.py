@@ -63,3 +63,35 @@ def test_the_log_pages_by_id(app, client, catalogue):
     rows, nxt = delivery_log.deliveries(catalogue.conn, limit=3)
     page = text(client.get(f"/deliveries?before={nxt}"))
     assert page.count('<tr class="verdict-row-') == 2
+
+
+def test_the_body_size_is_what_arrived_not_what_the_log_kept(app, client, catalogue):
+    task = make_task(catalogue, outputType="base64Data")
+    image = "0b0a8b7e-4a51-4d0e-9a8f-2d1e0c7b6a56"
+    data = "QUJD" * 20000  # 80,000 characters of base64
+    body = ('{"data": [{"taskType": "imageInference", "taskUUID": "%s", "imageUUID": "%s",'
+            ' "imageBase64Data": "%s", "seed": 3, "cost": 0.0006}]}' % (task, image, data))
+    assert post_webhook(app, client, task, body).status_code == 200
+    row = catalogue.deliveries(task_uuid=task)[0]
+    assert row["body_size"] == len(body.encode()) and len(row["body"]) < 1000
+    listed = text(client.get(f"/deliveries?task={task}"))
+    assert f'<td class="num">{len(body)} B</td>' in listed
+    page = re.sub(r"\s+", " ", text(client.get(f"/deliveries/{row['id']}")))
+    assert f"{len(body):,} bytes as received; the log keeps {len(row['body']):,}" in page
+    assert "inline image data replaced by its length" in page
+    plain = result(task, image="0b0a8b7e-4a51-4d0e-9a8f-2d1e0c7b6a57", seed=4)
+    post_webhook(app, client, task, plain)
+    row = catalogue.deliveries(task_uuid=task)[0]
+    assert row["body_size"] == len(plain)
+    page = re.sub(r"\s+", " ", text(client.get(f"/deliveries/{row['id']}")))
+    assert f"{len(plain):,} bytes as received</td>" in page
+
+
+def test_a_cut_body_says_only_the_first_part_is_kept(app, client, catalogue):
+    from archive.records import BODY_CAP
+    task = make_task(catalogue)
+    post_webhook(app, client, task, "x" * (BODY_CAP + 10))
+    row = catalogue.deliveries(task_uuid=task)[0]
+    page = re.sub(r"\s+", " ", text(client.get(f"/deliveries/{row['id']}")))
+    assert f"{BODY_CAP + 10:,} bytes as received; the log keeps" in page
+    assert "only the first part" in page

@@ -73,8 +73,25 @@ def ingest_delivery(catalogue, task_uuid, delivery, *, source, body=None, column
     """
     return catalogue.ingest(
         task_uuid, results=delivery.results, errors=delivery.errors, source=source,
-        raw_body=loggable(body, delivery), columns_for=columns_for,
-        progress=len(delivery.processing), note=unreadable_note(delivery), **sender)
+        raw_body=loggable(body, delivery), received_size=received_size(body, delivery),
+        columns_for=columns_for, progress=len(delivery.processing),
+        note=unreadable_note(delivery), **sender)
+
+
+def has_inline(delivery):
+    """Whether a result of ``delivery`` carries its image inline (base64 or data URI)."""
+    return any(field in r for r in delivery.results for field in INLINE_FIELDS)
+
+
+def received_size(body, delivery):
+    """The size of what arrived where :func:`loggable` keeps something smaller (inline
+    image data elided), else None: a webhook's bytes, or, for a reply that held other
+    tasks' items too, this task's items as JSON with their image data."""
+    if not has_inline(delivery):
+        return None
+    if body is not None:
+        return len(body)
+    return len(json.dumps({"data": delivery.results, "errors": delivery.errors}).encode())
 
 
 def loggable(body, delivery):
@@ -82,8 +99,7 @@ def loggable(body, delivery):
     serialised again (the webhook's hot path), unless it carries inline image data, which
     is elided (the image store keeps the image). Without a body (a reply's holds other
     tasks' items too), the delivery's own items, elided likewise."""
-    inline = any(field in r for r in delivery.results for field in INLINE_FIELDS)
-    if body is not None and not inline:
+    if body is not None and not has_inline(delivery):
         return body
     return json.dumps({"data": [elide_inline(r) for r in delivery.results],
                        "errors": delivery.errors})

@@ -38,7 +38,7 @@ from archive.sessions import LoginLimit, Sessions
 bp = Blueprint("auth", __name__)
 # /v1 (receiver/provider/runware_api.py) checks its own client keys, as Runware checks its.
 TOKEN_ROUTES = ("/webhooks/", "/uploads/", "/sandbox/", "/v1")
-OPEN_ROUTES = ("/static/", "/login", "/healthz")
+OPEN_ROUTES = ("/static/", "/login", "/healthz", "/favicon.ico")
 BEARER_ROUTES = ("/api/", "/metrics")
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 LOGIN_LIMIT, LOGIN_WINDOW = 5, 900.0  # wrong passwords per address, within seconds

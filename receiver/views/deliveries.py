@@ -7,10 +7,12 @@ from datetime import datetime, timedelta, timezone
 from flask import Blueprint, abort, render_template, request
 
 from archive import delivery_log
+from archive.records import kept_of
 from archive.parsing import INT64_MAX, parse_int
 from receiver import get_catalogue
 
 bp = Blueprint("deliveries", __name__)
+
 
 
 @bp.get("/deliveries")
@@ -49,5 +51,6 @@ def detail(delivery_id):
     row = delivery_log.delivery(conn, delivery_id) if delivery_id <= INT64_MAX else None
     if row is None:
         abort(404, description=f"There is no delivery {delivery_id}.")
-    return render_template("deliveries/detail.html", row=row,
+    return render_template("deliveries/detail.html", row=row, kept=kept_of(row["body"]),
                            task_exists=get_catalogue().has_task(row["task_uuid"]))
+

@@ -1,13 +1,15 @@
-"""What every HTML page shares: template globals and filters, error pages, the image store.
+"""What every HTML page shares: template globals and filters, error pages, the image store,
+and the one route a browser asks for on every first load, ``/favicon.ico``.
 
-No routes of its own; registered like a blueprint so ``create_app`` stays one line per
-concern.
+Registered like a blueprint so ``create_app`` stays one line per concern.
 """
 
 import json
 from datetime import datetime
 
-from flask import Blueprint, current_app, jsonify, make_response, render_template, request
+from flask import (
+    Blueprint, current_app, jsonify, make_response, render_template, request, send_from_directory,
+)
 from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from archive.sqlite import CatalogueBusy
@@ -21,6 +23,14 @@ MACHINE_ROUTES = ("/api/", "/webhooks/", "/uploads/", "/sandbox/", "/metrics", "
 def image_store():
     """The app's :class:`archive.images.ImageStore`."""
     return get_store(current_app)
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """The icon at the address browsers try before reading any page (base.html names the
+    SVG too); open without login, like ``/static/``, so it is never a redirect or a 404."""
+    return send_from_directory(current_app.static_folder, "favicon.ico",
+                               mimetype="image/vnd.microsoft.icon", max_age=86400)
 
 
 @bp.app_context_processor
