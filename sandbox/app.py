@@ -38,6 +38,12 @@ comma-separated ``key=value``, e.g.
 ``delay=S``        each result of an async or webhook task finishes up to S seconds later
 ``drop_first=N``   the first N attempts of every webhook and upload are lost before they
                    are sent (logged as dropped), so the retry schedule has to deliver them
+``drop=P``         each attempt of a webhook or upload is lost before it is sent with
+                   probability P: ``drop=1`` loses every one, so only ``getResponse`` or
+                   ``getTaskDetails`` can bring the results
+``forget=S``       ``getResponse`` answers ``taskNotFound`` for a task accepted more than S
+                   seconds ago (as if its record had aged out); ``getTaskDetails`` still
+                   knows it
 ``submit_status``  ``CODE:P``: answer the submitting POST with HTTP CODE (429, 500, 502, 503,
                    504) with probability P, before anything is recorded; ``submit_CODE=P``
                    (e.g. ``submit_429=0.2``) says the same
@@ -64,8 +70,10 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request, url
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from archive.pricing import estimate_cost
+from sandbox import books as sandbox_books
 from sandbox import config
 from sandbox import guard
+from sandbox import ledger
 from sandbox import render as sandbox_render
 from sandbox.delivery import Deliverer, error_item, failed_item, result_item
 from sandbox.faults import FaultSyntaxError, parse_faults
@@ -154,7 +162,7 @@ def submit():
         return refused
     data, errors = [], []
     for entry in tasks:
-        run_task(entry, faults, faults_text, data, errors)
+        run_task(entry, faults, faults_text, data, errors, key=key)
     return submit_fault(faults, body_hash, "reply_lost") or envelope(
         data, [error for _, error in errors],
         200 if data else max(status for status, _ in errors))
@@ -211,22 +219,41 @@ def _sizes_are_ints(task):
                for k in ("width", "height", "numberResults"))
 
 
-def run_task(entry, faults, faults_text, data, errors):
-    """Answer one task of the array into ``data`` and ``errors`` (``(status, error)``)."""
+def run_task(entry, faults, faults_text, data, errors, *, key):
+    """Answer one task of the array into ``data`` and ``errors`` (``(status, error)``);
+    ``key`` is the API key that sent it, whose account its generations are charged to."""
     task_type = entry.get("taskType") if isinstance(entry, dict) else None
     if task_type == "imageInference":
-        image_inference(entry, faults, faults_text, data, errors)
+        image_inference(entry, faults, faults_text, data, errors, key=key)
     elif task_type == "getResponse":
         get_response(entry, data, errors)
+    elif task_type == "accountManagement":
+        sandbox_books.account_management(entry, books(), data, errors)
+    elif task_type == "getTaskDetails":
+        sandbox_books.task_details(entry, state(), data, errors)
     else:
         task_uuid = entry.get("taskUUID") if isinstance(entry, dict) else None
         errors.append((400, runware_error(
             "unsupportedTaskType", f"Task type {task_type!r} is not supported by the sandbox "
-            "(imageInference, getResponse).", task_type=text_or_none(task_type),
+            "(imageInference, getResponse, accountManagement, getTaskDetails).", task_type=text_or_none(task_type),
             task_uuid=text_or_none(task_uuid), parameter="taskType")))
 
 
-def image_inference(entry, faults, faults_text, data, errors):
+def books():
+    """What :mod:`sandbox.books` reads: the state's connection, the clock, the starting
+    balance and the keys the account has (its own, and the UI password when set), each
+    as ``(uuid, name, masked)``: the key itself never leaves."""
+    cfg = current_app.config
+    own = guard.sandbox_key(cfg)
+    keys = [(ledger.key_uuid(own), "sandbox key", f"…{own[-4:]}")]
+    if cfg.get("RUNWARE_ARCHIVE_UI_PASSWORD"):
+        keys.append((ledger.key_uuid(cfg["RUNWARE_ARCHIVE_UI_PASSWORD"]), "UI password",
+                     "********"))
+    return {"conn": state().conn, "now": state().clock(),
+            "balance": float(cfg["RUNWARE_SANDBOX_BALANCE"]), "keys": keys}
+
+
+def image_inference(entry, faults, faults_text, data, errors, *, key):
     """Validate, then accept (or recognise) one ``imageInference`` task and answer it."""
     try:
         task = load_task(entry)
@@ -248,7 +275,8 @@ def image_inference(entry, faults, faults_text, data, errors):
     try:
         record = state().accept(
             task, faults=faults, faults_text=faults_text, images_url=images_url, mode=mode,
-            result_delay=current_app.config["RUNWARE_SANDBOX_RESULT_DELAY"])
+            result_delay=current_app.config["RUNWARE_SANDBOX_RESULT_DELAY"],
+            api_key=ledger.key_uuid(key))
     except TaskConflict:
         errors.append((400, runware_error(
             "conflictTaskUUID", f"A task with taskUUID {task['taskUUID']} was already "
@@ -290,6 +318,8 @@ def get_response(entry, data, errors):
     """Every generation of a task so far: processing, success (``data``) or error."""
     task_uuid = text_or_none(entry.get("taskUUID"))
     record = state().task(task_uuid) if task_uuid else None
+    if record is not None and forgotten(record):
+        record = None
     if record is None:
         errors.append((404 if task_uuid else 400, runware_error(
             "taskNotFound" if task_uuid else "missingTaskUUID",
@@ -308,6 +338,13 @@ def get_response(entry, data, errors):
         else:
             errors.append((200, error_item(record, item)))
 
+
+
+def forgotten(record):
+    """Whether ``getResponse`` no longer knows the task (fault ``forget``: Runware's
+    retention of ``getResponse`` is undocumented); ``getTaskDetails`` still does."""
+    after = parse_faults(record.faults).forget
+    return after is not None and state().clock() - record.created_at > after
 
 
 @bp.get("/images/<name>")

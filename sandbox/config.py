@@ -14,6 +14,9 @@ DEFAULTS = {
     "RUNWARE_SANDBOX_MAX_ATTEMPTS": 10,
     "RUNWARE_SANDBOX_RESULT_DELAY": 0.2,
     "RUNWARE_SANDBOX_WEBHOOK_TIMEOUT": 5.0,
+    # The account's starting balance in USD: every generation is charged to it
+    # (sandbox/ledger.py), and getDetails reports what is left.
+    "RUNWARE_SANDBOX_BALANCE": 100.0,
     # What it calls back besides the mounting service's own routes, and the work it takes
     # (sandbox/guard.py).
     "RUNWARE_SANDBOX_CALLBACKS": None,
@@ -28,6 +31,7 @@ PARSERS = {
     "RUNWARE_SANDBOX_MAX_ATTEMPTS": int,
     "RUNWARE_SANDBOX_RESULT_DELAY": float,
     "RUNWARE_SANDBOX_WEBHOOK_TIMEOUT": float,
+    "RUNWARE_SANDBOX_BALANCE": float,
     "RUNWARE_SANDBOX_MAX_BODY_BYTES": int,
     "RUNWARE_SANDBOX_MAX_REQUEST_PIXELS": int,
     "RUNWARE_SANDBOX_MAX_PENDING_PIXELS": int,

@@ -205,6 +205,10 @@ class Deliverer:
             self.state.log_attempt(item.image_uuid, kind, attempt,
                                    error="dropped before sending (fault drop_first)")
             return False
+        if kind != "duplicate" and faults.chance("drop", item.image_uuid, kind, attempt):
+            self.state.log_attempt(item.image_uuid, kind, attempt,
+                                   error="dropped before sending (fault drop)")
+            return False
         timeout = self.config["RUNWARE_SANDBOX_WEBHOOK_TIMEOUT"]
         try:
             if kind == "upload":

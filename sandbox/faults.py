@@ -8,7 +8,7 @@ image, a request body), so with a seed every run makes the same choices, in any 
 import random
 from dataclasses import dataclass, field
 
-PROBABILITIES = ("duplicate", "shuffle", "fail", "wrapped", "reply_lost")
+PROBABILITIES = ("duplicate", "shuffle", "fail", "wrapped", "reply_lost", "drop")
 SUBMIT_CODES = (429, 500, 502, 503, 504)
 DEFAULT_SUBMIT_MAX = 2
 
@@ -26,7 +26,9 @@ class Faults:
     fail: float = 0.0
     wrapped: float = 0.0
     reply_lost: float = 0.0
+    drop: float = 0.0
     delay: float = 0.0
+    forget: float | None = None  # seconds after which getResponse no longer knows a task
     drop_first: int = 0
     submit: dict = field(default_factory=dict)  # HTTP status -> probability
     submit_max: int = DEFAULT_SUBMIT_MAX
@@ -74,8 +76,8 @@ def _submit_code(key, text):
 def _apply(faults, key, value):
     if key in PROBABILITIES:
         setattr(faults, key, _probability(key, value))
-    elif key == "delay":
-        faults.delay = _number(key, value, float)
+    elif key in ("delay", "forget"):
+        setattr(faults, key, _number(key, value, float))
     elif key in ("drop_first", "submit_max", "seed"):
         setattr(faults, key, _number(key, value, int))
     elif key == "submit_status":

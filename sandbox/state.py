@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass
 
 from archive.sqlite import immediate, make_private
+from sandbox import ledger
 from sandbox import render as sandbox_render
 from protocol.schemas import RANDOM_SEED_MAX, SEED_MAX
 
@@ -108,7 +109,7 @@ class SandboxState:
         self._last_sweep = 0.0
         os.makedirs(self.images, exist_ok=True)
         make_private(self.path)  # before SQLite opens it: 0600, as the catalogue
-        self.conn.executescript(SCHEMA)
+        self.conn.executescript(SCHEMA + ledger.SCHEMA)
 
     @property
     def conn(self):
@@ -129,8 +130,10 @@ class SandboxState:
 
     # -- tasks -------------------------------------------------------------------------
 
-    def accept(self, task, *, faults, faults_text, images_url, mode, result_delay):
-        """Record and plan ``task``; returns its :class:`Task`.
+    def accept(self, task, *, faults, faults_text, images_url, mode, result_delay,
+               api_key=None):
+        """Record and plan ``task`` and charge its generations to ``api_key`` (a
+        :func:`sandbox.ledger.key_uuid`, when given); returns its :class:`Task`.
 
         :raises TaskConflict: the taskUUID was used before, whatever its parameters were:
             Runware answers ``conflictTaskUUID`` and does not replay its first answer.
@@ -144,10 +147,13 @@ class SandboxState:
                 "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (task["taskUUID"], digest, json.dumps(task), faults_text, images_url, mode, now),
             )
-            for item in self._plan(task, faults, mode, result_delay, now):
+            planned = list(self._plan(task, faults, mode, result_delay, now))
+            for item in planned:
                 conn.execute("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)", (
                     item.image_uuid, item.task_uuid, item.position, item.seed, item.ready_at,
                     item.expires_at, item.outcome, item.webhook, item.upload))
+            if api_key is not None:
+                ledger.charge(conn, task, planned, api_key, now)
         return Task(task["taskUUID"], task, faults_text, images_url, mode, now)
 
     def _plan(self, task, faults, mode, result_delay, now):
