@@ -16,8 +16,11 @@ AUTOMATIC1111's text ("PNG Info" reads it)::
     Negative prompt: <negative prompt>
     Steps: 4, Sampler: Euler, CFG scale: 3.5, Seed: 22452, Size: 1024x768, Model: runware:…
 
-Only parameters the task actually sent are written: an absent one means the provider's
-default. A sidecar JSON (:func:`sidecar`) carries everything, as sent.
+A parameter the task left out is written with the value Runware used for it
+(:func:`protocol.defaults.defaults_for`: steps 4, CFG scale 0, 1024×1024, …), so the file
+says what the image was made with; one the model chooses with no documented value (the
+scheduler) is left out. The sidecar JSON (:func:`sidecar`) and the XMP keep the request as
+sent and, apart, ``defaults``: what was filled in.
 """
 
 import io
@@ -28,6 +31,8 @@ import zlib
 from xml.sax.saxutils import escape, quoteattr
 
 from PIL import Image
+
+from protocol.defaults import defaults_for
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 XMP_JPEG_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
@@ -63,9 +68,17 @@ def _quote(value):
     return json.dumps(text, ensure_ascii=False) if re.search(r'[,\n"]', text) else text
 
 
-def parameters_text(task, result):
-    """The AUTOMATIC1111 ``parameters`` text of one result."""
+def effective_params(task):
+    """The task's parameters as sent, with Runware's defaults for the top-level ones it
+    left out."""
     params = sent_params(task)
+    filled = {k: v for k, v in defaults_for(params).items() if k.isalnum()}
+    return {**filled, **params}
+
+
+def parameters_text(task, result):
+    """The AUTOMATIC1111 ``parameters`` text of one result (defaults filled in)."""
+    params = effective_params(task)
     lines = [params.get("positivePrompt", "")]
     if params.get("negativePrompt"):
         lines.append(f"Negative prompt: {params['negativePrompt']}")
@@ -97,6 +110,7 @@ def sidecar(task, result):
         "taskUUID": task["task_uuid"], "imageUUID": result["image_uuid"],
         "seed": result["seed"], "cost": result["cost"], "model": task["model"],
         "provider": task["provider"], "params": sent_params(task),
+        "defaults": defaults_for(sent_params(task)),
         "parentTaskUUID": task["parent_task_uuid"], "rerunMode": task["rerun_mode"],
         "nsfw": None if result["nsfw"] is None else bool(result["nsfw"]),
         "sha256": result["sha256"],
@@ -114,8 +128,9 @@ def xmp_packet(task, result):
     alt = f'<rdf:Alt><rdf:li xml:lang="x-default">{text}</rdf:li></rdf:Alt>'
     attrs = {"taskUUID": task["task_uuid"], "imageUUID": result["image_uuid"],
              "seed": result["seed"], "model": task["model"], "sha256": result["sha256"]}
-    params = escape(CONTROL.sub("", json.dumps(sent_params(task), sort_keys=True,
-                                               ensure_ascii=False)))
+    params, defaults = (escape(CONTROL.sub("", json.dumps(value, sort_keys=True,
+                                                          ensure_ascii=False)))
+                        for value in (sent_params(task), defaults_for(sent_params(task))))
     return (
         '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
         '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
@@ -127,6 +142,7 @@ def xmp_packet(task, result):
         + f"><dc:description>{alt}</dc:description>"
         f"<exif:UserComment>{alt}</exif:UserComment>"
         f"<runware:params>{params}</runware:params>"
+        f"<runware:defaults>{defaults}</runware:defaults>"
         '</rdf:Description></rdf:RDF></x:xmpmeta>\n<?xpacket end="w"?>'
     ).encode("utf-8")
 

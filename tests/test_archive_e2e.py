@@ -118,6 +118,20 @@ def embedded_text(data, ext):
     return im.getexif().get_ifd(0x8769)[0x9286][8:].decode("utf-16-be")
 
 
+def test_a_download_of_a_task_sent_with_defaults_carries_the_defaults(live_server, fetcher):
+    url = live_server.url
+    response = requests.post(f"{url}/api/tasks", timeout=10, json={
+        "positivePrompt": "a lighthouse on a basalt cliff", "width": 256, "height": 192})
+    task_uuid = response.json()["taskUUID"]
+    assert wait_until(lambda: archived(url, task_uuid))
+    result = archived(url, task_uuid)["results"][0]
+    text = embedded_text(requests.get(url + result["download"], timeout=5).content, "jpg")
+    assert "Steps: 4, " in text and "CFG scale: 0, " in text and "Size: 256x192" in text
+    sidecar = requests.get(f"{url}{result['download']}.json", timeout=5).json()
+    assert "steps" not in sidecar["params"] and sidecar["defaults"]["steps"] == 4
+    assert sidecar["defaults"]["outputFormat"] == "JPG" and "width" not in sidecar["defaults"]
+
+
 def test_unknown_and_unarchived_images_are_not_served(live_server):
     url = live_server.url
     assert requests.get(f"{url}/files/{'0' * 64}.jpg", timeout=5).status_code == 404

@@ -66,15 +66,36 @@ def test_the_text_is_automatic1111s_format():
     assert "webhook" not in text.lower()
 
 
-def test_parameters_the_task_did_not_send_are_left_out():
+def test_parameters_left_out_carry_the_defaults_runware_used():
     params = json.loads(task_row()["params"])
-    for name in ("negativePrompt", "steps", "scheduler", "lora", "CFGScale"):
+    for name in ("negativePrompt", "steps", "scheduler", "lora", "CFGScale", "width", "height"):
         del params[name]
     task = dict(task_row(), params=json.dumps(params))
-    text = metadata.parameters_text(task, result_row(picture(), "jpg"))
+    data = picture("PNG")
+    text = metadata.parameters_text(task, result_row(data, "png"))
     _, negative, fields = parse_a1111(text)
     assert negative == ""
-    assert not {"Steps", "Sampler", "Lora", "CFG scale"} & fields.keys()
+    assert (fields["Steps"], fields["CFG scale"], fields["Size"]) == ("4", "0", "1024x1024")
+    # No value is claimed where the model chooses one the sources do not name.
+    assert not {"Sampler", "Lora", "Acceleration"} & fields.keys()
+    sidecar = metadata.sidecar(task, result_row(data, "png"))
+    assert "steps" not in sidecar["params"]  # the request as sent stays as sent
+    assert sidecar["defaults"] == {"width": 1024, "height": 1024, "steps": 4, "CFGScale": 0,
+                                   "numberResults": 1, "outputType": "URL",
+                                   "outputFormat": "JPG", "outputQuality": 95,
+                                   "safety.checkContent": False}
+    out = metadata.embed(data, "png", task, result_row(data, "png"))
+    with Image.open(io.BytesIO(out)) as im:
+        assert "Steps: 4" in im.text["parameters"]
+        xmp = ET.fromstring(im.text["XML:com.adobe.xmp"])
+    found = xmp.find(".//{urn:runware-archive:1.0/}defaults")
+    assert json.loads(found.text)["steps"] == 4
+
+
+def test_sent_parameters_win_over_the_defaults():
+    text = metadata.parameters_text(task_row(steps=9, CFGScale=1.5), result_row(picture(), "jpg"))
+    fields = parse_a1111(text)[2]
+    assert (fields["Steps"], fields["CFG scale"]) == ("9", "1.5")
 
 
 def embedded(fmt, ext, **options):

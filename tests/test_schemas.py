@@ -683,3 +683,16 @@ def test_submission_schema_is_an_image_inference_schema():
 def test_seed_request_validates_as_a_task(example):
     assert load_task(example["request"]) == example["request"]
     assert ImageInferenceSchema().validate(example["request"]) == {}
+
+
+def test_defaults_for_names_what_runware_used_for_what_was_left_out():
+    from protocol.defaults import defaults_for
+    given = {"positivePrompt": "a harbor", "width": 512, "height": 512, "steps": 8,
+             "safety": {"checkContent": True}, "lora": [{"model": "civitai:1@2", "weight": 0.5}]}
+    found = defaults_for(given)
+    assert found["CFGScale"] == 0 and found["outputQuality"] == 95
+    assert not {"width", "height", "steps", "scheduler", "acceleration", "seed"} & found.keys()
+    assert found["safety.mode"] == "fast" and "safety.checkContent" not in found
+    assert found["lora[0].transformer"] == "both" and "lora[0].weight" not in found
+    assert defaults_for({"safety": {"checkContent": False}})["safety.mode"] == "none"
+    assert "safety.mode" not in defaults_for({}) and defaults_for({})["safety.checkContent"] is False
