@@ -20,6 +20,9 @@ from receiver.cli import RedactingRequestHandler
 from receiver.provider.tokens import make_token
 from sandbox.state import SandboxState
 
+# The browser fixtures (Playwright + Chromium + axe-core), for every test_browser*.py file.
+pytest_plugins = ["tests.browser_support"]
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_SEED_EXAMPLES = SHARED / "fixtures" / "seed-examples.json"
 # A copy kept with the tests, so they run in a checkout that has no ../shared beside it;

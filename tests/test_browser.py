@@ -4,30 +4,23 @@ running on the sandbox, with the image fetcher archiving as it would under ``ser
 Skipped when Playwright or Chromium is missing, unless ``RUNWARE_ARCHIVE_REQUIRE_BROWSER=1``
 (CI sets it), in which case that is a failure. Screenshots go to ``tests/screenshots/``
 (git-ignored); ``RUNWARE_ARCHIVE_DOCS_SCREENSHOTS=1`` also refreshes the two in ``docs/``.
+The fixtures (``browser``, ``page``, ``phone_page``) live in ``tests/browser_support.py``.
 """
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 import requests
-from PIL import Image
 
-
-try:  # Waiting goes through expect(): wait_for_function's eval is refused by our CSP.
-    from playwright import sync_api
+try:
     from playwright.sync_api import expect
 except ImportError:
-    sync_api = expect = None
+    expect = None
+
+from tests.browser_support import shoot
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
-ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ROOT / "tests" / "screenshots"
 PROMPTS = [
     ("a glasshouse tea train platform at dawn, misty", 1024, 768),
     ("lantern bazaar on an ice harbor at dusk", 1024, 576),
@@ -41,56 +34,11 @@ PROMPTS = [
 ]
 
 
-def playwright_or_skip():
-    """Playwright's sync API, or a skip (a failure where the browser is required)."""
-    required = os.environ.get("RUNWARE_ARCHIVE_REQUIRE_BROWSER") == "1"
-    sync_playwright = sync_api.sync_playwright if sync_api else None
-    missing = ("playwright is not installed" if sync_playwright is None else
-               f"no Chromium at {CHROMIUM}" if not os.access(CHROMIUM, os.X_OK) else None)
-    if missing and required:
-        pytest.fail(f"browser tests are required here, but {missing}")
-    if missing:
-        pytest.skip(missing)
-    return sync_playwright
-
-
 @pytest.fixture
 def app_config(app_config):
     """The sandbox, slow enough per result to watch the images arrive, quick otherwise."""
     return dict(app_config, RUNWARE_SANDBOX_RESULT_DELAY=1.0, RUNWARE_SANDBOX_RETRY_BASE=0.05,
                 RUNWARE_SANDBOX_RETRY_CAP=0.2, RUNWARE_ARCHIVE_FETCHER="off")
-
-
-@pytest.fixture
-def browser():
-    sync_playwright = playwright_or_skip()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1360, "height": 860},
-                                  device_scale_factor=1, color_scheme="light")
-    page = context.new_page()
-    page.set_default_timeout(30000)
-    page.console_errors = []
-    page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
-    yield page
-    context.close()
-
-
-def shoot(page, name, *, docs=False, full_page=False):
-    SHOTS.mkdir(exist_ok=True)
-    path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=full_page)
-    if docs and os.environ.get("RUNWARE_ARCHIVE_DOCS_SCREENSHOTS") == "1":
-        (ROOT / "docs").mkdir(exist_ok=True)
-        # 256 colours: a fifth of the bytes, and the pages are mostly flat colour anyway.
-        with Image.open(path) as shot:
-            shot.convert("RGB").quantize(256).save(ROOT / "docs" / f"{name}.png", optimize=True)
 
 
 def fill_the_gallery(url):
