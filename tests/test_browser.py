@@ -17,7 +17,7 @@ try:
 except ImportError:
     expect = None
 
-from tests.browser_support import shoot
+from tests.browser_support import ARGS, CHROMIUM, playwright_or_skip, shoot  # noqa: F401 (older imports)
 
 pytestmark = pytest.mark.browser
 
