@@ -42,7 +42,8 @@ CARD_COLUMNS = (
     "t.id AS task_id, t.task_uuid, t.created_at, t.positive_prompt, t.model, t.width,"
     " t.height, t.status, t.provider, t.number_results, t.results_received,"
     " t.parent_task_uuid, t.rerun_mode, t.error_code, t.label, r.id AS result_id,"
-    " r.image_uuid, r.seed, r.cost, r.archive_state, r.sha256, r.file_ext, r.starred"
+    " r.image_uuid, r.seed, r.cost, r.archive_state, r.sha256, r.file_ext, r.starred,"
+    " r.img_width, r.img_height"
 )
 
 

@@ -60,7 +60,7 @@ def install_routes(app):
     from receiver import api, files, hosts, ops
     from receiver.provider import runware_api, webhooks
     from receiver.views import (auth, compose, dashboard, deliveries as delivery_views,
-                                gallery, keys as key_views, pages, tasks)
+                                gallery, images, keys as key_views, pages, tasks)
 
     deliveries.warm_up()
     # The webhook is answered in front of Flask (receiver/provider/webhooks.py says why); the rule
@@ -71,7 +71,7 @@ def install_routes(app):
     app.wsgi_app = hosts.wrap(app, app.wsgi_app)
     app.add_url_rule(webhooks.PREFIX + "<task_uuid>", endpoint="webhooks.receive",
                      methods=["POST"], build_only=True)
-    for module in (api, ops, files, dashboard, auth, pages, gallery, tasks, compose,
+    for module in (api, ops, files, dashboard, auth, pages, gallery, tasks, images, compose,
                    delivery_views, key_views, runware_api):
         app.register_blueprint(module.bp)
 

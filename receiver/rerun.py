@@ -10,6 +10,9 @@
   Only the images that arrived can be reproduced; with none, it is refused (409).
 - **new-seed**: the same request with a fresh random seed in 0 … 2³²−1.
 - **edit** (the form only): whatever the user changed, linked to its parent.
+
+One image of a task is re-run by :func:`start_image`: an exact re-run of that image
+alone, ``numberResults`` 1 with its seed and the task's other parameters.
 """
 
 import json
@@ -64,6 +67,23 @@ def plan(task, mode, overrides=None, *, randbelow=secrets.randbelow):
         else:
             plans = [dict(params, seed=seed, numberResults=1) for seed in seeds]
     return [load_submission({**p, **(overrides or {})}) for p in plans]
+
+
+def plan_image(task, result):
+    """The validated one-image submission that repeats ``result`` of ``task``.
+
+    :raises RerunRefused: the image has no seed on record (409).
+    """
+    if result["seed"] is None:
+        raise RerunRefused(409, "seed", "this image arrived without a seed, so it cannot "
+                                        "be repeated")
+    return load_submission(dict(base_params(task), seed=result["seed"], numberResults=1))
+
+
+def start_image(app, task, result):
+    """Re-run one image exactly (see :func:`plan_image`); its ``Submission``."""
+    return submit_in_app(app, plan_image(task, result), parent=task["task_uuid"],
+                         rerun_mode="exact")
 
 
 def start(app, task, mode, overrides=None):

@@ -123,7 +123,11 @@ def test_rerun_exact_without_any_seed_known_is_refused(client, catalogue, provid
     parent = make_task(catalogue, "nothing arrived")
     response = client.post(f"/tasks/{parent}/rerun",
                            data={"mode": "exact", "csrf_token": csrf(client)})
-    assert response.status_code == 409 and "seed is not known yet" in text(response)
+    # Post-redirect-get: back to the task page, which says why; a reload sends nothing.
+    assert response.status_code == 303 and response.headers["Location"] == f"/tasks/{parent}"
+    page = client.get(response.headers["Location"])
+    assert page.status_code == 200 and "seed is not known yet" in text(page)
+    assert "seed is not known yet" not in text(client.get(f"/tasks/{parent}"))  # said once
     assert provider.tasks() == []
 
 
@@ -141,8 +145,9 @@ def test_a_budget_refusal_shows_its_message(app, client, catalogue, provider):
     app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = "0.0001"
     parent = make_task(catalogue, "a harbor", seed=1)
     response = client.post(f"/tasks/{parent}/rerun",
-                           data={"mode": "exact", "csrf_token": csrf(client)})
-    assert response.status_code == 402
+                           data={"mode": "exact", "csrf_token": csrf(client)},
+                           follow_redirects=True)
+    assert response.status_code == 200 and response.request.path == f"/tasks/{parent}"
     assert "The re-run was not sent" in text(response) and "budget" in text(response).lower()
     assert provider.tasks() == []
 
@@ -219,3 +224,50 @@ def test_delete_asks_then_removes_rows_and_unshared_files(client, catalogue, sto
     assert os.path.exists(store.path(shared, "jpg"))
     assert "1 file(s) no other task shares were removed" in text(client.get("/"))
     assert client.get(f"/tasks/{task}").status_code == 404
+
+
+def test_one_image_is_rerun_alone_with_its_seed(client, catalogue, provider):
+    parent = make_task(catalogue, "a harbor", numberResults=3, steps=6)
+    images = deliver(catalogue, parent, 11, 12, 13)
+    response = client.post(f"/results/{images[1]}/rerun", data={"csrf_token": csrf(client)})
+    assert response.status_code == 303
+    child = re.fullmatch(r"/tasks/([0-9a-f-]{36})", response.headers["Location"])[1]
+    sent = provider.tasks()
+    assert [(t["seed"], t["numberResults"], t["steps"]) for t in sent] == [(12, 1, 6)]
+    row = catalogue.get_task(child)
+    assert (row["parent_task_uuid"], row["rerun_mode"]) == (parent, "exact")
+
+
+def test_an_image_rerun_refused_goes_back_to_the_task_page(app, client, catalogue, provider):
+    parent = make_task(catalogue, "a harbor")
+    image = deliver(catalogue, parent, 5)[0]
+    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = "0.0001"
+    response = client.post(f"/results/{image}/rerun", data={"csrf_token": csrf(client)})
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/tasks/{parent}#image-{image}"
+    page = text(client.get(f"/tasks/{parent}"))
+    assert "The re-run was not sent" in page and "budget" in page.lower()
+    assert provider.tasks() == []
+
+
+def test_an_image_rerun_needs_its_csrf_token_and_a_real_image(client, catalogue, provider):
+    image = deliver(catalogue, make_task(catalogue), 5)[0]
+    assert client.post(f"/results/{image}/rerun").status_code == 400
+    assert client.post(f"/results/{image}/rerun", data={"csrf_token": "x"}).status_code == 403
+    token = csrf(client)
+    for bad in ("00000000-0000-4000-8000-000000000000", "nope", "a" * 300):
+        assert client.post(f"/results/{bad}/rerun", data={"csrf_token": token}).status_code == 404
+    assert client.get(f"/results/{image}/rerun").status_code == 405
+    assert provider.tasks() == []
+
+
+def test_star_answers_json_to_a_script(client, catalogue):
+    image = deliver(catalogue, make_task(catalogue), 1)[0]
+    response = client.post(f"/results/{image}/star", data={"starred": "1"},
+                           headers={"X-CSRF-Token": csrf(client), "Accept": "application/json"})
+    assert response.status_code == 200
+    assert response.get_json() == {"imageUUID": image, "starred": True}
+    refused = client.post(f"/results/{image}/star", data={"starred": "0"},
+                          headers={"Accept": "application/json"})
+    assert refused.status_code == 400
+    assert catalogue.conn.execute("SELECT starred FROM results").fetchone()[0] == 1

@@ -3,7 +3,8 @@
 import json
 
 from flask import (
-    Blueprint, abort, current_app, flash, redirect, render_template, request, url_for,
+    Blueprint, abort, current_app, flash, get_flashed_messages, jsonify, redirect,
+    render_template, request, url_for,
 )
 
 from archive import curation, delivery_log, lineage, verdict
@@ -16,6 +17,7 @@ from archive import states
 
 bp = Blueprint("tasks", __name__)
 FINAL_STATUSES = states.FINAL
+RERUN_REFUSED = "rerun-refused"  # the flash category of a refused re-run's errors
 
 
 def load(task_uuid):
@@ -59,8 +61,19 @@ def page_context(task):
 
 @bp.get("/tasks/<task_uuid>")
 def detail(task_uuid):
-    """Every image, parameter, delivery and relative of one task."""
-    return render_template("tasks/detail.html", **page_context(load(task_uuid)))
+    """Every image, parameter, delivery and relative of one task (and why a re-run just
+    asked for was refused: :func:`refuse_rerun`)."""
+    refused = [e for m in get_flashed_messages(category_filter=[RERUN_REFUSED])
+               for e in json.loads(m)]
+    return render_template("tasks/detail.html", rerun_errors=refused,
+                           **page_context(load(task_uuid)))
+
+
+def refuse_rerun(task_uuid, errors, anchor=""):
+    """Post-redirect-get for a refused re-run: back to the task page, which says why, so
+    reloading it never sends the POST again."""
+    flash(json.dumps(errors), RERUN_REFUSED)
+    return redirect(url_for("tasks.detail", task_uuid=task_uuid) + anchor, 303)
 
 
 @bp.post("/tasks/<task_uuid>/rerun")
@@ -71,14 +84,11 @@ def rerun(task_uuid):
     try:
         outcomes = start(current_app, task, mode)
     except (RerunRefused, ParameterError) as exc:
-        status = getattr(exc, "status", 422)
-        return render_template("tasks/detail.html", rerun_errors=exc.errors,
-                               **page_context(task)), status
+        return refuse_rerun(task_uuid, exc.errors)
     failed = outcomes[-1] if outcomes[-1].errors else None
     if failed and get_catalogue().get_task(failed.task_uuid) is None:
-        # Refused before anything was recorded (a budget): say so here.
-        return render_template("tasks/detail.html", rerun_errors=failed.errors,
-                               **page_context(task)), failed.http_status
+        # Refused before anything was recorded (a budget): say so on the task page.
+        return refuse_rerun(task_uuid, failed.errors)
     if len(outcomes) > 1:
         flash(f"Re-ran each of the {len(outcomes)} images as its own task "
               "(the task was sent without a seed).")
@@ -91,7 +101,14 @@ def star(image_uuid):
     starred = request.form.get("starred") == "1"
     if not curation.set_starred(get_catalogue(), image_uuid, starred):
         abort(404, description=f"There is no image {image_uuid} in the catalogue.")
+    if wants_json():  # the page's script stars without a reload
+        return jsonify(imageUUID=image_uuid, starred=starred)
     return redirect(safe_next(request.form.get("next")), 303)
+
+
+def wants_json():
+    """True when a script asked for JSON (``Accept: application/json``) over a page."""
+    return request.accept_mimetypes.best == "application/json"
 
 
 @bp.route("/tasks/<task_uuid>/delete", methods=["GET", "POST"])

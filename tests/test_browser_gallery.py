@@ -1,0 +1,168 @@
+"""The viewer and the gallery in a real browser (the harness of tests/test_browser.py:
+Playwright driving Debian's Chromium against a live server on a real catalogue).
+
+The catalogue is filled the way the service fills it (tasks recorded, results ingested,
+images put in the store), with pictures of the task's own proportions, so the tests do
+not wait for the sandbox's webhooks.
+"""
+
+import io
+import re
+import zipfile
+
+import pytest
+import requests
+
+from receiver.storage import get_store
+from tests.history_helpers import archive, deliver, make_task, picture
+from tests.test_browser import browser, page, playwright_or_skip, shoot  # noqa: F401
+
+try:
+    from playwright.sync_api import expect
+except ImportError:
+    expect = None
+
+pytestmark = pytest.mark.browser
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1366, "height": 860}
+# (prompt, width, height, images): a portrait, a wide one, squares, a batch of three.
+TASKS = [
+    ("terraced tea garden in fog, ink wash", 768, 1024, 1),
+    ("desert observatory under the milky way", 1024, 576, 1),
+    ("copper aviary market canopy, cinematic", 1024, 1024, 1),
+    ("a lighthouse on a basalt cliff, aerial", 1024, 768, 3),
+]
+
+
+@pytest.fixture
+def app_config(app_config):
+    return dict(app_config, RUNWARE_ARCHIVE_FETCHER="off")
+
+
+def fill(app, tasks=TASKS, copies=1):
+    """Record ``tasks`` (``copies`` times), deliver and archive their images; returns
+    ``[(taskUUID, [imageUUID, …]), …]`` oldest first."""
+    catalogue, store = app.extensions["catalogue"], get_store(app)
+    made, seed = [], 1000
+    for _ in range(copies):
+        for prompt, width, height, count in tasks:
+            task = make_task(catalogue, prompt, width=width, height=height,
+                             numberResults=count)
+            images = deliver(catalogue, task, *range(seed, seed + count))
+            for n, image in enumerate(images):
+                archive(catalogue, store, image,
+                        picture(seed + n, size=(width // 8, height // 8)))
+            seed += count
+            made.append((task, images))
+    return made
+
+
+@pytest.fixture
+def filled(app):
+    return fill(app)
+
+
+def focused(page, selector):
+    """Whether the element that has focus matches ``selector``."""
+    return page.evaluate(f"document.activeElement.matches({selector!r})")
+
+
+def test_the_viewer_on_a_task_page_keys_zoom_and_focus(live_server, filled, page):
+    task, images = filled[-1]
+    page.goto(f"{live_server.url}/tasks/{task}")
+    viewer = page.locator("dialog[data-viewer]")
+    expect(viewer).to_be_hidden()
+    first = page.locator(f"#image-{images[0]} a.thumb")
+    first.focus()
+    page.keyboard.press("Enter")
+    expect(viewer).to_be_visible()
+    expect(viewer.locator("[data-viewer-count]")).to_have_text("1 of 3")
+    expect(viewer.locator("[data-viewer-seed]")).to_have_text("1003")
+    page.keyboard.press("ArrowRight")
+    expect(viewer.locator("[data-viewer-count]")).to_have_text("2 of 3")
+    expect(viewer.locator("[data-viewer-seed]")).to_have_text("1004")
+    assert viewer.locator("[data-viewer-img]").get_attribute("src").startswith("/files/")
+    assert viewer.locator("[data-viewer-download]").get_attribute("href") == \
+        f"/download/{images[1]}"
+    page.keyboard.press("ArrowLeft")
+    expect(viewer.locator("[data-viewer-count]")).to_have_text("1 of 3")
+    expect(viewer.locator("[data-viewer-prev]")).to_be_disabled()
+
+    # 100 %: the picture at its own size (128 px wide here), then fit again.
+    img = viewer.locator("[data-viewer-img]")
+    expect(img).to_have_js_property("complete", True)
+    fitted = img.bounding_box()["width"]
+    page.keyboard.press("z")
+    expect(viewer).to_have_class(re.compile("zoomed"))
+    expect(viewer.locator("[data-viewer-zoom]")).to_have_attribute("aria-pressed", "true")
+    assert img.bounding_box()["width"] == 128 != fitted
+    viewer.locator("[data-viewer-zoom]").click()
+    expect(viewer).not_to_have_class(re.compile("zoomed"))
+    shoot(page, "viewer-task")
+
+    page.keyboard.press("Escape")
+    expect(viewer).to_be_hidden()
+    assert focused(page, f"#image-{images[0]} a.thumb")
+    assert not [e for e in page.console_errors if "404" not in e], page.console_errors
+
+
+def test_the_viewer_walks_the_gallery_page_and_swipes(live_server, filled, page):
+    page.set_viewport_size(DESKTOP)
+    page.goto(f"{live_server.url}/")
+    cards = page.locator("[data-gallery] [data-view-src]")
+    expect(cards).to_have_count(6)
+    cards.nth(0).click()
+    viewer = page.locator("dialog[data-viewer]")
+    expect(viewer.locator("[data-viewer-count]")).to_have_text("1 of 6")
+    for _ in range(3):  # past the batch of three, into the next task
+        page.keyboard.press("ArrowRight")
+    expect(viewer.locator("[data-viewer-count]")).to_have_text("4 of 6")
+    expect(viewer.locator("[data-viewer-prompt]")).to_have_text(TASKS[2][0])
+    expect(viewer.locator("[data-viewer-task]")).to_have_attribute(
+        "href", re.compile(rf"/tasks/{filled[2][0]}#image-"))
+    expect(viewer.locator("[data-viewer-img]")).to_have_js_property("complete", True)
+    shoot(page, "viewer-gallery")
+
+    # A swipe to the left is the next image, to the right the previous one.
+    box = viewer.locator("[data-viewer-stage]").bounding_box()
+    y = box["y"] + box["height"] / 2
+    for start, end, expected in ((0.7, 0.2, "5 of 6"), (0.2, 0.7, "4 of 6")):
+        page.mouse.move(box["x"] + box["width"] * start, y)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * end, y, steps=5)
+        page.mouse.up()
+        expect(viewer.locator("[data-viewer-count]")).to_have_text(expected)
+    page.keyboard.press("Escape")
+    expect(viewer).to_be_hidden()
+    assert focused(page, "[data-gallery] li:nth-child(4) [data-card]")
+
+    # Enter on a card still opens the task, as a link does.
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(rf"/tasks/{filled[2][0]}"))
+
+
+def test_the_viewer_on_a_phone(live_server, filled, browser):
+    context = browser.new_context(viewport=PHONE, device_scale_factor=1, has_touch=True)
+    page = context.new_page()
+    page.goto(f"{live_server.url}/tasks/{filled[0][0]}")
+    page.locator("a.thumb").first.click()
+    viewer = page.locator("dialog[data-viewer]")
+    expect(viewer).to_be_visible()
+    assert viewer.bounding_box()["width"] <= PHONE["width"]
+    assert viewer.evaluate("d => d.scrollWidth <= d.clientWidth")
+    shoot(page, "viewer-phone")
+    context.close()
+
+
+def test_without_javascript_the_links_open_the_file_and_the_task(browser, live_server,
+                                                                filled):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    task, images = filled[0]
+    page.goto(f"{live_server.url}/tasks/{task}")
+    page.locator("a.thumb").first.click()
+    page.wait_for_url(re.compile(r"/files/[0-9a-f]{64}\.jpg$"))
+    page.goto(f"{live_server.url}/")
+    page.locator("[data-card]").last.click()
+    page.wait_for_url(re.compile(rf"/tasks/{task}#image-{images[0]}$"))
+    context.close()
