@@ -6,16 +6,13 @@ images put in the store), with pictures of the task's own proportions, so the te
 not wait for the sandbox's webhooks.
 """
 
-import io
 import re
-import zipfile
 
 import pytest
-import requests
 
 from receiver.storage import get_store
 from tests.history_helpers import archive, deliver, make_task, picture
-from tests.test_browser import browser, page, playwright_or_skip, shoot  # noqa: F401
+from tests.browser_support import DESKTOP, PHONE, open_page, shoot
 
 try:
     from playwright.sync_api import expect
@@ -23,8 +20,6 @@ except ImportError:
     expect = None
 
 pytestmark = pytest.mark.browser
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1366, "height": 860}
 # (prompt, width, height, images): a portrait, a wide one, squares, a batch of three.
 TASKS = [
     ("terraced tea garden in fog, ink wash", 768, 1024, 1),
@@ -142,8 +137,7 @@ def test_the_viewer_walks_the_gallery_page_and_swipes(live_server, filled, page)
 
 
 def test_the_viewer_on_a_phone(live_server, filled, browser):
-    context = browser.new_context(viewport=PHONE, device_scale_factor=1, has_touch=True)
-    page = context.new_page()
+    page = open_page(browser, PHONE, has_touch=True)
     page.goto(f"{live_server.url}/tasks/{filled[0][0]}")
     page.locator("a.thumb").first.click()
     viewer = page.locator("dialog[data-viewer]")
@@ -151,7 +145,7 @@ def test_the_viewer_on_a_phone(live_server, filled, browser):
     assert viewer.bounding_box()["width"] <= PHONE["width"]
     assert viewer.evaluate("d => d.scrollWidth <= d.clientWidth")
     shoot(page, "viewer-phone")
-    context.close()
+    page.context.close()
 
 
 def test_without_javascript_the_links_open_the_file_and_the_task(browser, live_server,
