@@ -280,18 +280,34 @@ class Watch:
             return wanted
 
 
-def send_alerts(catalogue, url, crossings, *, post=requests.post, timeout=ALERT_TIMEOUT):
+def send_alerts(catalogue, url, crossings, *, post=requests.post, timeout=ALERT_TIMEOUT,
+                note=None):
     """POST each crossing to ``url`` from a daemon thread (never blocking the caller) and
-    note the outcome on its row; returns the thread, or None when there is nothing to send."""
+    note the outcome on its row; returns the thread, or None when there is nothing to send.
+
+    :param note: ``note(conn, crossing, sent_at, error)`` records how one POST went, in a
+        write transaction; default :func:`note_crossing` (the ``budget_crossings`` row).
+        Other alerts (``archive.books``) pass their own.
+    """
     if not url or not crossings:
         return None
-    thread = threading.Thread(target=_deliver, args=(catalogue, url, crossings, post, timeout),
+    thread = threading.Thread(target=_deliver, args=(catalogue, url, crossings, post, timeout,
+                                                     note or note_crossing),
                               name="budget-alerts", daemon=True)
     thread.start()
     return thread
 
 
-def _deliver(catalogue, url, crossings, post, timeout):
+def note_crossing(conn, crossing, sent_at, error):
+    """How a budget crossing's alert went, on its ``budget_crossings`` row."""
+    conn.execute(
+        "UPDATE budget_crossings SET alert_sent_at = ?, alert_error = ?"
+        " WHERE period = ? AND period_key = ? AND threshold = ? AND limit_usd = ?",
+        (sent_at, error, crossing["period"], crossing["periodKey"], crossing["threshold"],
+         crossing["limit"]))
+
+
+def _deliver(catalogue, url, crossings, post, timeout, note):
     try:
         for crossing in crossings:
             error = None
@@ -299,12 +315,8 @@ def _deliver(catalogue, url, crossings, post, timeout):
                 post(url, json=crossing, timeout=timeout).raise_for_status()
             except requests.RequestException as exc:
                 error = f"{type(exc).__name__}: {exc}"[:500]
-                log.warning("budget alert to %s failed: %s", url, error)
+                log.warning("alert to %s failed: %s", url, error)
             with catalogue.write() as conn:
-                conn.execute(
-                    "UPDATE budget_crossings SET alert_sent_at = ?, alert_error = ?"
-                    " WHERE period = ? AND period_key = ? AND threshold = ? AND limit_usd = ?",
-                    (None if error else utcnow(), error, crossing["period"],
-                     crossing["periodKey"], crossing["threshold"], crossing["limit"]))
+                note(conn, crossing, None if error else utcnow(), error)
     finally:
         catalogue.close()

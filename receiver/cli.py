@@ -240,6 +240,7 @@ def sandbox_command(host, port, data_dir, callback_bases):
 
 
 from receiver.stats import stats as stats_command  # noqa: E402
+from receiver.cli_books import books_command  # noqa: E402
 from receiver.cli_archive import (  # noqa: E402  (the image archive's commands)
     export_command, import_command, reconcile_command, worker)
 from receiver.cli_keys import keys_group  # noqa: E402  (the client keys of POST /v1)
@@ -249,6 +250,7 @@ main.add_command(reconcile_command)
 main.add_command(export_command)
 main.add_command(import_command)
 main.add_command(stats_command)
+main.add_command(books_command)
 main.add_command(keys_group)
 
 

@@ -52,7 +52,8 @@ def worker(once, nice):
               help="Put failed and refused downloads back in the queue first.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def reconcile_command(after, retry_failed, as_json):
-    """Ask the provider (getResponse) for missing results; report what is not archived."""
+    """Ask the provider (getResponse, then getTaskDetails) for missing results; report what
+    is not archived."""
     from receiver.provider.reconcile import reconcile
 
     report = reconcile(create_app(), after=after, retry=retry_failed)
@@ -64,6 +65,8 @@ def reconcile_command(after, retry_failed, as_json):
     click.echo(f"asked the provider for {len(report.asked)} tasks: {report.new_results} new "
                f"results, {report.new_errors} errors, {report.processing} still processing, "
                f"{len(report.not_found)} unknown to it (asked again later)")
+    for task_uuid in report.recovered:
+        click.echo(f"recovered: task {task_uuid}: its results came through getTaskDetails")
     for task_uuid in report.lost:
         click.echo(f"lost: task {task_uuid}: results still missing when the reconcile window "
                    "closed; no longer counted in flight")

@@ -10,6 +10,7 @@ import os
 from urllib.parse import urlsplit
 
 from sandbox import config as sandbox_config
+from sandbox.ledger import key_uuid as sandbox_key_uuid
 
 RUNWARE_API_URL = "https://api.runware.ai/v1"
 RUNWARE_IMAGE_HOST = "im.runware.ai"
@@ -56,6 +57,13 @@ DEFAULTS = {
     "RUNWARE_ARCHIVE_BUDGET_DAILY": None,
     "RUNWARE_ARCHIVE_BUDGET_MONTHLY": None,
     "RUNWARE_ARCHIVE_ALERT_URL": None,
+    # Runware's own books (receiver/provider/books.py): the day's difference past which an
+    # alert is raised, the balance under which one is, how often the worker asks, and the
+    # UUID Runware's usage gives the archive's key (the sandbox's is known).
+    "RUNWARE_ARCHIVE_BOOKS_THRESHOLD": 0.01,
+    "RUNWARE_ARCHIVE_BALANCE_ALERT": None,
+    "RUNWARE_ARCHIVE_BOOKS_INTERVAL": 86400.0,
+    "RUNWARE_ARCHIVE_API_KEY_UUID": None,
     # The browsable history (receiver/views/auth.py): set, every page and the JSON API need it.
     "RUNWARE_ARCHIVE_UI_PASSWORD": None,
     # The sandbox provider's own settings (sandbox/config.py), set the same ways.
@@ -81,6 +89,9 @@ _PARSERS = {
     "RUNWARE_ARCHIVE_RELAY_BACKOFF": float,
     "RUNWARE_ARCHIVE_BUDGET_DAILY": float,
     "RUNWARE_ARCHIVE_BUDGET_MONTHLY": float,
+    "RUNWARE_ARCHIVE_BOOKS_THRESHOLD": float,
+    "RUNWARE_ARCHIVE_BALANCE_ALERT": float,
+    "RUNWARE_ARCHIVE_BOOKS_INTERVAL": float,
     **sandbox_config.PARSERS,
 }
 
@@ -107,6 +118,17 @@ def from_environment(config, environ=os.environ):
 def provider_name(config):
     """``runware`` with an API key, ``sandbox`` without one."""
     return "runware" if config.get("RUNWARE_API_KEY") else "sandbox"
+
+
+def api_key_uuid(config, sandbox_key=None):
+    """The UUID under which Runware's usage reports the archive's own API key: the
+    setting, else on the sandbox its own key's (``sandbox.ledger.key_uuid``); None when
+    it is not known (then other keys' spend is not told apart)."""
+    if config.get("RUNWARE_ARCHIVE_API_KEY_UUID"):
+        return config["RUNWARE_ARCHIVE_API_KEY_UUID"]
+    if provider_name(config) == "sandbox" and sandbox_key:
+        return sandbox_key_uuid(sandbox_key)
+    return None
 
 
 def image_hosts(config, local_url=None):

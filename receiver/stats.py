@@ -2,7 +2,7 @@
 
 import click
 
-from archive import budgets, costs
+from archive import books, budgets, costs
 from receiver import create_app
 
 
@@ -60,3 +60,18 @@ def stats(from_, to_, group):
         click.echo(f"{period['period']} budget {period['key']}: ${period['committed']:.4f} "
                    f"spent or in flight of ${period['limit']:.4f} "
                    f"({period['ratio']:.0%}){flag}")
+    click.echo(runway_line(books.stored_account(catalogue.conn)))
+
+
+def runway_line(account):
+    """The balance and days left as the last books pass found them (a read: ``stats``
+    asks Runware nothing)."""
+    if account is None or account["balance"] is None:
+        return ("Runware balance: not known yet (runware-archive books asks; the worker "
+                "does daily)")
+    runway = account["runway_days"]
+    left = (f"about {runway:,.1f} days left at that pace" if runway is not None
+            else "nothing spent, so no end in sight")
+    return (f"Runware balance ${account['balance']:.4f} {account['currency'] or 'USD'} "
+            f"(checked {account['checked_at'][:16].replace('T', ' ')} UTC): the last 7 days "
+            f"spent ${account['burn_7_days'] or 0:.4f}, {left}")

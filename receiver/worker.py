@@ -3,7 +3,8 @@
 It runs as a thread of ``runware-archive serve`` (``RUNWARE_ARCHIVE_FETCHER=thread``) or
 alone as ``runware-archive worker``; never inside ``create_app``, so tests and gunicorn
 workers do not each start one. Its housekeeping, beside fetching: the delivery log's
-retention every hour, the reconcile pass, the budgets every minute, and every second the
+retention every hour, the reconcile pass, the books (Runware's records against ours) every
+``RUNWARE_ARCHIVE_BOOKS_INTERVAL`` (a day), the budgets every minute, and every second the
 relay of results to ``/v1`` clients' own webhooks.
 """
 
@@ -12,6 +13,7 @@ import logging
 from archive import budgets, relay
 from archive.fetcher import Fetcher
 from receiver.storage import fetch_policy, get_store
+from receiver.provider import books as books_pass
 from receiver.provider.reconcile import reconcile_and_log
 from receiver.provider.runware_api import relay_body
 
@@ -23,13 +25,17 @@ RELAY_INTERVAL = 1.0  # seconds: how late a stored result may reach a client's w
 def make_fetcher(app, *, reconcile=True):
     """A :class:`Fetcher` for the app, which also applies the delivery log's retention
     every hour, evaluates the budgets every minute and, with ``reconcile``, runs the
-    reconcile pass every ``RUNWARE_ARCHIVE_RECONCILE_INTERVAL`` seconds."""
+    reconcile pass every ``RUNWARE_ARCHIVE_RECONCILE_INTERVAL`` seconds and then, every
+    ``RUNWARE_ARCHIVE_BOOKS_INTERVAL``, the books."""
     cfg = app.config
     catalogue = app.extensions["catalogue"]
     housekeeping = [(3600.0, lambda: prune_log(catalogue, cfg))]
     if reconcile:
         housekeeping.append((cfg["RUNWARE_ARCHIVE_RECONCILE_INTERVAL"],
                              lambda: reconcile_and_log(app)))
+        # after the reconcile pass, so what getTaskDetails recovered is counted
+        housekeeping.append((cfg["RUNWARE_ARCHIVE_BOOKS_INTERVAL"],
+                             lambda: books_pass.run_and_log(app)))
     # after the reconcile pass, so what it brought is evaluated in the same round
     housekeeping.append((BUDGET_INTERVAL, lambda: check_budgets(app)))
     housekeeping.append((RELAY_INTERVAL, lambda: relay_results(app)))

@@ -6,7 +6,9 @@ A task with fewer results (and errors) than ``numberResults`` once
 with ``getResponse`` (runware-api.md §5), at most once per
 ``RUNWARE_ARCHIVE_RECONCILE_INTERVAL`` and for up to a week; what comes back goes through
 the one ingest function (source ``getResponse``). ``taskNotFound`` and its kin are no
-information (:mod:`receiver.provider.replies`): the task keeps its state and is asked again. A task
+information (:mod:`receiver.provider.replies`): the task keeps its state and is asked again,
+and in the same pass it is asked for with ``getTaskDetails``
+(:mod:`receiver.provider.task_details`), whose answer goes through the same ingest. A task
 still missing results when the week is over is marked ``lost``: it is finished, its estimate
 leaves the in-flight sum, and the report names it. The report also lists the tasks still
 missing results, the images that failed, were refused or whose URL expired before they were
@@ -23,6 +25,7 @@ from archive import recovery, uploads
 from receiver.storage import inline_columns
 from receiver.provider.client import provider_client
 from receiver.provider.replies import ingest_reply
+from receiver.provider.task_details import recover
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,7 @@ class Report:
     new_errors: int = 0
     processing: int = 0
     not_found: list = field(default_factory=list)
+    recovered: list = field(default_factory=list)
     lost: list = field(default_factory=list)
     problems: list = field(default_factory=list)
     missing: list = field(default_factory=list)
@@ -87,6 +91,8 @@ def reconcile(app, *, after=None, retry=False):
                     interval=min(after, cfg["RUNWARE_ARCHIVE_RECONCILE_INTERVAL"]))
     if due:
         ask_provider(catalogue, provider_client(app), due, inline_columns(app), report)
+    if report.not_found:
+        recover(catalogue, provider_client(app), report.not_found, inline_columns(app), report)
     report.lost = recovery.mark_lost(catalogue)
     uploads.match_pending(catalogue)
     find_problems(catalogue.conn, report)
@@ -98,8 +104,8 @@ def reconcile_and_log(app):
     report = reconcile(app)
     if report.asked or report.problems or report.lost:
         log.info("reconcile: asked %d tasks, %d new results, %d errors, %d still processing,"
-                 " %d unknown to the provider, %d lost; %s", len(report.asked),
-                 report.new_results, report.new_errors, report.processing,
-                 len(report.not_found), len(report.lost),
+                 " %d unknown to getResponse, %d recovered by getTaskDetails, %d lost; %s",
+                 len(report.asked), report.new_results, report.new_errors, report.processing,
+                 len(report.not_found), len(report.recovered), len(report.lost),
                  "; ".join(report.problems) or "no problems")
     return report
