@@ -5,7 +5,8 @@ newest first, so a page is one indexed walk with no OFFSET: the cursor is the la
 ``(task id, result id)``. A task that has no result yet (still running, or failed) shows as
 one placeholder card in its place. Every filter is either a task column with its own index
 (``model``, ``provider``, ``status``, ``width, height``), a date range turned into an id
-range, the prompt index ``tasks_fts``, or the starred results' partial index, so the walk
+range, the search index ``tasks_fts`` (prompt, negative prompt, label) and the seeds'
+index (:mod:`archive.search` parses the query), or the starred results' partial index, so the walk
 stays short with a million results (see ``bench/history.py`` for the measurements). The line
 above the cards (images, tasks, cost) reads running totals, or counts at most
 :data:`SUMMARY_CAP` tasks of a filtered view (:func:`summary`, ``bench/catalogue_scale.py``).
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time, timedelta
 
 from archive.parsing import parse_day
-from archive import states
+from archive import search, states
 
 PAGE_SIZE = 48
 SEARCH_BATCH = 256  # most matches read at the first look at the search index; grows ×4
@@ -31,8 +32,6 @@ PROVIDERS = ("sandbox", "runware")
 # just before the insert, so ids and times may disagree by the length of a busy wait.
 ID_BOUND_SLACK = timedelta(minutes=1)
 
-_WORD = re.compile(r"[^\W_]+")  # what FTS5's unicode61 tokenizer keeps as a token
-_PHRASE = re.compile(r'"([^"]*)"?')
 _SIZE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 
 # With starred results as the outer loop, test each against the set of matches (the
@@ -47,26 +46,6 @@ CARD_COLUMNS = (
 )
 
 
-def fts_query(text):
-    """A safe FTS5 query for ``text``: bare words become prefix terms (``word*``) and
-    ``"quoted text"`` a phrase, all ANDed and limited to the positive prompt; None when
-    ``text`` has no word in it.
-
-    Only tokens the tokenizer would keep survive, each re-quoted, so no character the
-    user types (``"``, ``*``, ``-``, ``NEAR(``, ``:``) can reach FTS5 as syntax.
-    """
-    terms = []
-    for phrase in _PHRASE.findall(text):
-        words = _WORD.findall(phrase)
-        if words:
-            terms.append('"' + " ".join(words) + '"')
-    for word in _WORD.findall(_PHRASE.sub(" ", text)):
-        terms.append(f'"{word}"*')
-    if not terms:
-        return None
-    return " AND ".join(f"positive_prompt : {term}" for term in terms)
-
-
 @dataclass(frozen=True)
 class Filters:
     """What the gallery shows; every field empty means everything."""
@@ -75,6 +54,7 @@ class Filters:
     since: str = ""  # YYYY-MM-DD, inclusive, UTC
     until: str = ""  # YYYY-MM-DD, inclusive, UTC
     model: str = ""
+    label: str = ""
     size: str = ""  # "1024x768"
     status: str = ""
     provider: str = ""
@@ -149,7 +129,7 @@ def _stamp(day, shift=timedelta(0)):
 def task_clauses(filters):
     """``(clauses, args)`` on ``tasks t`` for every task-level filter except the search."""
     clauses, args = [], []
-    for name in ("model", "status", "provider"):
+    for name in ("model", "label", "status", "provider"):
         value = getattr(filters, name)
         if value:
             clauses.append(f"t.{name} = ?")
@@ -171,16 +151,24 @@ def task_clauses(filters):
     return clauses, args
 
 
-def search_ids(conn, fts, *, below=None, limit=256):
-    """Ids of the tasks ``fts`` matches, newest first, at most ``below`` (FTS5 reads its
-    doclists in rowid order, so this is a short read however common the words are)."""
-    sql = "SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH ?"
-    args = [fts]
-    if below is not None:
-        sql += " AND rowid <= ?"
-        args.append(below)
-    sql += " ORDER BY rowid DESC LIMIT ?"
-    return [row[0] for row in conn.execute(sql, [*args, limit])]
+def search_ids(conn, plan, *, below=None, limit=256):
+    """Ids of the tasks that may match ``plan`` (a :class:`archive.search.Plan`), newest
+    first, at most ``below``: those its FTS5 expression matches (FTS5 reads its doclists
+    in rowid order, so this is a short read however common the words are) and those with
+    an image of one of its seeds (the ``results_seed`` index), merged."""
+    found = set()
+    bound = ("", []) if below is None else (" AND rowid <= ?", [below])
+    if plan.fts is not None:
+        found.update(row[0] for row in conn.execute(
+            f"SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH ?{bound[0]}"
+            " ORDER BY rowid DESC LIMIT ?", [plan.fts, *bound[1], limit]))
+    if plan.seeds:
+        marks = ", ".join("?" for _ in plan.seeds)
+        found.update(row[0] for row in conn.execute(
+            "SELECT DISTINCT t.id FROM results r JOIN tasks t ON t.task_uuid = r.task_uuid"
+            f" WHERE r.seed IN ({marks}){bound[0].replace('rowid', 't.id')}"
+            " ORDER BY t.id DESC LIMIT ?", [*plan.seeds, *bound[1], limit]))
+    return sorted(found, reverse=True)[:limit]
 
 
 @dataclass
@@ -190,6 +178,7 @@ class Page:
     cards: list
     next: str = None
     search: str = None  # the FTS5 query actually run, for the curious
+    notices: tuple = ()  # what the search could not use, said in words
 
 
 def parse_cursor(text):
@@ -213,14 +202,17 @@ def _page(conn, clauses, args, limit, starred=False):
     return [dict(zip(names, row)) for row in cur.fetchall()]
 
 
-def _search_page(conn, fts, clauses, args, limit, below):
-    """:func:`_page` over the tasks ``fts`` matches, read from the index in growing
-    batches (newest first) until the page is full or the matches run out. The first batch
-    is no larger than the page: each match is a card at least, and when its words are
-    rare together the index walks far for each one."""
+def _search_page(conn, plan, clauses, args, limit, below):
+    """:func:`_page` over the tasks ``plan`` may match, read from the indexes in growing
+    batches (newest first) until the page is full or the matches run out, each card then
+    tested by the plan's exact clause if it has one. The first batch is no larger than the
+    page: each match is a card at least, and when its words are rare together the index
+    walks far for each one."""
+    if plan.clause:
+        clauses, args = [*clauses, plan.clause], [*args, *plan.args]
     cards, batch = [], min(SEARCH_BATCH, limit)
     while len(cards) < limit:
-        ids = search_ids(conn, fts, below=below, limit=batch)
+        ids = search_ids(conn, plan, below=below, limit=batch)
         if not ids:
             break
         cards += _page(conn, ["t.id IN (SELECT value FROM json_each(?))", *clauses],
@@ -231,34 +223,49 @@ def _search_page(conn, fts, clauses, args, limit, below):
     return cards
 
 
-def gallery(conn, filters=Filters(), *, cursor=None, limit=None):
+def match_clause(plan):
+    """``(clause, args)`` testing a card (``t``, ``r``) against ``plan`` on its own, for
+    walks another index leads (starred) or none can (exclusions only)."""
+    if plan.clause:
+        return plan.clause, list(plan.args)
+    return STARRED_MATCH, [plan.fts]
+
+
+def plan_for(filters):
+    """The search plan of ``filters.q``, or None when nothing is searched for."""
+    return search.plan(filters.q) if filters.q else None
+
+
+def gallery(conn, filters=Filters(), *, cursor=None, limit=None, plan=None):
     """One page of cards (dicts of :data:`CARD_COLUMNS`), newest first.
 
     :param cursor: the ``next`` of the previous page (a string), or None for the first.
     :param limit: cards per page, :data:`PAGE_SIZE` by default.
+    :param plan: the search plan to run instead of ``filters.q``'s (the benchmark's
+        baseline), else :func:`plan_for`.
     """
     limit = limit or PAGE_SIZE
-    fts = fts_query(filters.q) if filters.q else None
-    if filters.q and fts is None:
-        return Page([], None, None)  # words were asked for, none can be searched
+    plan = plan or plan_for(filters)
+    if plan and plan.nothing:
+        return Page([], None, None, plan.notices)  # words were asked for, none can be searched
     clauses, args = task_clauses(filters)
     position = parse_cursor(cursor) if cursor else None
     if position:
         clauses.append("t.id <= ? AND (t.id < ? OR r.id < ?)")
         args += [position[0], position[0], position[1]]
-    if fts is None:
+    if plan is None:
         cards = _page(conn, clauses, args, limit + 1, filters.starred)
-    elif filters.starred:
-        clauses.append(STARRED_MATCH)
-        cards = _page(conn, clauses, [*args, fts], limit + 1, starred=True)
+    elif filters.starred or plan.walk_all:
+        clause, more = match_clause(plan)
+        cards = _page(conn, [*clauses, clause], [*args, *more], limit + 1, filters.starred)
     else:
         below = position[0] if position else None
-        cards = _search_page(conn, fts, clauses, args, limit + 1, below)
+        cards = _search_page(conn, plan, clauses, args, limit + 1, below)
     nxt = None
     if len(cards) > limit:
         cards = cards[:limit]
         nxt = f"{cards[-1]['task_id']}.{cards[-1]['result_id'] or 0}"
-    return Page(cards, nxt, fts)
+    return Page(cards, nxt, plan and plan.fts, plan.notices if plan else ())
 
 
 def summary(conn, filters=Filters()):
@@ -267,11 +274,12 @@ def summary(conn, filters=Filters()):
     Everything: exact, from running totals (m010's ``task_totals``, m008's ``cost_totals``).
     Starred: exact, from the starred results' partial index (stars are picked by hand:
     thousands, not millions). Any other filter counts the newest :data:`SUMMARY_CAP` tasks
-    it selects, along the gallery's own walk, from their ``results_received`` and ``cost``;
+    it selects, along the gallery's own walk, from their ``results_received`` and ``cost``
+    (a search that names a seed picks images, not tasks: it counts the cards it selects);
     ``capped`` is True when more tasks match than were counted.
     """
-    fts = fts_query(filters.q) if filters.q else None
-    if filters.q and fts is None:
+    plan = plan_for(filters)
+    if plan and plan.nothing:
         return _summary(0, 0, 0.0)
     if not filters.active:
         return _summary(*conn.execute(
@@ -279,36 +287,53 @@ def summary(conn, filters=Filters()):
             " FROM cost_totals").fetchone())
     clauses, args = task_clauses(filters)
     if filters.starred:
-        return _starred(conn, clauses, args, fts)
-    rows = _newest(conn, clauses, args, fts, SUMMARY_CAP + 1)  # one more: are there more?
+        return _starred(conn, clauses, args, plan)
+    if plan and "r.seed" in (plan.clause or ""):
+        return _card_summary(conn, filters, plan)
+    rows = _newest(conn, clauses, args, plan, SUMMARY_CAP + 1)  # one more: are there more?
     counted = rows[:SUMMARY_CAP]
     return _summary(sum(r[0] for r in counted), len(counted), sum(r[1] or 0 for r in counted),
                     len(rows) > SUMMARY_CAP)
 
 
-def _newest(conn, clauses, args, fts, limit):
+def _card_summary(conn, filters, plan):
+    """:func:`summary` of a search that tests images (a seed): the first cards of the
+    gallery's own walk, as many as :data:`SUMMARY_CAP` tasks hold at most."""
+    cards = gallery(conn, filters, limit=SUMMARY_CAP * 4, plan=plan).cards
+    tasks = list(dict.fromkeys(c["task_id"] for c in cards))
+    capped = len(tasks) > SUMMARY_CAP or len(cards) == SUMMARY_CAP * 4
+    kept = [c for c in cards if c["task_id"] in set(tasks[:SUMMARY_CAP])]
+    return _summary(sum(1 for c in kept if c["image_uuid"]), min(len(tasks), SUMMARY_CAP),
+                    sum(c["cost"] or 0 for c in kept), capped)
+
+
+def _newest(conn, clauses, args, plan, limit):
     """``[(results_received, cost)]`` of the newest ``limit`` tasks that pass ``clauses``
-    (on ``tasks t``) and match ``fts``, newest first."""
+    (on ``tasks t``) and match ``plan`` (a search without seeds), newest first."""
     columns = "t.results_received, t.cost"
-    if fts is None:
-        return conn.execute(f"SELECT {columns} FROM tasks t WHERE {' AND '.join(clauses)}"
+    if plan is not None and (plan.walk_all or plan.clause):
+        clauses, args, plan = [*clauses, plan.clause], [*args, *plan.args], None
+    if plan is None:
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        return conn.execute(f"SELECT {columns} FROM tasks t{where}"
                             " ORDER BY t.id DESC LIMIT ?", [*args, limit]).fetchall()
     if not clauses:  # the index alone says which; read their rows in rowid order
         return conn.execute(
             f"SELECT {columns} FROM tasks t WHERE t.id IN (SELECT rowid FROM tasks_fts"
             " WHERE tasks_fts MATCH ? ORDER BY rowid DESC LIMIT ?) ORDER BY t.id DESC",
-            [fts, limit]).fetchall()
+            [plan.fts, limit]).fetchall()
     return conn.execute(  # the search index leads, newest first, as in the gallery
         f"SELECT {columns} FROM tasks_fts JOIN tasks t ON t.id = tasks_fts.rowid"
         f" WHERE tasks_fts MATCH ? AND {' AND '.join(clauses)}"
-        " ORDER BY tasks_fts.rowid DESC LIMIT ?", [fts, *args, limit]).fetchall()
+        " ORDER BY tasks_fts.rowid DESC LIMIT ?", [plan.fts, *args, limit]).fetchall()
 
 
-def _starred(conn, clauses, args, fts):
+def _starred(conn, clauses, args, plan):
     """:func:`summary` of starred results (``clauses`` on their tasks ``t``)."""
     source = "results r"
-    if fts is not None:
-        clauses, args = [*clauses, STARRED_MATCH], [*args, fts]
+    if plan is not None:
+        clause, more = match_clause(plan)
+        clauses, args = [*clauses, clause], [*args, *more]
     if clauses:
         source += " CROSS JOIN tasks t ON t.task_uuid = r.task_uuid"
     where = " AND ".join(["r.starred = 1", *clauses])
@@ -347,3 +372,13 @@ def sizes(conn, limit=50):
                              (width,)).fetchone()[0]
     return found
 
+
+
+def labels(conn, limit=100):
+    """The labels tasks carry, found by skipping along the ``tasks_label`` index (m026):
+    one look-up per label, however many tasks carry it."""
+    return [row[0] for row in conn.execute(
+        "WITH RECURSIVE l(x) AS (SELECT min(label) FROM tasks WHERE label > ''"
+        " UNION ALL SELECT (SELECT min(label) FROM tasks WHERE label > l.x) FROM l"
+        " WHERE l.x IS NOT NULL LIMIT ?) SELECT x FROM l WHERE x IS NOT NULL", (limit,)
+    )]

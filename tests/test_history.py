@@ -5,7 +5,7 @@ import sqlite3
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from archive import browse as history
+from archive import browse as history, search
 from archive.catalogue import Catalogue
 from tests.history_helpers import deliver, make_task
 
@@ -19,21 +19,6 @@ def catalogue(tmp_path, migrated_copy):
 
 def uuids(page):
     return [(c["task_uuid"], c["image_uuid"]) for c in page.cards]
-
-
-@pytest.mark.parametrize("text,query", [
-    ("lighthouse", 'positive_prompt : "lighthouse"*'),
-    ("light house", 'positive_prompt : "light"* AND positive_prompt : "house"*'),
-    ('"golden hour" fog', 'positive_prompt : "golden hour" AND positive_prompt : "fog"*'),
-    ('NEAR(a b) -x "unclosed', 'positive_prompt : "unclosed" AND positive_prompt : "NEAR"* '
-                              'AND positive_prompt : "a"* AND positive_prompt : "b"* '
-                              'AND positive_prompt : "x"*'),
-    ("l'été", 'positive_prompt : "l"* AND positive_prompt : "été"*'),
-    ('"', None), ("*", None), ("-", None), ("'", None), ("NEAR(", 'positive_prompt : "NEAR"*'),
-    ("a_b", 'positive_prompt : "a"* AND positive_prompt : "b"*'),
-])
-def test_fts_query_quotes_every_token(text, query):
-    assert history.fts_query(text) == query
 
 
 def test_keyset_pages_do_not_overlap_and_end(catalogue):
@@ -64,14 +49,15 @@ def test_a_malformed_cursor_is_the_first_page(catalogue):
 def test_search_prefix_phrase_and_nothing(catalogue):
     a = make_task(catalogue, "a lighthouse at golden hour")
     b = make_task(catalogue, "golden retriever in the hour of fog")
-    make_task(catalogue, "harbor", negativePrompt="lighthouse")  # negative prompts don't count
+    c = make_task(catalogue, "harbor", negativePrompt="lighthouse")  # negative prompts count
     for task in (a, b):
         deliver(catalogue, task, 1)
 
     def found(q):
         return {c["task_uuid"] for c in history.gallery(catalogue.conn, history.Filters(q=q)).cards}
 
-    assert found("light") == {a}
+    assert found("light") == {a, c}
+    assert found("prompt:light") == {a}
     assert found("gold hour") == {a, b}
     assert found('"golden hour"') == {a}
     assert found("zebra") == set()
@@ -221,8 +207,8 @@ def searchable(tmp_path_factory):
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=60))
 def test_any_text_is_a_valid_search(searchable, text):
-    query = history.fts_query(text)
-    if query is not None:
+    plan = search.plan(text)
+    if plan.fts is not None:
         searchable.conn.execute("SELECT count(*) FROM tasks_fts WHERE tasks_fts MATCH ?",
-                                (query,)).fetchone()
+                                (plan.fts,)).fetchone()
     history.gallery(searchable.conn, history.Filters(q=text))

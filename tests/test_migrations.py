@@ -158,7 +158,7 @@ def regenerate():
         catalogue = catalogue_at(Path(folder) / "catalogue.db", LATEST)
         GOLDEN.write_text(schema(catalogue.conn), encoding="utf-8")
         catalogue.close()
-    print(f"wrote {GOLDEN} (version {LATEST})")
+    print(f"wrote {GOLDEN} (version {NEWEST})")
 
 
 if __name__ == "__main__":

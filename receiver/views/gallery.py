@@ -1,8 +1,9 @@
-"""The gallery ``/``: thumbnails newest first, search, filters, keyset pages."""
+"""The gallery ``/``: thumbnails newest first, search, filters, keyset pages; the saved
+searches listed in its toolbar are kept and deleted by :mod:`receiver.views.saved`."""
 
 from flask import Blueprint, render_template, request
 
-from archive import browse
+from archive import browse, saved, search
 from receiver import get_catalogue
 
 bp = Blueprint("gallery", __name__)
@@ -17,6 +18,8 @@ def index():
     return render_template(
         "gallery/index.html", page=page, filters=filters,
         totals=browse.summary(conn, filters), first_page=not request.args.get("cursor"),
-        models=browse.models(conn), sizes=browse.sizes(conn),
+        models=browse.models(conn), sizes=browse.sizes(conn), labels=browse.labels(conn),
+        saved=saved.list_saved(conn), current_query=saved.query_of(filters.args()),
+        reading=search.describe(search.parse(filters.q)),
         statuses=browse.STATUSES, providers=browse.PROVIDERS,
     )

@@ -1,0 +1,144 @@
+"""The gallery's search over prompt, negative prompt, label and seed against the prompt-only
+search it replaced, on one catalogue in one run, and what migration 26 costs to apply.
+
+    .venv/bin/python -m bench.search [--results 1000000] [--db /tmp/search-bench.db]
+
+Builds a catalogue of synthetic tasks (bench/history.py's, plus a label on two tasks in
+five and a negative prompt on one in three) through the migrations before version 26,
+once, and keeps a copy. Each run then starts from that copy: it times today's prompt-only
+queries (the expression the gallery ran before, ``positive_prompt : "light"*``, on the old
+index) as the baseline, applies migration 26 (the index rebuilt with the label; the seed
+and label indexes), and times the new queries, best of five, with their ratio to the
+baseline where there is one.
+"""
+
+import argparse
+import os
+import random
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from archive import browse, migrations
+from archive.catalogue import Catalogue
+from archive.search import Plan
+from bench.common import machine
+from bench.history import _task, timed
+
+LABELS = ("client-a", "client-b", "portfolio", "tests", "night shoot")
+NEGATIVES = ("blurry, text, watermark", "extra fingers, bad hands", "low quality, jpeg")
+# Today's prompt-only searches, as the gallery ran them before (the baseline).
+BASELINE = {"common prefix 'light'": 'positive_prompt : "light"*',
+            "rare word 'zanzibar'": 'positive_prompt : "zanzibar"*',
+            "phrase '\"golden hour\"'": 'positive_prompt : "golden hour"',
+            "no match 'qqqq'": 'positive_prompt : "qqqq"*'}
+BEFORE = [m for m in migrations.MIGRATIONS if m.version < 26]
+M026 = next(m for m in migrations.MIGRATIONS if m.version == 26)
+
+
+def build(path, target):
+    """A catalogue at ``path`` with about ``target`` results, at the versions before 26."""
+    everything = migrations.MIGRATIONS
+    migrations.MIGRATIONS = BEFORE
+    try:
+        catalogue = Catalogue(path, synchronous="OFF")
+        catalogue.migrate()
+    finally:
+        migrations.MIGRATIONS = everything
+    rng, conn, made, index = random.Random(5), catalogue.conn, 0, 0
+    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    while made < target:
+        conn.execute("BEGIN")
+        for _ in range(10000):
+            row, results = _task(rng, index, start)
+            index += 1
+            if rng.random() < 0.4:
+                row["label"] = rng.choice(LABELS)
+            if rng.random() < 0.33:
+                row["negative_prompt"] = rng.choice(NEGATIVES)
+            conn.execute(f"INSERT INTO tasks ({', '.join(row)}) VALUES"
+                         f" ({', '.join('?' for _ in row)})", list(row.values()))
+            for result in results:
+                conn.execute(f"INSERT INTO results ({', '.join(result)}) VALUES"
+                             f" ({', '.join('?' for _ in result)})", list(result.values()))
+            made += len(results)
+        conn.execute("COMMIT")
+    conn.execute("ANALYZE")
+    catalogue.close()
+
+
+def after(seed):
+    """The new searches ``(label, query, the baseline case it compares with or None)``."""
+    return [
+        ("common prefix 'light'", "light", "common prefix 'light'"),
+        ("rare word 'zanzibar'", "zanzibar", "rare word 'zanzibar'"),
+        ("phrase '\"golden hour\"'", '"golden hour"', "phrase '\"golden hour\"'"),
+        ("no match 'qqqq'", "qqqq", "no match 'qqqq'"),
+        ("negative prompt 'neg:hands'", "neg:hands", None),
+        ("label word 'portfolio'", "portfolio", None),
+        ("'light -fog'", "light -fog", None),
+        ("'zanzibar OR qqqq'", "zanzibar OR qqqq", None),
+        ("'fog OR rain'", "fog OR rain", None),
+        (f"a seed '{seed}'", str(seed), None),
+        (f"'seed:{seed}'", f"seed:{seed}", None),
+        ("exclusion only '-light'", "-light", None),
+        ("exclusion only '-zanzibar'", "-zanzibar", None),
+    ]
+
+
+def best_ms(func, repeat=5):
+    """Best of ``repeat`` runs of ``func``, in milliseconds."""
+    best = float("inf")
+    for _ in range(repeat):
+        began = time.perf_counter()
+        func()
+        best = min(best, time.perf_counter() - began)
+    return best * 1000
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=int, default=1_000_000)
+    parser.add_argument("--db", default="/tmp/search-bench.db")
+    opts = parser.parse_args()
+    print(f"machine: {machine()}; load {os.getloadavg()[0]:.2f}")
+    print(f"command: {' '.join([Path(sys.executable).name, '-m', 'bench.search', *sys.argv[1:]])}")
+    template = opts.db + ".before-26"
+    if not os.path.exists(template):
+        began = time.perf_counter()
+        build(template, opts.results)
+        print(f"built {template} in {time.perf_counter() - began:.0f} s")
+    shutil.copyfile(template, opts.db)
+    catalogue = Catalogue(opts.db)
+    conn = catalogue.conn
+    tasks, results = conn.execute(
+        "SELECT (SELECT count(*) FROM tasks), (SELECT count(*) FROM results)").fetchone()
+    print(f"{results} results in {tasks} tasks")
+    cases = BASELINE
+    before = {}
+    for label, fts in cases.items():
+        before[label] = best_ms(lambda f=fts: browse.gallery(conn, plan=Plan(fts=f)))
+        print(f"{before[label]:9.2f} ms  before (prompt only): {label}")
+    began = time.perf_counter()
+    with catalogue.write() as write:
+        migrations._run(write, M026)
+    print(f"migration 26 (index rebuilt with labels, seed and label indexes):"
+          f" {time.perf_counter() - began:.1f} s")
+    conn.execute("ANALYZE")
+    seed = conn.execute("SELECT seed FROM results ORDER BY id LIMIT 1 OFFSET 5000").fetchone()[0]
+    for label, q, versus in after(seed):
+        ms = best_ms(lambda q=q: browse.gallery(conn, browse.Filters(q=q)))
+        ratio = f"  ({ms / before[versus]:.2f}× before)" if versus else ""
+        print(f"{ms:9.2f} ms  after: {label}{ratio}")
+    for label, q, _ in after(seed)[:1] + after(seed)[9:11]:
+        ms = best_ms(lambda q=q: browse.summary(conn, browse.Filters(q=q)), repeat=3)
+        print(f"{ms:9.2f} ms  after, the summary line: {label}")
+    timed("label filter 'portfolio'", lambda: browse.gallery(conn, browse.Filters(label="portfolio")))
+    timed("labels in use (the select)", lambda: browse.labels(conn))
+    catalogue.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Saved searches: ``POST /searches`` keeps the gallery's current query and filters under a
+name, ``POST /searches/<id>/delete`` forgets one; both carry the session's CSRF token (the
+app checks it on every POST) and answer with a redirect, so a reload sends nothing again."""
+
+from flask import Blueprint, abort, flash, redirect, request, url_for
+
+from archive import browse, saved
+from archive.parsing import INT64_MAX
+from receiver import get_catalogue
+
+bp = Blueprint("saved", __name__)
+
+
+@bp.post("/searches")
+def create():
+    """Save the filters the form carries (the gallery's own fields) under ``name``."""
+    filters = browse.Filters.from_args(request.form)
+    try:
+        saved.save(get_catalogue(), request.form.get("name", ""), filters.args())
+    except ValueError as exc:
+        flash(f"Not saved: {exc}.")
+    else:
+        flash(f"Saved the search “{' '.join(request.form.get('name', '').split())}”.")
+    return redirect(url_for("gallery.index", **filters.args()), 303)
+
+
+@bp.post("/searches/<int:saved_id>/delete")
+def delete(saved_id):
+    """Forget one saved search (its images are untouched)."""
+    name = saved.delete(get_catalogue(), saved_id) if saved_id <= INT64_MAX else None
+    if name is None:
+        abort(404, description=f"There is no saved search {saved_id}.")
+    flash(f"Deleted the saved search “{name}”.")
+    back = browse.Filters.from_args(request.form).args()  # the gallery it was deleted from
+    return redirect(url_for("gallery.index", **back), 303)
