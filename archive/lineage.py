@@ -118,3 +118,38 @@ def timeline(task, deliveries):
         events.append(Event(task["updated_at"], "failed" if task["status"] == "error"
                             else "lost", f"{task['error_code']}: {task['error_message']}"))
     return sorted(events, key=lambda e: e.at)
+
+
+@dataclass
+class EventGroup:
+    """Repeated events of one kind (every delivery accepted, every image archived), shown
+    as one line that opens to the list."""
+
+    what: str
+    events: list
+
+    @property
+    def at(self):
+        return self.events[0].at
+
+    @property
+    def until(self):
+        return self.events[-1].at
+
+
+def grouped(events):
+    """``events`` (in time order) with each kind that occurs more than once folded into
+    one :class:`EventGroup` where its first one was: a task of twenty images reads as
+    "20 × delivery accepted", not as twenty lines."""
+    by_kind = {}
+    for event in events:
+        by_kind.setdefault(event.what, []).append(event)
+    out = []
+    for event in events:
+        same = by_kind[event.what]
+        if len(same) == 1:
+            out.append(event)
+        elif same[0] is event:
+            out.append(EventGroup(event.what, same))
+    return out
+

@@ -89,3 +89,15 @@ def test_delete_keeps_shared_files_children_and_the_log(catalogue, tmp_path):
     assert conn.execute("SELECT count(*) FROM deliveries WHERE task_uuid = ?", (parent,)).fetchone()[0] == 2
     assert conn.execute("SELECT count(*) FROM tasks_fts").fetchone()[0] == 1
     assert curation.delete_task(catalogue, parent) is None
+
+
+def test_grouped_folds_each_repeated_kind_where_it_first_happened():
+    events = [lineage.Event(f"2026-01-01T00:00:0{i}.000000Z", what) for i, what in enumerate(
+        ["recorded", "delivery accepted", "archived", "delivery accepted", "archived",
+         "complete"])]
+    out = lineage.grouped(events)
+    assert [getattr(e, "events", None) and len(e.events) or e.what for e in out] == [
+        "recorded", 2, 2, "complete"]
+    assert (out[1].what, out[1].at, out[1].until) == (
+        "delivery accepted", events[1].at, events[3].at)
+    assert lineage.grouped(events[:1]) == events[:1]

@@ -77,25 +77,40 @@
     schedule();
   }
 
-  // Copy buttons (hidden without JavaScript): copy the text of the element they name.
+  // Copy buttons are hidden without JavaScript; each copies the text of the element it names.
   function showCopyButtons(root) {
     root.querySelectorAll("[data-copy]").forEach(function (b) { b.hidden = false; });
   }
 
+  // Copy buttons: the Clipboard API where the page is a secure context (https, or the
+  // loopback address), else the selection and execCommand("copy"), else the text is left
+  // selected for Ctrl+C. The button says which happened, then reads as before.
   function copyText(button) {
     const source = document.querySelector(button.dataset.copy);
     if (!source) return;
     const done = function (label) {
-      const before = button.textContent;
+      if (!button.dataset.label) button.dataset.label = button.innerHTML;
       button.textContent = label;
-      window.setTimeout(function () { button.textContent = before; }, 1500);
+      window.clearTimeout(button.copyTimer);
+      button.copyTimer = window.setTimeout(function () {
+        button.innerHTML = button.dataset.label;
+      }, 1500);
     };
+    const text = source.textContent.trim();
     if (navigator.clipboard && window.isSecureContext) {
-      navigator.clipboard.writeText(source.textContent).then(
-        function () { done("Copied"); }, function () { selectText(source); done("Press Ctrl+C"); });
+      navigator.clipboard.writeText(text).then(
+        function () { done("Copied"); }, function () { done(copyBySelection(source)); });
     } else {
-      selectText(source);
-      done(document.execCommand && document.execCommand("copy") ? "Copied" : "Press Ctrl+C");
+      done(copyBySelection(source));
+    }
+  }
+
+  function copyBySelection(source) {
+    selectText(source);
+    try {
+      return document.execCommand("copy") ? "Copied" : "Press Ctrl+C";
+    } catch (error) {
+      return "Press Ctrl+C";
     }
   }
 

@@ -10,6 +10,7 @@ from flask import (
 from archive import curation, delivery_log, lineage, verdict
 from receiver import get_catalogue
 from receiver.views.auth import safe_next
+from receiver.views import params
 from receiver.views.pages import image_store
 from receiver.rerun import RerunRefused, start
 from protocol.schemas import ParameterError
@@ -53,10 +54,28 @@ def page_context(task):
         "changes": lineage.changes(parent["params"], task["params"]) if parent else [],
         "children": kids, "child_verdicts": judge_children(catalogue, task, kids, hash_of),
         "variants": lineage.seed_variants(conn, task),
-        "timeline": lineage.timeline(task, deliveries),
+        "timeline": lineage.grouped(lineage.timeline(task, deliveries)),
+        "param_groups": parameter_groups(task),
         "live": task["status"] not in FINAL_STATUSES,
         "threshold": verdict.VISUAL_THRESHOLD,
     }
+
+
+def parameter_groups(task):
+    """The parameter table's groups (:func:`receiver.views.params.grouped_rows`), with the
+    provider and the label, which are the archive's facts rather than parameters, under
+    Delivery."""
+    groups = params.grouped_rows(json.loads(task["params"]))
+    facts = [params.Row("Provider", "", task["provider"] + (
+        " (the local stand-in: nothing charged)" if task["provider"] == "sandbox" else ""))]
+    if task["label"]:
+        facts.append(params.Row("Label", "label", task["label"]))
+    delivery = next((rows for group, rows in groups if group == "Delivery"), None)
+    if delivery is None:
+        groups.append(("Delivery", facts))
+    else:
+        delivery.extend(facts)
+    return groups
 
 
 @bp.get("/tasks/<task_uuid>")

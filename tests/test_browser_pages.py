@@ -1,0 +1,120 @@
+"""The task page and the form in a real browser (the harness of tests/test_browser.py:
+Playwright driving Debian's Chromium against the service on the sandbox): copy buttons
+that really fill the clipboard, the grouped parameter table, failed images as placeholders,
+the folded timeline; the form's errors in one round, the estimate only for valid values,
+and post-redirect-get after a refusal. Screenshots at 1366 and 390 px go to
+``tests/screenshots/``; at 390 px what these pages show must fit without sideways scroll.
+"""
+
+import re
+
+import pytest
+import requests
+
+from tests.test_browser import (  # noqa: F401  (app_config and browser are fixtures)
+    app_config, browser, expect, shoot, wait_for,
+)
+
+pytestmark = pytest.mark.browser
+PHONE, DESKTOP = {"width": 390, "height": 844}, {"width": 1366, "height": 900}
+
+
+@pytest.fixture
+def context(browser, live_server):
+    """A desktop context allowed to read and write the clipboard."""
+    context = browser.new_context(viewport=DESKTOP, device_scale_factor=1,
+                                  color_scheme="light")
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(context):
+    page = context.new_page()
+    page.set_default_timeout(30000)
+    page.console_errors = []
+    page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
+    return page
+
+
+def task_done(url, task_uuid):
+    task = requests.get(f"{url}/api/tasks/{task_uuid}", timeout=5).json()
+    return (task["resultsReceived"] == task["numberResults"]
+            and all(r["archived"] for r in task["results"]))
+
+
+def overflowing(page, selector):
+    """The elements matching ``selector`` whose right edge passes the viewport's."""
+    width = page.viewport_size["width"]
+    return [box for box in (e.bounding_box() for e in page.locator(selector).all())
+            if box and box["x"] + box["width"] > width + 0.5]
+
+
+def a_task_with_a_failure(live_server, page):
+    """Two images through the sandbox, sent without a seed or steps (so with defaults),
+    then a third image's failure, as a webhook brings one, into the same catalogue."""
+    url = live_server.url
+    prompt = "a tidal library atrium interior, golden hour"
+    answer = requests.post(f"{url}/api/tasks", timeout=30, json={
+        "positivePrompt": prompt, "width": 384, "height": 256, "numberResults": 2})
+    task_uuid = answer.json()["taskUUID"]
+    wait_for(lambda: task_done(url, task_uuid), page)
+    failed = "1b0a8b7e-4a51-4d0e-9a8f-2d1e0c7b6a51"
+    live_server.app.extensions["catalogue"].ingest(task_uuid, errors=[{
+        "code": "contentModerated", "message": "the image was moderated",
+        "taskUUID": task_uuid, "imageUUID": failed}])
+    return prompt, task_uuid, failed
+
+
+def test_the_task_page_copies_groups_and_shows_failures(live_server, fetcher, page):
+    url = live_server.url
+    prompt, task_uuid, failed = a_task_with_a_failure(live_server, page)
+    page.goto(f"{url}/tasks/{task_uuid}")
+    expect(page.locator(".images img")).to_have_count(2)
+
+    # Copy prompt, then a seed: the clipboard holds exactly the text.
+    page.click("[data-copy='#prompt']")
+    expect(page.locator("[data-copy='#prompt']")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == prompt
+    seed_button = page.locator("[data-copy^='#seed-']").first
+    seed = page.locator(seed_button.get_attribute("data-copy")).inner_text()
+    seed_button.click()
+    assert page.evaluate("navigator.clipboard.readText()") == seed and seed.isdigit()
+    expect(seed_button).to_contain_text("Copy", timeout=5000)  # reads as before again
+
+    # The table: groups, prompt first, defaults marked, no plumbing.
+    heads = [h.lower() for h in page.locator(".params-grouped .group-head th").all_inner_texts()]
+    assert heads[:3] == ["prompt", "size & output", "sampling"], heads
+    table = page.inner_text(".params-grouped")
+    assert table.index("Prompt") < table.index("Guidance (CFG scale)")
+    assert "webhookURL" not in table and "includeCost" not in table
+    steps = page.locator(".params-grouped tr", has_text="Steps")
+    assert "4" in steps.inner_text() and "default" in steps.inner_text()
+    expect(page.locator("#request-json")).to_be_hidden()
+    page.click("summary:has-text('The request as sent')")
+    expect(page.locator("#request-json")).to_contain_text("webhookURL")
+
+    # The failure: in the banner, and as its own placeholder with its error.
+    assert "the image was moderated" in page.inner_text(".failures")
+    placeholder = page.locator(f"#image-{failed}")
+    expect(placeholder.locator(".placeholder-failed")).to_be_visible()
+    assert "contentModerated" in placeholder.inner_text()
+
+    # The timeline folds the deliveries and the archived images; a click opens them.
+    group = page.locator(".event-group", has_text="delivery accepted")
+    assert group.locator("summary").inner_text().startswith("2 ×")
+    expect(group.locator(".timeline-inner a")).to_have_count(2)
+    expect(group.locator(".timeline-inner").first).to_be_hidden()
+    group.locator("summary").click()
+    expect(group.locator(".timeline-inner").first).to_be_visible()
+    shoot(page, "pages-task-1366", full_page=True)
+
+    page.set_viewport_size(PHONE)
+    page.goto(f"{url}/tasks/{task_uuid}")
+    expect(page.locator(".images img")).to_have_count(2)
+    shoot(page, "pages-task-390", full_page=True)
+    assert not overflowing(page, ".task-head, .failures, .images, .parameters, "
+                                 ".timeline-section, .params-grouped tr")
+    assert not [e for e in page.console_errors if "Content Security Policy" in e], \
+        page.console_errors
