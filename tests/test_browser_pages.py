@@ -11,31 +11,37 @@ import re
 import pytest
 import requests
 
-from tests.test_browser import (  # noqa: F401  (app_config and browser are fixtures)
-    app_config, browser, expect, shoot, wait_for,
-)
+from tests.browser_support import DESKTOP, PHONE, open_page, overflow, shoot
+
+try:
+    from playwright.sync_api import expect
+except ImportError:
+    expect = None
 
 pytestmark = pytest.mark.browser
-PHONE, DESKTOP = {"width": 390, "height": 844}, {"width": 1366, "height": 900}
 
 
 @pytest.fixture
-def context(browser, live_server):
-    """A desktop context allowed to read and write the clipboard."""
-    context = browser.new_context(viewport=DESKTOP, device_scale_factor=1,
-                                  color_scheme="light")
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
-    yield context
-    context.close()
+def app_config(app_config):
+    """The sandbox, quick; no fetcher of the app's own (the tests start one)."""
+    return dict(app_config, RUNWARE_SANDBOX_RESULT_DELAY=0.05, RUNWARE_SANDBOX_RETRY_BASE=0.05,
+                RUNWARE_SANDBOX_RETRY_CAP=0.2, RUNWARE_ARCHIVE_FETCHER="off")
 
 
 @pytest.fixture
-def page(context):
-    page = context.new_page()
-    page.set_default_timeout(30000)
-    page.console_errors = []
-    page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
-    return page
+def page(browser, live_server):
+    """A desktop page allowed to read and write the clipboard."""
+    page = open_page(browser, DESKTOP, permissions=["clipboard-read", "clipboard-write"])
+    yield page
+    page.context.close()
+
+
+def wait_for(predicate, page, timeout=30.0):
+    for _ in range(int(timeout * 10)):
+        if predicate():
+            return
+        page.wait_for_timeout(100)
+    assert predicate()
 
 
 def task_done(url, task_uuid):
@@ -116,5 +122,6 @@ def test_the_task_page_copies_groups_and_shows_failures(live_server, fetcher, pa
     shoot(page, "pages-task-390", full_page=True)
     assert not overflowing(page, ".task-head, .failures, .images, .parameters, "
                                  ".timeline-section, .params-grouped tr")
+    assert overflow(page)["over"] == 0, overflow(page)
     assert not [e for e in page.console_errors if "Content Security Policy" in e], \
         page.console_errors
