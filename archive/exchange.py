@@ -155,7 +155,7 @@ def _export_file(zf, store, sha256, ext):
     info = zipfile.ZipInfo(f"images/{sha256}.{ext}", date_time=(2000, 1, 1, 0, 0, 0))
     info.compress_type = zipfile.ZIP_STORED
     try:
-        with open(store.path(sha256, ext), "rb") as src, zf.open(info, "w") as dst:
+        with store.open(sha256, ext) as src, zf.open(info, "w") as dst:
             for chunk in iter(lambda: src.read(1 << 20), b""):
                 digest.update(chunk)
                 dst.write(chunk)

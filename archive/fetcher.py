@@ -78,6 +78,7 @@ class Fetcher:
         self.lease, self.max_attempts, self.backoff = lease, max_attempts, backoff
         self.concurrency, self.poll_interval = max(1, concurrency), poll_interval
         self.housekeeping = [(3600.0, store.sweep_temp), (5.0, self.match_uploads),
+                             (5.0, self.take_incoming),
                              (6 * 3600.0, self.sweep_orphans), *housekeeping]
 
     def claim(self, me):
@@ -122,16 +123,24 @@ class Fetcher:
         return count
 
     def _archived_by_upload(self, job):
-        """An upload of this task may already be this image (archive.uploads)."""
+        """An upload of this task may already be this image (archive.uploads), or be
+        waiting in the store's ``incoming/``, PUT there straight by the provider."""
         conn = self.catalogue.conn
+        if uploads.sent_to_store(conn, job["task_uuid"]) and uploads.take_incoming(
+                self.catalogue, self.store, job["task_uuid"]):
+            if self._state(conn, job) == ARCHIVED:
+                return True
         if not conn.execute("SELECT 1 FROM uploads WHERE task_uuid = ? AND matched_at IS NULL",
                             (job["task_uuid"],)).fetchone():
             return False
         with self.catalogue.write() as conn:
             uploads.match_uploads(conn, job["task_uuid"])
-            state = conn.execute("SELECT archive_state FROM results WHERE id = ?",
-                                 (job["id"],)).fetchone()[0]
-        return state == ARCHIVED
+            return self._state(conn, job) == ARCHIVED
+
+    @staticmethod
+    def _state(conn, job):
+        return conn.execute("SELECT archive_state FROM results WHERE id = ?",
+                            (job["id"],)).fetchone()[0]
 
     def _archived(self, job, me, stored):
         with self.catalogue.write() as conn:
@@ -177,6 +186,10 @@ class Fetcher:
     def sweep_orphans(self):
         """Housekeeping: originals nothing references any more (see ImageStore)."""
         return self.store.sweep_orphans(self.catalogue)
+
+    def take_incoming(self):
+        """Housekeeping: images the provider PUT straight into the store."""
+        return uploads.take_all_incoming(self.catalogue, self.store)
 
     def match_uploads(self):
         """Housekeeping: match recent uploads whose webhook came after them."""

@@ -1,17 +1,19 @@
 """The image store (no Flask): originals by content address, WEBP thumbnails, inline images.
 
-Layout under the data folder::
+Names, in the data folder (:mod:`archive.filestore`) or a bucket (:mod:`archive.s3store`)::
 
     images/ab/<sha256>.<ext>    the original, byte for byte as delivered (ext: jpg, png, webp)
     thumbs/ab/<sha256>.webp     its thumbnail, ~384 px on the long side, made once
-    images/.tmp/                downloads and uploads in progress (never served, swept)
+    images/.tmp/                (data folder) downloads and uploads in progress, swept
 
-Identical bytes are stored once. A file enters the store only by ``os.replace`` of a
-complete, verified temporary file in the same file system, so a reader (or a crash) never
-sees half a file. Every image is checked with Pillow before it is kept: JPEG, PNG or WEBP
-only, a sane size (no decompression bombs), fully decodable (not truncated).
+Identical bytes are stored once. A file enters the store only complete and verified: it is
+received into a local temporary file, checked with Pillow (JPEG, PNG or WEBP only, a sane
+size, no decompression bombs, fully decodable), hashed, and only then published under its
+name in one step (``os.replace``; one PUT checked against its sha256), so a reader (or a
+crash) never sees half a file.
 """
 
+import abc
 import base64
 import binascii
 import contextlib
@@ -104,34 +106,106 @@ def hash_file(path):
     return digest.hexdigest()
 
 
-class ImageStore:
-    """The content-addressed files under ``data_dir``.
+class ImageStore(abc.ABC):
+    """The content-addressed originals and thumbnails, wherever they are kept.
+
+    This class holds every promise of the store (verified before kept, stored once, deleted
+    only when unreferenced, swept); a subclass says only how to keep a complete file under a
+    name (``images/ab/<sha256>.<ext>``, ``thumbs/ab/<sha256>.webp``) and read it back:
+    :class:`archive.filestore.FileStore` in the data folder, :class:`archive.s3store.S3Store`
+    in a bucket. Downloads and uploads in progress are staged in ``images/.tmp`` of the data
+    folder for both, so a half-received file is never visible under a name.
 
     :param max_bytes: the largest original accepted (downloads, uploads, inline data).
     """
 
+    #: where the bytes are (``file`` or ``s3``): said by /healthz, never branched on.
+    kind = None
+
     def __init__(self, data_dir, *, max_bytes=DEFAULT_MAX_BYTES):
         self.root = os.path.abspath(data_dir)
-        self.images = os.path.join(self.root, "images")
-        self.thumbs = os.path.join(self.root, "thumbs")
-        self.tmp = os.path.join(self.images, ".tmp")
+        self.tmp = os.path.join(self.root, "images", ".tmp")
         self.max_bytes = max_bytes
         os.makedirs(self.tmp, exist_ok=True)
 
-    def path(self, sha256, ext):
-        """Where the original with ``sha256`` lives."""
-        return os.path.join(self.images, sha256[:2], f"{sha256}.{ext}")
+    # -- what a subclass provides (names are relative: images/ab/<sha256>.<ext>) ----------
 
-    def thumb_path(self, sha256):
-        """Where its thumbnail lives."""
-        return os.path.join(self.thumbs, sha256[:2], f"{sha256}.webp")
+    @abc.abstractmethod
+    def _exists(self, name):
+        """Whether ``name`` is stored."""
+
+    @abc.abstractmethod
+    def _put(self, tmp_path, name, sha256):
+        """Keep the complete local file ``tmp_path`` as ``name`` (all or nothing, durable);
+        ``sha256`` is the hex digest of its bytes. ``tmp_path`` may be moved away; the caller
+        removes it if it is still there."""
+
+    @abc.abstractmethod
+    def _open(self, name):
+        """A seekable binary file of ``name``. :raises FileNotFoundError: not stored."""
+
+    @abc.abstractmethod
+    def _delete(self, name):
+        """Remove ``name`` (nothing when it is absent)."""
+
+    @abc.abstractmethod
+    def _touch(self, name):
+        """Make ``name`` count as just stored (the deletion grace starts again)."""
+
+    @abc.abstractmethod
+    def listing(self, prefix):
+        """``[(name, mtime epoch seconds)]`` of every stored name starting with ``prefix``."""
+
+    @abc.abstractmethod
+    def source(self, name):
+        """What ``flask.send_file`` serves ``name`` from: a path or a binary file."""
+
+    def presigned_url(self, name, *, expires):
+        """A URL a browser may GET ``name`` from for ``expires`` seconds, or None when the
+        store has no such thing (then the service streams the bytes itself)."""
+        return None
+
+    # -- uploads straight into the store (a store without them answers None / nothing) ----
+
+    def upload_endpoint(self, task_uuid, *, expires):
+        """``(url, target)``: a URL the provider may PUT one image of ``task_uuid`` to, and
+        that URL without its signature (what the sandbox's allowlist compares); or None."""
+        return None
+
+    def incoming_tasks(self):
+        """The tasks with an image PUT straight into the store, not yet taken."""
+        return []
+
+    def take_incoming(self, task_uuid):
+        """The image PUT for ``task_uuid``, copied into a new temporary file (its path;
+        the caller hands it to :meth:`add_file`), or None when there is none."""
+        return None
+
+    def drop_incoming(self, task_uuid):
+        """Forget the image PUT for ``task_uuid`` (taken, or its task gone)."""
+
+    # -- the store's promises, the same wherever the bytes are ---------------------------
+
+    @staticmethod
+    def original_name(sha256, ext):
+        """The name of the original with ``sha256``."""
+        return f"images/{sha256[:2]}/{sha256}.{ext}"
+
+    @staticmethod
+    def thumb_name(sha256):
+        """The name of its thumbnail."""
+        return f"thumbs/{sha256[:2]}/{sha256}.webp"
 
     def has(self, sha256, ext):
         """Whether the original is in the store."""
-        return os.path.exists(self.path(sha256, ext))
+        return self._exists(self.original_name(sha256, ext))
+
+    def open(self, sha256, ext):
+        """The original as a seekable binary file. :raises FileNotFoundError: absent."""
+        return self._open(self.original_name(sha256, ext))
 
     def temp_file(self):
-        """A new temporary file in the store's file system: ``(file object, path)``."""
+        """A new local temporary file: ``(file object, path)``."""
         fd, path = tempfile.mkstemp(prefix="part-", suffix=".tmp", dir=self.tmp)
         return os.fdopen(fd, "wb"), path
 
@@ -149,12 +223,11 @@ class ImageStore:
                 raise BadImage(f"{size} bytes is over the {self.max_bytes}-byte limit")
             ext, width, height = inspect_image(tmp_path)
             sha256 = sha256 or hash_file(tmp_path)
-            dest = self.path(sha256, ext)
-            if os.path.exists(dest):
-                os.utime(dest)  # fresh mtime: delete_unreferenced leaves it alone a while
+            name = self.original_name(sha256, ext)
+            if self._exists(name):
+                self._touch(name)  # fresh mtime: delete_unreferenced leaves it alone a while
             else:
-                os.makedirs(os.path.dirname(dest), exist_ok=True)
-                _durable_replace(tmp_path, dest)
+                self._put(tmp_path, name, sha256)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_path)
@@ -174,25 +247,33 @@ class ImageStore:
         return self.add_file(path, sha256=hashlib.sha256(data).hexdigest())
 
     def thumbnail(self, sha256, ext):
-        """The thumbnail's path, made from the original the first time it is asked for."""
-        dest = self.thumb_path(sha256)
-        if os.path.exists(dest):
-            return dest
-        with Image.open(self.path(sha256, ext), formats=list(EXTENSIONS)) as im:
-            im.draft("RGB", (THUMB_SIDE, THUMB_SIDE))  # JPEG: decode at a fraction of size
-            im.thumbnail((THUMB_SIDE, THUMB_SIDE))
-            if im.mode not in ("RGB", "RGBA"):
-                im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            f, tmp = self.temp_file()
-            try:
-                with f:
-                    im.save(f, "WEBP", quality=80, method=4)
-                os.replace(tmp, dest)
-            except BaseException:
+        """The thumbnail's name, made from the original the first time it is asked for."""
+        name = self.thumb_name(sha256)
+        if self._exists(name):
+            return name
+        f, tmp = self.temp_file()
+        try:
+            with f, self.open(sha256, ext) as original:
+                _make_thumbnail(original, f)
+            with open(tmp, "rb") as made:
+                digest = hashlib.file_digest(made, "sha256").hexdigest()
+            self._put(tmp, name, digest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-                raise
-        return dest
+        return name
+
+    def open_thumbnail(self, sha256, ext):
+        """The thumbnail (made if need be) as a binary file."""
+        return self._open(self.thumbnail(sha256, ext))
+
+    def hashes(self):
+        """The sha256 of every original stored (a generator)."""
+        for name, _ in self.listing("images/"):
+            parts = name.split("/")
+            sha256 = parts[-1].split(".")[0]
+            if len(parts) == 3 and parts[1] == sha256[:2] and SHA256_PATTERN.match(sha256):
+                yield sha256
 
     def delete_unreferenced(self, catalogue, sha256, *, grace=10.0):
         """Delete the original and thumbnail of ``sha256`` if nothing references it.
@@ -204,30 +285,27 @@ class ImageStore:
         catalogue's busy timeout (3 s by default), hence 10 s.
         :returns: whether anything was deleted.
         """
+        if not SHA256_PATTERN.match(sha256):
+            return False
         with catalogue.write() as conn:
             if _referenced(conn, sha256):
                 return False
-            paths = [os.path.join(self.images, sha256[:2], name)
-                     for name in _names_of(os.path.join(self.images, sha256[:2]), sha256)]
-            if any(time.time() - os.path.getmtime(p) < grace for p in paths):
+            found = [(name, mtime) for name, mtime in
+                     self.listing(f"images/{sha256[:2]}/{sha256}.")]
+            if any(time.time() - mtime < grace for _, mtime in found):
                 return False
-            for path in [*paths, self.thumb_path(sha256)]:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
-        return bool(paths)
+            for name in [*(name for name, _ in found), self.thumb_name(sha256)]:
+                self._delete(name)
+        return bool(found)
 
     def sweep_orphans(self, catalogue, *, older_than=TEMP_MAX_AGE):
         """Delete originals no result or upload references, stored over ``older_than``
         seconds ago: those a deletion had to leave in its grace period, or whose ingest
         never committed. Returns how many were deleted."""
         removed = 0
-        for folder in sorted(os.listdir(self.images)):
-            if len(folder) != 2 or not os.path.isdir(os.path.join(self.images, folder)):
-                continue
-            for name in os.listdir(os.path.join(self.images, folder)):
-                sha256 = name.split(".")[0]
-                if SHA256_PATTERN.match(sha256) and not _referenced(catalogue.conn, sha256):
-                    removed += self.delete_unreferenced(catalogue, sha256, grace=older_than)
+        for sha256 in sorted(set(self.hashes())):
+            if not _referenced(catalogue.conn, sha256):
+                removed += self.delete_unreferenced(catalogue, sha256, grace=older_than)
         return removed
 
     def sweep_temp(self, older_than=TEMP_MAX_AGE):
@@ -242,24 +320,14 @@ class ImageStore:
         return removed
 
 
-def _durable_replace(src, dest):
-    """``os.replace`` after an fsync of the file, then of the folder: an archived row
-    never points at a file a power cut took away."""
-    with open(src, "rb") as f:
-        os.fsync(f.fileno())
-    os.chmod(src, 0o644)
-    os.replace(src, dest)
-    fd = os.open(os.path.dirname(dest), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _names_of(folder, sha256):
-    if not SHA256_PATTERN.match(sha256) or not os.path.isdir(folder):
-        return []
-    return [name for name in os.listdir(folder) if name.split(".")[0] == sha256]
+def _make_thumbnail(original, out):
+    """Write the WEBP thumbnail of the image file ``original`` to the file ``out``."""
+    with Image.open(original, formats=list(EXTENSIONS)) as im:
+        im.draft("RGB", (THUMB_SIDE, THUMB_SIDE))  # JPEG: decode at a fraction of size
+        im.thumbnail((THUMB_SIDE, THUMB_SIDE))
+        if im.mode not in ("RGB", "RGBA"):
+            im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+        im.save(out, "WEBP", quality=80, method=4)
 
 
 def _referenced(conn, sha256):

@@ -222,7 +222,7 @@ def _payload(catalogue, row, store):
     if image["archive_state"] != "archived" or store is None:
         raise safe_fetch.PermanentError(f"the image is {image['archive_state']}, not "
                                         "archived: nothing to upload")
-    with open(store.path(image["sha256"], image["file_ext"]), "rb") as f:
+    with store.open(image["sha256"], image["file_ext"]) as f:
         data = f.read()
     kind = mimetypes.guess_type(f"image.{image['file_ext']}")[0]
     return "PUT", row["upload_url"], data, kind or "application/octet-stream"

@@ -12,6 +12,15 @@ and recorded in ``uploads``; it is matched to a result of its task by, in order:
    its image, whichever of PUT and webhook arrives first. The result is then archived
    from the upload and the fetcher has nothing to download.
 
+With a bucket store, the ``uploadEndpoint`` may be a presigned PUT straight into the bucket
+(:meth:`archive.images.ImageStore.upload_endpoint`): the image never passes through the
+service. :func:`take_incoming` then brings that object in, once the webhook says an image
+is done (the fetcher, before it downloads) or on the worker's next pass: checked (its size
+and MD5 against what the bucket says, then decoded and hashed like every upload), stored
+at its content address and recorded and matched here like a PUT to ``/uploads/``. All the
+images of one task share its one URL, so a later image's PUT replaces an earlier one not
+yet taken; that image is still archived from its ``imageURL``.
+
 Never by arrival order among several images of one task: a wrong guess would attach an
 image to another image's seed, which a reproducibility archive must not do. An upload no
 rule matches stays visible as unmatched (``runware-archive reconcile`` lists them).
@@ -21,13 +30,15 @@ archives is one the one ingest (:meth:`archive.catalogue.Catalogue.ingest`) stor
 archived through :func:`archive.catalogue.mark_archived` like a download.
 """
 
+import logging
 import os
 from dataclasses import dataclass
 
 from archive.catalogue import UnknownTask, mark_archived, utcnow
-from archive.images import StoredImage
+from archive.images import BadImage, StoredImage
 from archive.states import ARCHIVED
 
+log = logging.getLogger(__name__)
 RECENT = "-1 day"  # matching passes look at uploads this recent (SQLite modifier)
 
 
@@ -74,6 +85,42 @@ def record_upload(catalogue, store, task_uuid, tmp_path, *, image_uuid=None,
                                (row[0],)).fetchone()
     return UploadOutcome(row[0], stored.sha256, stored.ext, new,
                          matched[0] if matched[1] else None)
+
+
+def take_incoming(catalogue, store, task_uuid):
+    """Bring in the image PUT straight into the store for ``task_uuid``, if any: checked,
+    stored, recorded and matched (:func:`record_upload`), then removed from ``incoming/``.
+    Returns the :class:`UploadOutcome`, or None when there was none or it was refused (an
+    object that is no image, or whose task is gone, is removed and logged)."""
+    try:
+        tmp = store.take_incoming(task_uuid)
+    except BadImage as exc:
+        log.warning("upload of task %s refused: %s", task_uuid, exc)
+        store.drop_incoming(task_uuid)
+        return None
+    if tmp is None:
+        return None
+    try:
+        outcome = record_upload(catalogue, store, task_uuid, tmp, remote_addr="bucket")
+    except (BadImage, UnknownTask) as exc:
+        log.warning("upload of task %s refused: %s", task_uuid, exc or "unknown task")
+        outcome = None
+    store.drop_incoming(task_uuid)
+    return outcome
+
+
+def take_all_incoming(catalogue, store):
+    """:func:`take_incoming` for every task with an image in ``incoming/`` (the worker's
+    housekeeping: an inline result has nothing to download); returns how many came in."""
+    return sum(take_incoming(catalogue, store, task_uuid) is not None
+               for task_uuid in store.incoming_tasks())
+
+
+def sent_to_store(conn, task_uuid):
+    """Whether the task's ``uploadEndpoint`` was one of the store's own (not our route)."""
+    row = conn.execute("SELECT json_extract(params, '$.uploadEndpoint') FROM tasks"
+                       " WHERE task_uuid = ?", (task_uuid,)).fetchone()
+    return bool(row and row[0] and "/uploads/" not in row[0])
 
 
 def _task_exists(conn, task_uuid):

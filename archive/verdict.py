@@ -19,6 +19,7 @@ Measured on sandbox pictures (tests/test_verdict.py): re-encoding as JPEG q30–
 WEBP, or halving the size, moves at most 1 bit; a different seed moves 19 or more.
 """
 
+import contextlib
 import sqlite3
 from dataclasses import dataclass
 
@@ -47,12 +48,15 @@ def dhash(image):
 
 
 def dhash_file(path):
-    """The dHash of the picture in the file at ``path``.
+    """The dHash of the picture in the file at ``path`` (or the open binary file).
 
     :raises OSError: the file cannot be read or is not a picture.
     """
-    with Image.open(path) as image:
-        return dhash(image)
+    with contextlib.ExitStack() as stack:
+        if hasattr(path, "close"):
+            stack.enter_context(path)  # an open file is closed with the image
+        with Image.open(path) as image:
+            return dhash(image)
 
 
 def distance(a, b):
@@ -126,7 +130,8 @@ class HashCache:
     file and stored (once; a concurrent writer computing the same value is harmless).
 
     :param catalogue: an :class:`archive.catalogue.Catalogue`.
-    :param path_for: ``path_for(sha256, ext) -> str``, where the original lives.
+    :param path_for: ``path_for(sha256, ext)``: the original, a path or a binary file
+        (``ImageStore.open``).
     """
 
     def __init__(self, catalogue, path_for):

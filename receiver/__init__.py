@@ -81,6 +81,7 @@ def mount_sandbox(app):
     """The sandbox provider at ``SANDBOX_PATH``, told where this service's own webhook and
     upload routes are (the only callbacks it makes, besides configured ones), and its key
     kept for this service's own client."""
+    from receiver import storage
     from sandbox import app as sandbox_app
     from sandbox.guard import sandbox_key
 
@@ -88,8 +89,10 @@ def mount_sandbox(app):
 
     def own_callbacks(field, task_uuid):
         bases = {settings.public_url(app.config), settings.local_url(app.config)}
-        return [base.rstrip("/") + routes[field].format(task_uuid=task_uuid)
-                for base in bases if base]
+        own = [base.rstrip("/") + routes[field].format(task_uuid=task_uuid)
+               for base in bases if base]
+        bucket = storage.upload_endpoint(app, task_uuid) if field == "uploadEndpoint" else None
+        return own + [bucket[1]] if bucket else own  # the store's own key for this task
 
     sandbox_app.init_app(app, url_prefix=settings.SANDBOX_PATH, own_callbacks=own_callbacks)
     app.extensions["sandbox_key"] = sandbox_key(app.config)

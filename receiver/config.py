@@ -45,6 +45,15 @@ DEFAULTS = {
     "RUNWARE_ARCHIVE_FETCH_ATTEMPTS": 6,
     "RUNWARE_ARCHIVE_FETCH_LEASE": None,
     "RUNWARE_ARCHIVE_UPLOADS": "off",
+    # Where the images are (receiver/storage.py): "file" (the data folder) or
+    # s3://bucket/prefix, with the endpoint of a store other than AWS; how /files/ and
+    # /thumbs/ answer from a bucket ("redirect" to a presigned GET, or "stream"), and how
+    # long a presigned GET (seconds) or an uploadEndpoint PUT URL lasts.
+    "RUNWARE_ARCHIVE_STORAGE": "file",
+    "RUNWARE_ARCHIVE_S3_ENDPOINT": None,
+    "RUNWARE_ARCHIVE_S3_SERVE": "redirect",
+    "RUNWARE_ARCHIVE_S3_URL_EXPIRY": 300,
+    "RUNWARE_ARCHIVE_S3_UPLOAD_EXPIRY": 86400,
     "RUNWARE_ARCHIVE_RECONCILE_AFTER": 600.0,
     "RUNWARE_ARCHIVE_RECONCILE_INTERVAL": 60.0,
     "RUNWARE_ARCHIVE_DELIVERY_RETENTION_DAYS": 30.0,
@@ -83,6 +92,8 @@ _PARSERS = {
     "RUNWARE_ARCHIVE_FETCH_ATTEMPTS": int,
     "RUNWARE_ARCHIVE_FETCH_LEASE": float,
     "RUNWARE_ARCHIVE_RECONCILE_AFTER": float,
+    "RUNWARE_ARCHIVE_S3_URL_EXPIRY": int,
+    "RUNWARE_ARCHIVE_S3_UPLOAD_EXPIRY": int,
     "RUNWARE_ARCHIVE_RECONCILE_INTERVAL": float,
     "RUNWARE_ARCHIVE_DELIVERY_RETENTION_DAYS": float,
     "RUNWARE_ARCHIVE_RELAY_ATTEMPTS": int,

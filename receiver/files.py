@@ -3,7 +3,11 @@ inside, sidecar JSON, and the ``uploadEndpoint`` the provider PUTs images to.
 
 Originals are served by content address with the sha256 as ETag, the content type from our
 own record (never the provider's), ``nosniff`` and a year of caching: the bytes behind a
-sha256 never change. ``PUT /uploads/<taskUUID>?token=…`` takes raw image bytes (token
+sha256 never change. From a bucket they are, by default, a redirect to a presigned GET of a
+few minutes (``RUNWARE_ARCHIVE_S3_SERVE=stream`` sends the bytes through instead): the
+redirect carries the same ETag (and a matching ``If-None-Match`` is answered 304 here, with
+no trip to the bucket) but is cached for only half the URL's life, while the object itself
+answers with its content type and the year of ``immutable`` caching. ``PUT /uploads/<taskUUID>?token=…`` takes raw image bytes (token
 checked like the webhook's, under the ``upload`` purpose); how an upload finds its result
 is in :mod:`archive.uploads`.
 """
@@ -13,7 +17,8 @@ import os
 import re
 import sqlite3
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request, send_file
+from flask import (Blueprint, Response, abort, current_app, jsonify, redirect, request,
+                   send_file)
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from archive import metadata
@@ -21,7 +26,7 @@ from archive.catalogue import UnknownTask
 from archive.images import CONTENT_TYPES, BadImage, recorded_extension
 from archive.uploads import record_upload
 from receiver import get_catalogue, get_secret
-from receiver.storage import get_store
+from receiver.storage import get_store, streams_files
 from receiver.provider.tokens import TokenError, verify_token
 from archive import states
 
@@ -57,11 +62,9 @@ def original(sha256, ext):
     if not SHA256.match(sha256) or _recorded_ext(sha256) != ext:
         abort(404)
     store = get_store(current_app)
-    path = store.path(sha256, ext)
-    if not os.path.exists(path):
+    if not store.has(sha256, ext):
         abort(404)
-    return _immutable(send_file(path, mimetype=CONTENT_TYPES[ext], etag=sha256,
-                                conditional=True, max_age=YEAR))
+    return _serve(store, store.original_name(sha256, ext), sha256, CONTENT_TYPES[ext])
 
 
 @bp.get("/thumbs/<sha256>.webp")
@@ -71,9 +74,27 @@ def thumbnail(sha256):
     store = get_store(current_app)
     if ext is None or not store.has(sha256, ext):
         abort(404)
-    path = store.thumbnail(sha256, ext)
-    return _immutable(send_file(path, mimetype="image/webp", etag=f"{sha256}-thumb",
-                                conditional=True, max_age=YEAR))
+    return _serve(store, store.thumbnail(sha256, ext), f"{sha256}-thumb", "image/webp")
+
+
+def _serve(store, name, etag, mimetype):
+    """``name`` from the store: 304 to a matching ``If-None-Match``; else a redirect to a
+    presigned GET where the store has them (unless set to stream), else the bytes."""
+    if etag in request.if_none_match:
+        response = _immutable(Response(status=304))
+        response.set_etag(etag)
+        return response
+    expires = current_app.config["RUNWARE_ARCHIVE_S3_URL_EXPIRY"]
+    url = None if streams_files(current_app.config) else store.presigned_url(
+        name, expires=expires)
+    if url is None:
+        return _immutable(send_file(store.source(name), mimetype=mimetype, etag=etag,
+                                    conditional=True, max_age=YEAR))
+    response = redirect(url, 302)
+    response.set_etag(etag)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = f"private, max-age={max(0, expires // 2)}"
+    return response
 
 
 def _archived(image_uuid):
@@ -96,7 +117,7 @@ def download(image_uuid):
     if refusal:
         return refusal
     task, result = pair
-    with open(get_store(current_app).path(result["sha256"], result["file_ext"]), "rb") as f:
+    with get_store(current_app).open(result["sha256"], result["file_ext"]) as f:
         data = metadata.embed(f.read(), result["file_ext"], task, result)
     response = Response(data, mimetype=CONTENT_TYPES[result["file_ext"]])
     response.headers["Content-Disposition"] = (

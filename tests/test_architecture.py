@@ -14,7 +14,7 @@ ROOMS = ("protocol", "archive", "sandbox", "receiver")
 # What each room may import besides the standard library and itself.
 ALLOWED = {
     "protocol": {"marshmallow"},
-    "archive": {"protocol", "sqlite_utils", "PIL", "requests", "urllib3"},
+    "archive": {"protocol", "sqlite_utils", "PIL", "requests", "urllib3", "boto3", "botocore"},
     "sandbox": {"protocol", "archive", "flask", "werkzeug", "PIL", "requests"},
     "receiver": {"protocol", "archive", "sandbox", "flask", "flask_wtf", "werkzeug", "marshmallow",
                  "requests", "urllib3", "click", "gunicorn", "gevent", "prometheus_client",

@@ -11,7 +11,7 @@ import pytest
 from archive import costs, curation, migrations, timeline
 from archive.catalogue import Catalogue
 from archive.exchange import export, import_archive
-from archive.images import ImageStore
+from archive.filestore import FileStore
 from tests.costs_helpers import add_result, add_task, at
 
 BUCKET = "CAST(strftime('%s', substr(r.received_at, 1, 19)) AS INTEGER) / 900 * 900"
@@ -101,12 +101,12 @@ def test_an_import_keeps_every_summary_exact(tmp_path, catalogue, migrated_copy)
     with catalogue.write() as conn:  # already archived, so the export needs no files
         conn.execute("UPDATE results SET archive_state = 'failed'")
     out = tmp_path / "export.zip"
-    export(catalogue, ImageStore(tmp_path / "source"), out)
+    export(catalogue, FileStore(tmp_path / "source"), out)
     target = Catalogue(migrated_copy(tmp_path / "target" / "catalogue.db"))
     target.migrate()
     add_result(target, add_task(target, label="here before"), at("2024-04-01 10:00"), 0.0006)
-    import_archive(target, ImageStore(tmp_path / "target"), out)
-    import_archive(target, ImageStore(tmp_path / "target"), out)  # twice: changes nothing
+    import_archive(target, FileStore(tmp_path / "target"), out)
+    import_archive(target, FileStore(tmp_path / "target"), out)  # twice: changes nothing
     assert_folded(target.conn)
     assert target.conn.execute("SELECT count(*) FROM tasks").fetchone()[0] == len(made) + 1
 

@@ -18,7 +18,7 @@ from hypothesis import given, settings, strategies as st
 
 from archive.safe_fetch import (PermanentError, Policy, Refused, TransientError, download,
                               non_public)
-from archive.images import ImageStore
+from archive.filestore import FileStore
 from tests.imagehost import (ConnectionRecorder, ImageHost, dribble, endless, headers_then,
                              picture, png_bomb, redirect, status)
 
@@ -44,7 +44,7 @@ def recorder6():
 
 @pytest.fixture
 def store(tmp_path):
-    return ImageStore(tmp_path / "data", max_bytes=100_000)
+    return FileStore(tmp_path / "data", max_bytes=100_000)
 
 
 def visible(store):

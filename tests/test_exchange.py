@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from archive import keys
 from archive.catalogue import Catalogue
 from archive.exchange import ExchangeError, export, import_archive
-from archive.images import ImageStore, inline_image_columns
+from archive.filestore import FileStore
+from archive.images import inline_image_columns
 from receiver import config as settings
 from receiver.cli import main
 from tests.imagehost import picture
@@ -29,7 +30,7 @@ class Archive:
         self.folder = folder
         self.catalogue = Catalogue(self.copy(folder / "catalogue.db"))
         self.catalogue.migrate()
-        self.store = ImageStore(folder)
+        self.store = FileStore(folder)
 
     def add_task(self, prompt, images, *, parent=None, created="2026-03-01T10:00:00.000000Z",
                  urls=()):

@@ -17,7 +17,7 @@ import pytest
 from archive.catalogue import Catalogue
 from archive.safe_fetch import Policy
 from archive.fetcher import Fetcher
-from archive.images import ImageStore
+from archive.filestore import FileStore
 from tests.imagehost import (ConnectionRecorder, ImageHost, add_task, headers_then, picture,
                              status)
 
@@ -39,7 +39,7 @@ def catalogue(tmp_path, migrated_copy):
 
 @pytest.fixture
 def store(tmp_path):
-    return ImageStore(tmp_path / "data")
+    return FileStore(tmp_path / "data")
 
 
 @pytest.fixture
@@ -188,7 +188,7 @@ def test_two_workers_on_one_catalogue_fetch_each_image_exactly_once(tmp_path, ca
         host.routes[f"/{i}.png"] = _slowly(picture("PNG", colour=(i * 10, 255 - i * 10, 7)))
     add_task(catalogue, [f"{host.url}/{i}.png" for i in range(count)])
     path = tmp_path / "data" / "catalogue.db"
-    workers = [fetcher_for(Catalogue(path), ImageStore(tmp_path / "data"), host, concurrency=3,
+    workers = [fetcher_for(Catalogue(path), FileStore(tmp_path / "data"), host, concurrency=3,
                            poll_interval=0.02) for _ in range(2)]
     stops = [w.start() for w in workers]
     deadline = time.monotonic() + 20

@@ -6,7 +6,7 @@ import pytest
 
 from archive import curation, lineage
 from archive.catalogue import Catalogue
-from archive.images import ImageStore
+from archive.filestore import FileStore
 from tests.history_helpers import archive, deliver, make_task, picture
 
 
@@ -64,7 +64,7 @@ def test_star_and_unstar(catalogue):
 
 
 def test_delete_keeps_shared_files_children_and_the_log(catalogue, tmp_path):
-    store = ImageStore(tmp_path)
+    store = FileStore(tmp_path)
     parent = make_task(catalogue, numberResults=2)
     child = make_task(catalogue, parent=parent, rerun_mode="exact")
     shared_bytes, own_bytes = picture(1), picture(2)

@@ -7,7 +7,7 @@ from PIL import Image
 
 from archive import verdict
 from archive.catalogue import Catalogue
-from archive.images import ImageStore
+from archive.filestore import FileStore
 from sandbox import render as sandbox_render
 from tests.history_helpers import archive, deliver, make_task, picture
 
@@ -65,7 +65,7 @@ def catalogue(tmp_path, migrated_copy):
 
 @pytest.fixture
 def store(tmp_path):
-    return ImageStore(tmp_path)
+    return FileStore(tmp_path)
 
 
 def results_of(catalogue, task_uuid):

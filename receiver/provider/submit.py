@@ -104,7 +104,8 @@ def submit(params, *, catalogue, client, secret, public_url, provider, uploads=F
     """Record and send one validated task; returns a :class:`Submission`.
 
     :param params: the output of ``schemas.load_submission`` (``taskUUID`` set).
-    :param uploads: also send our ``uploadEndpoint`` (``RUNWARE_ARCHIVE_UPLOADS``).
+    :param uploads: also send an ``uploadEndpoint`` (``RUNWARE_ARCHIVE_UPLOADS``): ours, or
+        the one a callable ``uploads(task_uuid)`` names (the bucket's presigned PUT).
     :param columns_for: the ingest hook that archives inline results of a sync reply.
     :param estimate: USD stored as the task's estimate; default :func:`estimate_of`.
     :param budget: an ``archive.budgets.Budget``; a task past a limit is refused (402,
@@ -112,9 +113,10 @@ def submit(params, *, catalogue, client, secret, public_url, provider, uploads=F
     :param key: the client key (``archive.keys``) of a task from ``POST /v1``: recorded as
         the task's ``key_id``, its own budgets checked beside ``budget``.
     """
+    upload = (uploads(params["taskUUID"]) if callable(uploads) else None) or upload_url(
+        params["taskUUID"], public_url=public_url, secret=secret) if uploads else None
     task = build_task(params, webhook=webhook_url(
-        params["taskUUID"], public_url=public_url, secret=secret), upload=upload_url(
-        params["taskUUID"], public_url=public_url, secret=secret) if uploads else None)
+        params["taskUUID"], public_url=public_url, secret=secret), upload=upload)
     task_uuid = task["taskUUID"]
     estimate = estimate_of(task) if estimate is None else estimate
     row = task_row(task, provider=provider, parent=parent, rerun_mode=rerun_mode,
@@ -253,7 +255,7 @@ def submit_in_app(app, params, **kwargs):
             "code": "publicURLRequired", "message": settings.PUBLIC_URL_REQUIRED}], 503)
     return submit(
         params, catalogue=app.extensions["catalogue"], client=provider_client(app),
-        uploads=storage.uploads_enabled(app.config), columns_for=storage.inline_columns(app),
+        uploads=storage.uploads_for(app), columns_for=storage.inline_columns(app),
         secret=app.extensions["webhook_secret"], public_url=public_url,
         provider=app.config["PROVIDER"],
         budget=budgets.Budget.from_settings(app.config), **kwargs,

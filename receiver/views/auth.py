@@ -34,6 +34,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from flask.sessions import SecureCookieSessionInterface
 
 from archive.sessions import LoginLimit, Sessions
+from receiver.storage import image_origin
 
 bp = Blueprint("auth", __name__)
 # /v1 (receiver/provider/runware_api.py) checks its own client keys, as Runware checks its.
@@ -242,6 +243,11 @@ def security_headers(response):
     """The headers of the module docstring, on every response."""
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    origin = image_origin(current_app)
+    if origin:  # /files/ redirects to the bucket: the pages' images come from there too
+        response.headers["Content-Security-Policy"] = response.headers[
+            "Content-Security-Policy"].replace("img-src 'self' data:",
+                                               f"img-src 'self' data: {origin}", 1)
     cache = response.headers.get("Cache-Control", "")
     if password() is not None and "public" in cache:
         # Behind a login, no shared cache may keep a copy for whoever asks next.

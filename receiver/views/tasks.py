@@ -42,7 +42,7 @@ def page_context(task):
     """Everything the task page shows about ``task``."""
     catalogue = get_catalogue()
     conn = catalogue.conn
-    hash_of = verdict.HashCache(catalogue, image_store().path)
+    hash_of = verdict.HashCache(catalogue, image_store().open)
     parent = catalogue.get_task(task["parent_task_uuid"]) if task["parent_task_uuid"] else None
     kids = lineage.children(conn, task["task_uuid"])
     deliveries, _ = delivery_log.deliveries(conn, task_uuid=task["task_uuid"], limit=200)
