@@ -59,9 +59,9 @@ def install_routes(app):
     from protocol import deliveries
     from receiver import api, files, hosts, ops
     from receiver.provider import runware_api, webhooks
-    from receiver.views import (auth, compose, dashboard, deliveries as delivery_views,
-                                gallery, images, keys as key_views, pages, saved as saved_views,
-                                tasks)
+    from receiver.views import (auth, books as books_views, compose, dashboard,
+                                deliveries as delivery_views, gallery, images,
+                                keys as key_views, pages, saved as saved_views, tasks)
 
     deliveries.warm_up()
     # The webhook is answered in front of Flask (receiver/provider/webhooks.py says why); the rule
@@ -73,7 +73,7 @@ def install_routes(app):
     app.add_url_rule(webhooks.PREFIX + "<task_uuid>", endpoint="webhooks.receive",
                      methods=["POST"], build_only=True)
     for module in (api, ops, files, dashboard, auth, pages, gallery, tasks, images, compose,
-                   delivery_views, key_views, saved_views, runware_api):
+                   delivery_views, key_views, saved_views, books_views, runware_api):
         app.register_blueprint(module.bp)
 
 
