@@ -62,5 +62,7 @@ def books_command(from_, to_, as_json):
     result = books_pass.run(create_app(), from_, to_)
     if as_json:
         click.echo(json.dumps(books_pass.as_json(result), indent=2))
+        if result["account"]["problem"]:
+            click.echo(f"problem: Runware answered {result['account']['problem']}", err=True)
     else:
         print_text(result)

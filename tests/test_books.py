@@ -225,3 +225,21 @@ def test_the_worker_runs_the_books(app, live_server, catalogue):
         thread.join(10)
     assert books.stored_account(catalogue.conn)["balance"] == pytest.approx(10.0 - PRICE)
     assert [d.difference for d in books.stored_days(catalogue.conn, today(), today())] == [0.0]
+
+
+class TestAnotherTimeZone:
+    ZONE = "Pacific/Kiritimati"  # UTC+14: its date is not UTC's for most of the day
+
+    @pytest.fixture
+    def app_config(self, app_config):
+        return {**app_config, "RUNWARE_ARCHIVE_TIMEZONE": self.ZONE}
+
+    def test_both_sides_cut_the_day_at_the_local_midnight(self, app, live_server, catalogue):
+        from zoneinfo import ZoneInfo
+        complete(catalogue, submit(app))
+        local = datetime.now(ZoneInfo(self.ZONE)).date().isoformat()
+        days = {d.date: d for d in books_pass.run(app)["days"]}
+        assert days[local].archive == pytest.approx(PRICE)
+        assert days[local].runware == pytest.approx(PRICE)
+        assert days[local].difference == 0.0
+        assert sum(d.runware for d in days.values()) == pytest.approx(PRICE)
