@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 import requests
 
-from archive import costs, keys, timeline
+from archive import budget_store, costs, keys, timeline
 from archive.catalogue import utcnow
 
 WARN_AT = 0.8
@@ -52,10 +52,13 @@ class Budget:
     monthly: float | None = None
     tz: ZoneInfo = ZoneInfo("UTC")
     alert_url: str | None = None
+    stored: bool = False  # the limits are the catalogue's: admit() reads them again
 
     @classmethod
     def from_settings(cls, settings):
-        """From a mapping of ``RUNWARE_ARCHIVE_*`` settings (the app's config)."""
+        """From a mapping of ``RUNWARE_ARCHIVE_*`` settings (the app's config) alone: the
+        environment's view of the limits, which :func:`archive.budget_store.apply_environment`
+        stores; what binds is :func:`current`."""
         return cls(
             daily=_float_or_none(settings.get("RUNWARE_ARCHIVE_BUDGET_DAILY")),
             monthly=_float_or_none(settings.get("RUNWARE_ARCHIVE_BUDGET_MONTHLY")),
@@ -67,6 +70,14 @@ class Budget:
     def active(self):
         """True when at least one limit is set."""
         return self.daily is not None or self.monthly is not None
+
+
+def current(conn, settings):
+    """The budget that binds: the limits kept in the catalogue (:mod:`archive.budget_store`,
+    the same for every process), the time zone and alert URL from ``settings``."""
+    daily, monthly = budget_store.limits(conn)
+    return Budget(daily=daily, monthly=monthly, tz=costs.zone(settings.get("RUNWARE_ARCHIVE_TIMEZONE")),
+                  alert_url=settings.get("RUNWARE_ARCHIVE_ALERT_URL") or None, stored=True)
 
 
 def periods(budget, now=None):
@@ -202,6 +213,9 @@ def admit(catalogue, row, estimate, budget, now=None, key=None):
         same transaction (two requests on one key cannot both fit into its last room).
     """
     with catalogue.write() as conn:
+        if budget is not None and budget.stored:  # as set now, under the write lock
+            daily, monthly = budget_store.limits(conn)
+            budget = Budget(daily, monthly, budget.tz, budget.alert_url, stored=True)
         if budget is not None and budget.active:
             message = refusal(conn, budget, estimate, now)
             if message:

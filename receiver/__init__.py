@@ -4,6 +4,7 @@ import os
 
 from flask import Flask, current_app
 
+from archive import budget_store
 from archive.catalogue import Catalogue
 from receiver import concurrency
 from receiver import config as settings
@@ -49,6 +50,9 @@ def open_catalogue(app, folder):
         off_loop=concurrency.off_loop,
     )
     catalogue.migrate()
+    # The RUNWARE_ARCHIVE_BUDGET_* variables, where new, become the catalogue's budgets,
+    # which bind every process (archive/budget_store.py says which change wins).
+    budget_store.apply_environment(catalogue, app.config)
     app.extensions["catalogue"] = catalogue
     app.teardown_appcontext(lambda exc: catalogue.release())
 
@@ -59,7 +63,7 @@ def install_routes(app):
     from protocol import deliveries
     from receiver import api, files, hosts, ops
     from receiver.provider import runware_api, webhooks
-    from receiver.views import (auth, books as books_views, compose, dashboard,
+    from receiver.views import (auth, books as books_views, budget_form, compose, dashboard,
                                 deliveries as delivery_views, gallery, images,
                                 keys as key_views, pages, saved as saved_views, tasks)
 
@@ -73,7 +77,8 @@ def install_routes(app):
     app.add_url_rule(webhooks.PREFIX + "<task_uuid>", endpoint="webhooks.receive",
                      methods=["POST"], build_only=True)
     for module in (api, ops, files, dashboard, auth, pages, gallery, tasks, images, compose,
-                   delivery_views, key_views, saved_views, books_views, runware_api):
+                   delivery_views, key_views, saved_views, books_views, budget_form,
+                   runware_api):
         app.register_blueprint(module.bp)
 
 

@@ -244,6 +244,7 @@ from receiver.cli_books import books_command  # noqa: E402
 from receiver.cli_archive import (  # noqa: E402  (the image archive's commands)
     export_command, import_command, reconcile_command, worker)
 from receiver.cli_keys import keys_group  # noqa: E402  (the client keys of POST /v1)
+from receiver.cli_budget import budget_group  # noqa: E402  (the budgets every process obeys)
 
 main.add_command(worker)
 main.add_command(reconcile_command)
@@ -252,6 +253,7 @@ main.add_command(import_command)
 main.add_command(stats_command)
 main.add_command(books_command)
 main.add_command(keys_group)
+main.add_command(budget_group)
 
 
 if __name__ == "__main__":  # ``python -m receiver.cli``: how serve --workers starts the fetcher

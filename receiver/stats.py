@@ -55,7 +55,7 @@ def stats(from_, to_, group):
     if report["resultsWithoutCost"]:
         click.echo(f"{report['resultsWithoutCost']} result(s) came without a cost; not counted "
                    f"above (estimated ${report['estimateWithoutCost']:.4f})")
-    for period in budgets.status(catalogue.conn, budgets.Budget.from_settings(app.config)):
+    for period in budgets.status(catalogue.conn, budgets.current(catalogue.conn, app.config)):
         flag = "  WARNING" if period["warning"] else ""
         click.echo(f"{period['period']} budget {period['key']}: ${period['committed']:.4f} "
                    f"spent or in flight of ${period['limit']:.4f} "

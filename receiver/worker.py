@@ -54,7 +54,7 @@ def check_budgets(app):
     process (the CLI), by a reconcile pass, or a limit lowered in the settings. Pages only
     read the budgets, so without this such a crossing would wait for the next delivery
     or submission. Returns the new crossings."""
-    plan = budgets.Budget.from_settings(app.config)
+    plan = budgets.current(app.extensions["catalogue"].conn, app.config)
     return budgets.evaluate(app.extensions["catalogue"], plan) if plan.active else []
 
 

@@ -17,6 +17,7 @@ try:
 except ImportError:
     expect = None
 
+from archive import budget_store
 from tests.browser_support import ARGS, CHROMIUM, playwright_or_skip, shoot  # noqa: F401 (older imports)
 
 pytestmark = pytest.mark.browser
@@ -169,7 +170,7 @@ def test_submit_watch_search_rerun_and_verdicts(live_server, fetcher, page):
 
 
 def test_a_budget_refusal_shows_in_the_form(app, live_server, page):
-    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = "0.0001"
+    budget_store.set_limits(app.extensions["catalogue"], "cli", daily="0.0001")
     page.goto(f"{live_server.url}/new")
     page.fill("#f-positivePrompt", "a harbor")
     page.click("button[value=send]")

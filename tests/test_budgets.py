@@ -11,6 +11,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
+from archive import budget_store
 from archive import budgets
 from archive.catalogue import Catalogue, utcnow
 from receiver import config as settings
@@ -128,7 +129,7 @@ def post_task(live_server, **extra):
 
 
 def test_a_refusal_is_402_and_sends_nothing(app, live_server, remote):
-    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = 0.0005
+    budget_store.set_limits(app.extensions["catalogue"], "cli", daily=0.0005)
     response = post_task(live_server, label="client-a")
     assert response.status_code == 402
     error, = response.json()["errors"]
@@ -149,7 +150,7 @@ def test_the_estimate_and_label_are_stored_and_the_label_not_sent(app, live_serv
 
 
 def test_two_concurrent_submissions_cannot_both_fit(app, live_server, remote):
-    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = 0.0009  # room for one $0.0006 task
+    budget_store.set_limits(app.extensions["catalogue"], "cli", daily=0.0009)  # room for one $0.0006 task
     start, answers = threading.Barrier(2), []
 
     def send():
@@ -166,8 +167,8 @@ def test_two_concurrent_submissions_cannot_both_fit(app, live_server, remote):
 
 
 def test_one_alert_per_crossing(app, live_server, remote, client):
-    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = 0.0015
-    app.config["RUNWARE_ARCHIVE_BUDGET_MONTHLY"] = 100.0
+    budget_store.set_limits(app.extensions["catalogue"], "cli", daily=0.0015)
+    budget_store.set_limits(app.extensions["catalogue"], "cli", monthly=100.0)
     assert post_task(live_server).status_code == 202              # 40%
     assert remote.wait_for_alerts(1, timeout=0.3) == []
     assert post_task(live_server).status_code == 202              # 80%: one alert
@@ -184,7 +185,7 @@ def test_one_alert_per_crossing(app, live_server, remote, client):
 
 
 def test_reaching_the_limit_sends_both_thresholds_once(app, live_server, remote):
-    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = 0.0012
+    budget_store.set_limits(app.extensions["catalogue"], "cli", daily=0.0012)
     for _ in range(2):
         assert post_task(live_server).status_code == 202
     assert post_task(live_server).status_code == 402
@@ -193,7 +194,7 @@ def test_reaching_the_limit_sends_both_thresholds_once(app, live_server, remote)
 
 
 def test_a_failing_alert_url_never_holds_up_a_submission(app, live_server, remote):
-    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = 0.0006
+    budget_store.set_limits(app.extensions["catalogue"], "cli", daily=0.0006)
     app.config["RUNWARE_ARCHIVE_ALERT_URL"] = "http://127.0.0.1:9/alert"  # discard port
     assert post_task(live_server).status_code == 202
     catalogue = app.extensions["catalogue"]
@@ -236,21 +237,24 @@ def result_of(task_uuid, cost):
 
 
 def test_a_webhook_cost_past_80_percent_alerts_once_with_no_page_opened(app, client, remote):
-    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = 0.001
+    budget_store.set_limits(app.extensions["catalogue"], "cli", daily=0.001)
     catalogue = app.extensions["catalogue"]
     task = add_task(catalogue, estimate=0.0006, number_results=2, status="submitted")
     assert deliver(client, app, task, 0.0004).status_code == 200  # 0.0004 + 0.0002: 60%
     assert remote.wait_for_alerts(1, timeout=0.3) == []
     assert deliver(client, app, task, 0.0005).status_code == 200  # 0.0009 spent: 90%
+    # The crossing is evaluated on the watch's thread after the answer: wait for it, so
+    # the next delivery cannot land before it and change the sum the alert reports.
+    alert, = remote.wait_for_alerts(1, timeout=5.0)
     other = add_task(catalogue, estimate=0.00005, status="submitted")
     assert deliver(client, app, other, 0.00005).status_code == 200  # 95%: already alerted
-    alert, = remote.wait_for_alerts(2, timeout=1.0)
+    assert remote.wait_for_alerts(2, timeout=1.0) == [alert]
     assert (alert["period"], alert["threshold"], alert["limit"]) == ("daily", 0.8, 0.001)
     assert alert["committed"] == 0.0009
 
 
 def test_a_sync_reply_whose_cost_crosses_alerts(app, live_server, remote):
-    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = 0.001  # the estimate alone is 60%
+    budget_store.set_limits(app.extensions["catalogue"], "cli", daily=0.001)  # the estimate alone is 60%
     task_uuid = str(uuid.uuid4())
     remote.replies.append((200, {"data": [result_of(task_uuid, 0.0009)]}))
     response = post_task(live_server, taskUUID=task_uuid, deliveryMethod="sync")
@@ -260,13 +264,13 @@ def test_a_sync_reply_whose_cost_crosses_alerts(app, live_server, remote):
 
 
 def test_the_worker_alerts_a_crossing_no_one_recorded(app, remote):
-    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = 1.0
+    budget_store.set_limits(app.extensions["catalogue"], "cli", daily=1.0)
     spend(app.extensions["catalogue"], 0.0009)  # written as another process would
     job, = [job for interval, job in make_fetcher(app, reconcile=False).housekeeping
             if interval == BUDGET_INTERVAL]
     job()
     assert remote.wait_for_alerts(1, timeout=0.3) == []
-    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = 0.001  # the limit lowered: 90% of it
+    budget_store.set_limits(app.extensions["catalogue"], "cli", daily=0.001)  # the limit lowered: 90% of it
     job()
     job()  # the next minute: recorded already, not alerted again
     alert, = remote.wait_for_alerts(2, timeout=1.0)

@@ -7,6 +7,7 @@ import re
 import pytest
 from click.testing import CliRunner
 
+from archive import budget_store
 from archive.catalogue import utcnow
 from receiver import config as settings
 from receiver.cli import main
@@ -66,13 +67,13 @@ def test_the_dashboard_shows_the_figures(client, filled):
 
 
 def test_the_dashboard_warns_at_80_percent(app, client, filled):
-    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = 0.0030  # spent 0.0019 + 0.0006 estimated
+    budget_store.set_limits(app.extensions["catalogue"], "cli", daily=0.0030)  # spent 0.0019 + 0.0006 estimated
     text = text_of(client.get("/costs").get_data(as_text=True))
     assert "83% of the daily budget is used" in text
     assert "$0.0025 spent or in flight of $0.0030" in text
-    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = 0.0025
+    budget_store.set_limits(app.extensions["catalogue"], "cli", daily=0.0025)
     assert "The daily budget is used up" in text_of(client.get("/costs").get_data(as_text=True))
-    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = 1.0
+    budget_store.set_limits(app.extensions["catalogue"], "cli", daily=1.0)
     assert "budget is used" not in text_of(client.get("/costs").get_data(as_text=True))
 
 
@@ -184,10 +185,10 @@ def test_a_busy_catalogue_does_not_break_the_warning(app_config, data_dir, monke
 
 def test_task_pages_warn_at_80_percent_too(app, client, filled):
     task_uuid = app.extensions["catalogue"].list_tasks(limit=1)[0]["task_uuid"]
-    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = 0.0030
+    budget_store.set_limits(app.extensions["catalogue"], "cli", daily=0.0030)
     page = text_of(client.get(f"/tasks/{task_uuid}").get_data(as_text=True))
     assert "83% of the daily budget is used" in page
-    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = 1.0
+    budget_store.set_limits(app.extensions["catalogue"], "cli", daily=1.0)
     page = text_of(client.get(f"/tasks/{task_uuid}").get_data(as_text=True))
     assert "budget is used" not in page
 

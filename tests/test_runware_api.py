@@ -13,6 +13,7 @@ import pytest
 import requests
 from runware import Runware, RunwareError
 
+from archive import budget_store
 from archive import keys
 from protocol.schemas import MODEL_ID
 
@@ -116,7 +117,7 @@ def test_a_key_over_its_budget_is_refused_and_nothing_is_sent(app, live_server):
 
 
 def test_the_archives_own_budget_applies_too(app, live_server, key):
-    app.config["RUNWARE_ARCHIVE_BUDGET_MONTHLY"] = 0
+    budget_store.set_limits(app.extensions["catalogue"], "cli", monthly=0)
     answer = post(live_server, [{**TASK, "taskUUID": str(uuid.uuid4())}], key[1])
     assert answer.status_code == 402
     assert "the monthly budget" in answer.json()["errors"][0]["message"]

@@ -6,6 +6,7 @@ from html.parser import HTMLParser
 import pytest
 
 from protocol.schemas import SubmissionSchema
+from archive import budget_store
 from tests.history_helpers import deliver, make_task
 from tests.views_helpers import app_config, catalogue, csrf, provider, text  # noqa: F401
 
@@ -142,7 +143,7 @@ def test_edit_and_rerun_prefills_shows_the_diff_and_links(client, catalogue, pro
 
 
 def test_a_budget_refusal_shows_in_the_form(app, client, provider):
-    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = "0.0001"
+    budget_store.set_limits(app.extensions["catalogue"], "cli", daily="0.0001")
     response = post(client, positivePrompt="a harbor")
     assert response.status_code == 402
     page = text(response)

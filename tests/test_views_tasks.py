@@ -7,6 +7,7 @@ import re
 import pytest
 
 from protocol.schemas import RANDOM_SEED_MAX
+from archive import budget_store
 from tests.history_helpers import archive, deliver, make_task, picture
 from tests.views_helpers import (  # noqa: F401
     app_config, catalogue, csrf, provider, store, text,
@@ -142,7 +143,7 @@ def test_new_seed_is_fresh_and_32_bit(client, catalogue, provider):
 
 
 def test_a_budget_refusal_shows_its_message(app, client, catalogue, provider):
-    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = "0.0001"
+    budget_store.set_limits(app.extensions["catalogue"], "cli", daily="0.0001")
     parent = make_task(catalogue, "a harbor", seed=1)
     response = client.post(f"/tasks/{parent}/rerun",
                            data={"mode": "exact", "csrf_token": csrf(client)},
@@ -241,7 +242,7 @@ def test_one_image_is_rerun_alone_with_its_seed(client, catalogue, provider):
 def test_an_image_rerun_refused_goes_back_to_the_task_page(app, client, catalogue, provider):
     parent = make_task(catalogue, "a harbor")
     image = deliver(catalogue, parent, 5)[0]
-    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = "0.0001"
+    budget_store.set_limits(app.extensions["catalogue"], "cli", daily="0.0001")
     response = client.post(f"/results/{image}/rerun", data={"csrf_token": csrf(client)})
     assert response.status_code == 303
     assert response.headers["Location"] == f"/tasks/{parent}#image-{image}"

@@ -143,7 +143,7 @@ def admit(app, task, task_uuid, key):
     it is refused only once a budget is spent); the ``(status, error)`` refusing it, or
     None."""
     catalogue = app.extensions["catalogue"]
-    budget = budgets.Budget.from_settings(app.config)
+    budget = budgets.current(catalogue.conn, app.config)
     refusal, crossings = submit.admit(catalogue, task_row(app, task, task_uuid, key), 0.0,
                                       budget, key)
     if crossings:
@@ -208,7 +208,7 @@ def send(app, outgoing):
         return 502, {"data": [], "errors": [unreachable(o.task, message) for o in outgoing]}
     earlier = [o.recorded for o in outgoing
                if o.recorded and settle(app, o, reply, alone=len(outgoing) == 1)]
-    budgets.evaluate(catalogue, budgets.Budget.from_settings(app.config))
+    budgets.evaluate(catalogue, budgets.current(catalogue.conn, app.config))
     if earlier:
         return 200, acknowledged(reply.body, earlier)
     return reply.status, reply.body

@@ -258,5 +258,5 @@ def submit_in_app(app, params, **kwargs):
         uploads=storage.uploads_for(app), columns_for=storage.inline_columns(app),
         secret=app.extensions["webhook_secret"], public_url=public_url,
         provider=app.config["PROVIDER"],
-        budget=budgets.Budget.from_settings(app.config), **kwargs,
+        budget=budgets.current(app.extensions["catalogue"].conn, app.config), **kwargs,
     )

@@ -43,7 +43,7 @@ def zone():
 
 def budget():
     """The configured :class:`archive.budgets.Budget`."""
-    return budgets.Budget.from_settings(current_app.config)
+    return budgets.current(get_catalogue().conn, current_app.config)
 
 
 def parse_query(args):
@@ -99,7 +99,7 @@ def budget_status():
 def costs_changed(app):
     """After results were stored: evaluate the budgets on the app's :class:`Watch` thread,
     so the caller (the webhook) answers first; returns the thread started, if any."""
-    if not budgets.Budget.from_settings(app.config).active:
+    if not budgets.current(app.extensions["catalogue"].conn, app.config).active:
         return None
     try:
         return budget_watch(app).poke()
@@ -115,7 +115,7 @@ def budget_watch(app):
         watch = app.extensions.get("budget_watch")
         if watch is None:
             watch = app.extensions["budget_watch"] = budgets.Watch(
-                app.extensions["catalogue"], lambda: budgets.Budget.from_settings(app.config))
+                app.extensions["catalogue"], lambda: budgets.current(app.extensions["catalogue"].conn, app.config))
     return watch
 
 

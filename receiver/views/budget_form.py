@@ -1,0 +1,41 @@
+"""The budget form on ``/costs``: ``POST /costs/budget`` sets or clears the daily and
+monthly budgets, which live in the catalogue (:mod:`archive.budget_store`) so the server,
+the worker and ``runware-archive submit`` from any shell obey the same ones. The app checks
+the session's CSRF token on every POST; the answer is a redirect back to ``/costs``."""
+
+from flask import Blueprint, flash, redirect, request
+
+from archive import budget_store
+from receiver import get_catalogue
+
+bp = Blueprint("budget_form", __name__)
+SOURCE_NAMES = {"env": "from the environment", "cli": "by the CLI", "ui": "on this page"}
+
+
+@bp.post("/costs/budget")
+def update():
+    """``daily`` and ``monthly`` in USD; an empty field clears that budget."""
+    values = {}
+    for period in budget_store.PERIODS:
+        raw = (request.form.get(period) or "").strip().lstrip("$")
+        values[period] = raw or None
+    try:
+        budget_store.set_limits(get_catalogue(), "ui", **values)
+    except ValueError as exc:
+        flash(f"Budgets not changed: {exc}.")
+        return redirect("/costs#budgets", 303)
+    shown = ", ".join(f"{p} {'$' + format(float(v), '.4f') if v else 'none'}"
+                      for p, v in values.items())
+    flash(f"Budgets set: {shown}. Every process (server, worker, CLI) obeys them from now on.")
+    return redirect("/costs#budgets", 303)
+
+
+@bp.app_context_processor
+def budget_helpers():
+    """``budget_settings()`` for the form: each period's stored limit, source and time."""
+    def budget_settings():
+        rows = budget_store.stored(get_catalogue().conn)
+        return {period: dict(rows.get(period) or {"limit": None, "source": None, "set_at": None},
+                             source_name=SOURCE_NAMES.get((rows.get(period) or {}).get("source")))
+                for period in budget_store.PERIODS}
+    return {"budget_settings": budget_settings}
