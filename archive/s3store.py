@@ -36,18 +36,6 @@ SPOOL = 8 << 20  # bytes of an object read back kept in memory before spilling t
 MISSING = {"404", "NoSuchKey", "NotFound"}
 
 
-def parse_location(location):
-    """``s3://bucket/prefix`` -> ``(bucket, "prefix/")`` (prefix may be empty).
-
-    :raises ValueError: not an ``s3://`` URL with a bucket.
-    """
-    parts = urlsplit(location)
-    if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
-        raise ValueError(f"{location!r} is not s3://bucket or s3://bucket/prefix")
-    prefix = parts.path.strip("/")
-    return parts.netloc, f"{prefix}/" if prefix else ""
-
-
 def s3_client(endpoint=None, *, pool=16):
     """A boto3 S3 client: credentials and region from the standard AWS variables (or
     files, or an instance role); ``endpoint`` for a store other than AWS, which is then

@@ -3,7 +3,9 @@
 import json
 import os
 import re
+import signal
 import sys
+import threading
 import time
 
 import click
@@ -11,7 +13,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from archive import states
 from receiver import config as settings
-from receiver import create_app, hosts
+from receiver import create_app, hosts, replica
 from receiver.worker import start_fetcher
 from receiver.hosts import allowed_names
 from protocol.schemas import ParameterError, load_submission
@@ -86,10 +88,17 @@ def serve(host, port, workers):
         from receiver.production import serve_with_gunicorn
         serve_with_gunicorn(app, f"{host}:{port}", workers)
         return
+    litestream = replica.start(app.config)
+    if litestream is not None:
+        click.echo(f"catalogue replicated to {app.config['RUNWARE_ARCHIVE_REPLICA']} (Litestream)")
+    # SIGTERM ends the server loop like Ctrl-C, so Litestream is stopped (and syncs) after it.
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         click.echo("stopped")
+    finally:
+        replica.stop(litestream, app.config)
 
 
 def exposure_warning(host, config):
@@ -233,16 +242,23 @@ def sandbox_command(host, port, data_dir, callback_bases):
     if not app.config["RUNWARE_SANDBOX_CALLBACKS"]:
         click.echo("it calls back nothing until --callback-base names where webhooks go",
                    err=True)
+    litestream = replica.start(app.config)
+    if litestream is not None:
+        click.echo(f"catalogue replicated to {app.config['RUNWARE_ARCHIVE_REPLICA']} (Litestream)")
+    # SIGTERM ends the server loop like Ctrl-C, so Litestream is stopped (and syncs) after it.
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         click.echo("stopped")
+    finally:
+        replica.stop(litestream, app.config)
 
 
 from receiver.stats import stats as stats_command  # noqa: E402
 from receiver.cli_books import books_command  # noqa: E402
 from receiver.cli_archive import (  # noqa: E402  (the image archive's commands)
-    export_command, import_command, reconcile_command, worker)
+    export_command, import_command, reconcile_command, restore_command, worker)
 from receiver.cli_keys import keys_group  # noqa: E402  (the client keys of POST /v1)
 from receiver.cli_budget import budget_group  # noqa: E402  (the budgets every process obeys)
 
@@ -250,6 +266,7 @@ main.add_command(worker)
 main.add_command(reconcile_command)
 main.add_command(export_command)
 main.add_command(import_command)
+main.add_command(restore_command)
 main.add_command(stats_command)
 main.add_command(books_command)
 main.add_command(keys_group)

@@ -1,4 +1,4 @@
-"""The archive's commands: ``worker``, ``reconcile``, ``export`` and ``import``
+"""The archive's commands: ``worker``, ``reconcile``, ``export``, ``import`` and ``restore``
 (registered on ``runware-archive`` by :mod:`receiver.cli`)."""
 
 import json
@@ -113,3 +113,18 @@ def import_command(zip_file):
         raise click.ClickException(str(exc))
     click.echo(f"imported {summary.tasks} new tasks, {summary.results} new results, "
                f"{summary.files} new files; {summary.updated} results completed")
+
+
+@click.command("restore")
+@click.option("--force", is_flag=True, help="Replace a catalogue already in the data folder.")
+def restore_command(force):
+    """Rebuild the data folder's catalogue from RUNWARE_ARCHIVE_REPLICA (Litestream)."""
+    from receiver import replica
+
+    config = replica.load_settings()
+    try:
+        check = replica.restore(config, force=force)
+    except replica.RestoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"restored {replica.catalogue_path(config)} from "
+               f"{config['RUNWARE_ARCHIVE_REPLICA']}: integrity_check {check}")

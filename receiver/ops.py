@@ -18,7 +18,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from archive import delivery_log, health
-from receiver import get_catalogue
+from receiver import get_catalogue, replica
 
 bp = Blueprint("ops", __name__)
 MIN_FREE_BYTES = 100 * 1024 * 1024
@@ -39,7 +39,8 @@ def age_seconds(stamp):
 
 @bp.get("/healthz")
 def healthz():
-    """200 when the catalogue takes writes and the disk has room, else 503."""
+    """200 when the catalogue takes writes and the disk has room (and, with a replica,
+    Litestream runs and is less than a minute behind), else 503."""
     catalogue = get_catalogue()
     free = shutil.disk_usage(current_app.config["RUNWARE_ARCHIVE_DIR"]).free
     pending, oldest = health.queue_state(catalogue.conn)
@@ -48,6 +49,10 @@ def healthz():
               "oldestPendingSeconds": age_seconds(oldest),
               "provider": current_app.config["PROVIDER"]}
     ok = checks["catalogueWritable"] and checks["diskOk"]
+    copy = replica.status(current_app.config)
+    if copy is not None:  # RUNWARE_ARCHIVE_REPLICA: Litestream running, and its lag
+        checks["replica"] = copy
+        ok = ok and copy["ok"]
     return jsonify(status="ok" if ok else "failing", **checks), 200 if ok else 503
 
 

@@ -3,7 +3,9 @@
 ``serve`` prepares the data folder once (secret, migrations, WAL), so workers never race
 to create them, then execs a fresh interpreter as the gunicorn master (same pid): each
 worker builds its own app (own connections). The image fetcher runs as
-``runware-archive worker`` beside them, and stops with them.
+``runware-archive worker`` beside them, and stops with them; so does Litestream, with
+``RUNWARE_ARCHIVE_REPLICA`` (:mod:`receiver.replica`), stopped last so it syncs the last
+writes.
 
 Why a fresh interpreter: gevent's worker monkey-patches after the fork, so whatever the
 master imported is not patched. ``serve`` has imported requests, hence urllib3, which keeps
@@ -20,7 +22,7 @@ import sys
 
 from gunicorn.app.base import BaseApplication
 
-from receiver import create_app, gunicorn_conf
+from receiver import create_app, gunicorn_conf, replica
 
 SETTINGS = ("workers", "worker_class", "threads", "worker_connections", "timeout",
             "graceful_timeout", "accesslog", "access_log_format")
@@ -60,15 +62,18 @@ def serve_with_gunicorn(app, bind, workers):
     """Become the gunicorn master: exec ``python -m receiver.production`` (see above)."""
     os.environ["RUNWARE_ARCHIVE_DIR"] = app.config["RUNWARE_ARCHIVE_DIR"]
     fetcher = "fetcher" if app.config["RUNWARE_ARCHIVE_FETCHER"] != "off" else "no-fetcher"
+    copy = "replica" if replica.target(app.config) else "no-replica"
     app.extensions["catalogue"].close()
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, "-m", "receiver.production",
-                              bind, str(workers), fetcher])
+                              bind, str(workers), fetcher, copy])
 
 
-def run_master(bind, workers, fetcher=True):
-    """Run gunicorn until it exits, with the fetcher process beside it."""
+def run_master(bind, workers, fetcher=True, copy=False):
+    """Run gunicorn until it exits, with the fetcher process (and Litestream) beside it."""
+    config = replica.load_settings() if copy else None
+    litestream = replica.start(config) if copy else None
     process = start_fetch_worker() if fetcher else None
     try:
         ArchiveGunicorn(bind, workers).run()
@@ -76,7 +81,9 @@ def run_master(bind, workers, fetcher=True):
         if process is not None:
             process.terminate()
             process.wait(10)
+        replica.stop(litestream, config)
 
 
-if __name__ == "__main__":  # what serve_with_gunicorn execs: BIND WORKERS fetcher|no-fetcher
-    run_master(sys.argv[1], int(sys.argv[2]), sys.argv[3] == "fetcher")
+if __name__ == "__main__":  # what serve_with_gunicorn execs: BIND WORKERS fetcher replica
+    run_master(sys.argv[1], int(sys.argv[2]), sys.argv[3] == "fetcher",
+               sys.argv[4:5] == ["replica"])

@@ -38,7 +38,8 @@ def make_store(config):
     folder, cap = config["RUNWARE_ARCHIVE_DIR"], config["RUNWARE_ARCHIVE_MAX_IMAGE_BYTES"]
     if location == "file":
         return FileStore(folder, max_bytes=cap)
-    from archive.s3store import S3Store, parse_location  # boto3 only when a bucket is used
+    from archive.locations import parse_location
+    from archive.s3store import S3Store  # boto3 only when a bucket is used
 
     try:
         bucket, prefix = parse_location(location)

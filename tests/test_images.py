@@ -14,7 +14,8 @@ from PIL import Image
 from archive.catalogue import Catalogue
 from archive.filestore import FileStore
 from archive.images import BadImage, decode_inline, inline_image_columns
-from archive.s3store import S3Store, parse_location
+from archive.locations import parse_location
+from archive.s3store import S3Store
 from tests.imagehost import picture, png_bomb
 from tests.s3server import bucket, keys, s3_endpoint  # noqa: F401 - fixtures
 
