@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time, timedelta
 
 from archive.parsing import parse_day
-from archive import search, states
+from archive import ordering, search, states
 
 PAGE_SIZE = 48
 SEARCH_BATCH = 256  # most matches read at the first look at the search index; grows ×4
@@ -37,13 +37,8 @@ _SIZE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 # With starred results as the outer loop, test each against the set of matches (the
 # unary + keeps SQLite from probing the whole match list once per starred row: 9 s → 20 ms).
 STARRED_MATCH = "+t.id IN (SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH ?)"
-CARD_COLUMNS = (
-    "t.id AS task_id, t.task_uuid, t.created_at, t.positive_prompt, t.model, t.width,"
-    " t.height, t.status, t.provider, t.number_results, t.results_received,"
-    " t.parent_task_uuid, t.rerun_mode, t.error_code, t.label, r.id AS result_id,"
-    " r.image_uuid, r.seed, r.cost, r.archive_state, r.sha256, r.file_ext, r.starred,"
-    " r.img_width, r.img_height"
-)
+CARD_COLUMNS = ordering.CARD_COLUMNS
+MATCH_LIST_CAP = 4096  # matches a sorted search reads and sorts itself (_walk)
 
 
 @dataclass(frozen=True)
@@ -151,81 +146,70 @@ def task_clauses(filters):
     return clauses, args
 
 
-def search_ids(conn, plan, *, below=None, limit=256):
+def search_ids(conn, plan, *, bound=None, limit=256, descending=True):
     """Ids of the tasks that may match ``plan`` (a :class:`archive.search.Plan`), newest
-    first, at most ``below``: those its FTS5 expression matches (FTS5 reads its doclists
-    in rowid order, so this is a short read however common the words are) and those with
-    an image of one of its seeds (the ``results_seed`` index), merged."""
+    first (oldest first unless ``descending``), from ``bound`` on: those its FTS5
+    expression matches (FTS5 reads its doclists in rowid order, so this is a short read
+    however common the words are) and those with an image of one of its seeds (the
+    ``results_seed`` index), merged."""
     found = set()
-    bound = ("", []) if below is None else (" AND rowid <= ?", [below])
+    way, op = ("DESC", "<=") if descending else ("ASC", ">=")
+    where = ("", []) if bound is None else (f" AND rowid {op} ?", [bound])
     if plan.fts is not None:
         found.update(row[0] for row in conn.execute(
-            f"SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH ?{bound[0]}"
-            " ORDER BY rowid DESC LIMIT ?", [plan.fts, *bound[1], limit]))
+            f"SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH ?{where[0]}"
+            f" ORDER BY rowid {way} LIMIT ?", [plan.fts, *where[1], limit]))
     if plan.seeds:
         marks = ", ".join("?" for _ in plan.seeds)
         found.update(row[0] for row in conn.execute(
             "SELECT DISTINCT t.id FROM results r JOIN tasks t ON t.task_uuid = r.task_uuid"
-            f" WHERE r.seed IN ({marks}){bound[0].replace('rowid', 't.id')}"
-            " ORDER BY t.id DESC LIMIT ?", [*plan.seeds, *bound[1], limit]))
-    return sorted(found, reverse=True)[:limit]
+            f" WHERE r.seed IN ({marks}){where[0].replace('rowid', 't.id')}"
+            f" ORDER BY t.id {way} LIMIT ?", [*plan.seeds, *where[1], limit]))
+    return sorted(found, reverse=descending)[:limit]
 
 
 @dataclass
 class Page:
-    """One page of gallery cards and the cursor of the next one (None on the last)."""
+    """One page of gallery cards, with the cursors of the pages after (``next``) and
+    before it (``previous``): None where there is none."""
 
     cards: list
     next: str = None
     search: str = None  # the FTS5 query actually run, for the curious
     notices: tuple = ()  # what the search could not use, said in words
+    previous: str = None
 
 
-def parse_cursor(text):
-    """``"<task id>.<result id>"`` → ``(task_id, result_id)``; None if malformed."""
-    match = re.fullmatch(r"(\d{1,18})\.(\d{1,18})", text or "")
-    return (int(match[1]), int(match[2])) if match else None
+def parse_cursor(text, order=ordering.DEFAULT):
+    """A cursor's :class:`archive.ordering.Position` for ``order``; None if malformed."""
+    return ordering.parse_position(text, order)
 
 
-def _page(conn, clauses, args, limit, starred=False):
-    """The cards that pass ``clauses``, newest first, at most ``limit``."""
-    if starred:
-        # Few results are starred: start from them (a partial index), then sort.
-        source = "results r CROSS JOIN tasks t ON t.task_uuid = r.task_uuid"
-        clauses = ["r.starred = 1", *clauses]
-    else:
-        source = "tasks t LEFT JOIN results r ON r.task_uuid = t.task_uuid"
-    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    cur = conn.execute(f"SELECT {CARD_COLUMNS} FROM {source}{where}"
-                       " ORDER BY t.id DESC, r.id DESC LIMIT ?", [*args, limit])
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
-
-
-def _search_page(conn, plan, clauses, args, limit, below):
-    """:func:`_page` over the tasks ``plan`` may match, read from the indexes in growing
-    batches (newest first) until the page is full or the matches run out, each card then
-    tested by the plan's exact clause if it has one. The first batch is no larger than the
-    page: each match is a card at least, and when its words are rare together the index
-    walks far for each one."""
+def _search_page(conn, plan, order, clauses, args, limit, bound, reverse):
+    """The cards of the tasks ``plan`` may match, for the id orders, read from the
+    indexes in growing batches (in the walk's direction) until the page is full or the
+    matches run out, each card then tested by the plan's exact clause if it has one. The
+    first batch is no larger than the page: each match is a card at least, and when its
+    words are rare together the index walks far for each one."""
     if plan.clause:
         clauses, args = [*clauses, plan.clause], [*args, *plan.args]
-    cards, batch = [], min(SEARCH_BATCH, limit)
-    while len(cards) < limit:
-        ids = search_ids(conn, plan, below=below, limit=batch)
+    found, batch = [], min(SEARCH_BATCH, limit)
+    descending = order.descending != reverse
+    while len(found) < limit:
+        ids = search_ids(conn, plan, bound=bound, limit=batch, descending=descending)
         if not ids:
             break
-        cards += _page(conn, ["t.id IN (SELECT value FROM json_each(?))", *clauses],
-                       [json.dumps(ids), *args], limit - len(cards))
+        found += ordering.cards(conn, order, clauses, args, limit - len(found),
+                                reverse=reverse, task_ids=ids)
         if len(ids) < batch:
             break
-        below, batch = ids[-1] - 1, min(batch * 4, 16384)
-    return cards
+        bound, batch = ids[-1] + (-1 if descending else 1), min(batch * 4, 16384)
+    return found
 
 
 def match_clause(plan):
     """``(clause, args)`` testing a card (``t``, ``r``) against ``plan`` on its own, for
-    walks another index leads (starred) or none can (exclusions only)."""
+    walks another index leads (starred, the sort orders) or none can (exclusions only)."""
     if plan.clause:
         return plan.clause, list(plan.args)
     return STARRED_MATCH, [plan.fts]
@@ -236,36 +220,72 @@ def plan_for(filters):
     return search.plan(filters.q) if filters.q else None
 
 
-def gallery(conn, filters=Filters(), *, cursor=None, limit=None, plan=None):
-    """One page of cards (dicts of :data:`CARD_COLUMNS`), newest first.
+def _walk(conn, filters, plan, order, position, reverse, limit):
+    """Up to ``limit`` cards that pass ``filters`` (and match ``plan``), after
+    ``position`` in ``order`` (before it, nearest first, with ``reverse``)."""
+    clauses, args = task_clauses(filters)
+    if plan and not plan.walk_all and order.key is None and not filters.starred:
+        if position:
+            clause, more, _ = order.parts(position, reverse)[0]
+            clauses, args = [*clauses, clause], [*args, *more]
+        bound = position.task_id if position else None
+        return _search_page(conn, plan, order, clauses, args, limit, bound, reverse)
+    listed = None
+    if plan and not plan.walk_all:
+        # A rare search's matches are sorted as they are; a common one's are a set each
+        # card of the walk is tested against.
+        listed = search_ids(conn, plan, limit=MATCH_LIST_CAP + 1)
+        listed = listed if len(listed) <= MATCH_LIST_CAP else None
+    if plan and (listed is None or plan.clause):
+        clause, more = match_clause(plan)
+        clauses, args = [*clauses, clause], [*args, *more]
+    found = []
+    for clause, more, sql_order in (order.parts(position, reverse) if position
+                                    else [(None, [], None)]):
+        found += ordering.cards(
+            conn, order, [*clauses, clause] if clause else clauses, [*args, *more],
+            limit - len(found), reverse=reverse, sql_order=sql_order,
+            starred=filters.starred, task_ids=listed)
+        if len(found) >= limit:
+            break
+    return found
 
-    :param cursor: the ``next`` of the previous page (a string), or None for the first.
+
+def gallery(conn, filters=Filters(), *, cursor=None, before=None, last=False,
+            order=ordering.DEFAULT, limit=None, plan=None):
+    """One page of cards (dicts of :data:`CARD_COLUMNS`) in ``order``.
+
+    :param cursor: the page after this position (a page's ``next``); None for the first.
+    :param before: the page before this position (a page's ``previous``).
+    :param last: the last page.
     :param limit: cards per page, :data:`PAGE_SIZE` by default.
     :param plan: the search plan to run instead of ``filters.q``'s (the benchmark's
         baseline), else :func:`plan_for`.
+    :raises ValueError: ``cursor`` or ``before`` is no position of ``order``.
     """
     limit = limit or PAGE_SIZE
     plan = plan or plan_for(filters)
     if plan and plan.nothing:
         return Page([], None, None, plan.notices)  # words were asked for, none can be searched
-    clauses, args = task_clauses(filters)
-    position = parse_cursor(cursor) if cursor else None
-    if position:
-        clauses.append("t.id <= ? AND (t.id < ? OR r.id < ?)")
-        args += [position[0], position[0], position[1]]
-    if plan is None:
-        cards = _page(conn, clauses, args, limit + 1, filters.starred)
-    elif filters.starred or plan.walk_all:
-        clause, more = match_clause(plan)
-        cards = _page(conn, [*clauses, clause], [*args, *more], limit + 1, filters.starred)
-    else:
-        below = position[0] if position else None
-        cards = _search_page(conn, plan, clauses, args, limit + 1, below)
-    nxt = None
-    if len(cards) > limit:
-        cards = cards[:limit]
-        nxt = f"{cards[-1]['task_id']}.{cards[-1]['result_id'] or 0}"
-    return Page(cards, nxt, plan and plan.fts, plan.notices if plan else ())
+    mark = before or cursor
+    position = parse_cursor(mark, order) if mark else None
+    if mark and position is None:
+        raise ValueError(f"{mark!r} is not a position of the {order.name} order")
+    reverse = bool(before) or last
+    cards = _walk(conn, filters, plan, order, position, reverse, limit + 1)
+    more, cards = len(cards) > limit, cards[:limit]
+    if reverse:
+        cards.reverse()
+    page = Page(cards, None, plan and plan.fts, plan.notices if plan else ())
+    if cards:
+        head, tail = order.position(cards[0]), order.position(cards[-1])
+        behind = more if reverse else bool(position) and bool(
+            _walk(conn, filters, plan, order, head, True, 1))
+        ahead = (not reverse and more) or bool(before) and bool(
+            _walk(conn, filters, plan, order, tail, False, 1))
+        page.previous = head.text() if behind else None
+        page.next = tail.text() if ahead else None
+    return page
 
 
 def summary(conn, filters=Filters()):

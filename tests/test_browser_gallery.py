@@ -160,3 +160,56 @@ def test_without_javascript_the_links_open_the_file_and_the_task(browser, live_s
     page.locator("[data-card]").last.click()
     page.wait_for_url(re.compile(rf"/tasks/{task}#image-{images[0]}$"))
     context.close()
+
+
+def ratio(locator):
+    box = locator.bounding_box()
+    return box["width"] / box["height"]
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_thumbnails_keep_their_proportions(live_server, filled, browser, viewport):
+    page = open_page(browser, viewport)
+    page.goto(f"{live_server.url}/")
+    thumbs = page.locator("[data-gallery] .thumb img")
+    expect(thumbs).to_have_count(6)
+    for n in range(6):
+        expect(thumbs.nth(n)).to_have_js_property("complete", True)
+    portrait = page.locator(f"#card-{filled[0][1][0]} .thumb")
+    wide = page.locator(f"#card-{filled[1][1][0]} .thumb")
+    assert ratio(portrait) == pytest.approx(768 / 1024, rel=0.02)
+    assert ratio(wide) == pytest.approx(1024 / 576, rel=0.02)
+    # The image fills its box, as wide as it is tall for its own picture (no crop to a square).
+    img = page.locator(f"#card-{filled[0][1][0]} .thumb img")
+    assert img.evaluate("i => i.naturalWidth / i.naturalHeight") == pytest.approx(0.75, rel=0.02)
+    if viewport is PHONE:
+        tops = [round(c.bounding_box()["y"]) for c in page.locator("[data-gallery] > li").all()]
+        assert max(tops.count(top) for top in tops) == 2  # two cards a row
+        assert page.locator("[data-gallery]").evaluate("g => g.scrollWidth <= g.clientWidth")
+    shoot(page, f"gallery-{'phone' if viewport is PHONE else 'desktop'}", docs=True)
+    page.context.close()
+
+
+def test_paging_both_ways_and_the_sort(live_server, app, page, monkeypatch):
+    from archive import browse
+    monkeypatch.setattr(browse, "PAGE_SIZE", 4)
+    made = fill(app, copies=2)  # 12 cards
+    page.goto(f"{live_server.url}/")
+    first = page.locator("[data-card]").evaluate_all("cs => cs.map(c => c.href)")
+    page.click("text=Older ›")
+    expect(page.locator("text=‹ Newer")).to_be_visible()
+    second = page.locator("[data-card]").evaluate_all("cs => cs.map(c => c.href)")
+    assert not set(first) & set(second)
+    page.click("text=‹ Newer")
+    assert page.locator("[data-card]").evaluate_all("cs => cs.map(c => c.href)") == first
+    page.click("text=Oldest »")
+    expect(page.locator("[data-card]").last).to_have_attribute(
+        "href", re.compile(made[0][0]))
+    page.select_option("select[name=sort]", "oldest")
+    page.wait_for_url(re.compile(r"sort=oldest"))
+    expect(page.locator("[data-card]").first).to_have_attribute("href", re.compile(made[0][0]))
+    page.select_option("select[name=density]", "small")
+    page.wait_for_url(re.compile(r"density=small"))
+    expect(page.locator("[data-gallery]")).to_have_class(re.compile("density-small"))
+    page.goto(f"{live_server.url}/")  # remembered
+    expect(page.locator("[data-gallery]")).to_have_class(re.compile("density-small"))

@@ -21,7 +21,7 @@ RECEIVER = Path(__file__).resolve().parents[1] / "receiver"
 # names behind Filters.from_args (gallery), parse_query (costs) and read_form (estimate).
 QUERY = {
     "gallery.index": ("q", "since", "until", "model", "size", "status", "provider",
-                      "starred", "cursor"),
+                      "starred", "cursor", "before", "last", "sort", "density"),
     "deliveries.index": ("verdict", "reason", "task", "before"),
     "api.index": ("limit", "cursor"),
     "api.cost_summary": ("from", "to", "group", "format"),

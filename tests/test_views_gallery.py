@@ -107,3 +107,86 @@ def test_placeholders_for_tasks_without_images(client, catalogue):
     page = text(client.get("/"))
     assert cards(client.get("/")) == [task]
     assert "sending" in page
+
+
+def links(response):
+    """The pager's links, ``{label: href}``."""
+    return {label.strip(): href.replace("&amp;", "&") for href, label in re.findall(
+        r'<a class="button"(?: rel="\w+")? href="([^"]+)">([^<]+)</a>', text(response))}
+
+
+def test_pages_go_both_ways_with_both_ends(client, catalogue, monkeypatch):
+    from archive import browse as history
+    monkeypatch.setattr(history, "PAGE_SIZE", 3)
+    made = [make_task(catalogue, f"harbor {i}") for i in range(8)]
+    for i, task in enumerate(made):
+        deliver(catalogue, task, i)
+    newest = made[::-1]
+    first = client.get("/")
+    assert set(links(first)) == {"Older ›", "Oldest »"}
+    second = client.get(links(first)["Older ›"])
+    assert cards(second) == newest[3:6]
+    assert set(links(second)) == {"« Newest", "‹ Newer", "Older ›", "Oldest »"}
+    assert cards(client.get(links(second)["‹ Newer"])) == newest[:3]
+    last = client.get(links(second)["Oldest »"])
+    assert cards(last) == newest[-3:] and set(links(last)) == {"« Newest", "‹ Newer"}
+    assert cards(client.get(links(last)["‹ Newer"])) == newest[2:5]
+
+
+def test_sort_orders_and_their_links(client, catalogue, monkeypatch):
+    from archive import browse as history
+    monkeypatch.setattr(history, "PAGE_SIZE", 2)
+    cheap = make_task(catalogue, "cheap harbor", width=512, height=512)
+    dear = make_task(catalogue, "dear harbor", width=1024, height=1024)
+    middle = make_task(catalogue, "middle harbor", width=768, height=1024)
+    for task, cost in ((cheap, 0.0001), (dear, 0.003), (middle, 0.001)):
+        deliver(catalogue, task, 1, cost=cost)
+    assert cards(client.get("/?sort=oldest")) == [cheap, dear]
+    costliest = client.get("/?sort=costliest")
+    assert cards(costliest) == [dear, middle]
+    assert 'value="costliest" selected' in text(costliest)
+    nxt = links(costliest)["Next ›"]
+    assert "sort=costliest" in nxt and cards(client.get(nxt)) == [cheap]
+    assert cards(client.get("/?sort=smallest")) == [cheap, middle]
+
+
+@pytest.mark.parametrize("query", ["sort=best", "cursor=x", "before=1.2.3",
+                                   "sort=costliest&cursor=5.1", "cursor=0.5_1.1",
+                                   "cursor=99999999999999999999.1"])
+def test_a_bad_sort_or_cursor_is_a_400(client, catalogue, query):
+    deliver(catalogue, make_task(catalogue), 1)
+    response = client.get(f"/?{query}")
+    assert response.status_code == 400
+    assert "sort" in text(response) or "cursor" in text(response)
+
+
+def test_density_is_remembered_in_a_cookie(client, catalogue):
+    deliver(catalogue, make_task(catalogue), 1)
+    assert "density-medium" in text(client.get("/"))
+    response = client.get("/?density=large")
+    assert "density-large" in text(response)
+    assert "gallery_density=large" in response.headers["Set-Cookie"]
+    assert "density-large" in text(client.get("/"))  # the cookie, without the query
+    assert "density-large" in text(client.get("/?density=huge"))  # a bad one is ignored
+
+
+def test_cards_carry_their_images_proportions(client, catalogue, store):
+    portrait = make_task(catalogue, "a tall tower", width=768, height=1024)
+    wide = make_task(catalogue, "a wide canyon", width=1024, height=576)
+    archive(catalogue, store, deliver(catalogue, portrait, 1)[0], picture(1, size=(96, 128)))
+    deliver(catalogue, wide, 2)  # not archived yet: the task's own size
+    page = text(client.get("/"))
+    assert re.search(rf'class="card ar-m10"[^>]*id="card-[^"]+"', page)  # 3:4, log2 × 24
+    assert 'class="card ar-20"' in page  # 16:9
+    assert '<h1 class="visually-hidden">Gallery</h1>' in page
+
+
+def test_every_aspect_class_is_in_the_stylesheet():
+    from pathlib import Path
+    from receiver.views.gallery import ASPECT_SPAN, aspect_class
+    css = (Path(__file__).parents[1] / "receiver" / "static" / "gallery.css").read_text()
+    for step in range(-ASPECT_SPAN, ASPECT_SPAN + 1):
+        name = f"ar-{step}" if step >= 0 else f"ar-m{-step}"
+        assert f".{name} {{ --ar: {2 ** (step / 24):.4f}; }}" in css
+    assert aspect_class(1, 100) == "ar-m48" and aspect_class(100, 1) == "ar-48"
+    assert aspect_class(0, 5) == "ar-0"
