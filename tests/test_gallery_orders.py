@@ -19,6 +19,7 @@ def catalogue(tmp_path, migrated_copy):
                          height=height, numberResults=1 + i % 3)
         deliver(cat, task, *range(10 * i, 10 * i + 1 + i % 3), cost=0.0001 * (1 + i % 4))
     make_task(cat, "harbor still waiting")  # a placeholder, in the id and size orders
+    cat.conn.execute("UPDATE results SET starred = 1 WHERE id % 3 = 0")
     return cat
 
 
@@ -56,8 +57,12 @@ def backward(conn, order, filters, limit):
 @pytest.mark.parametrize("name", list(ordering.ORDERS))
 @pytest.mark.parametrize("filters", [browse.Filters(), browse.Filters(q="fog"),
                                      browse.Filters(size="512x512"),
-                                     browse.Filters(q="harbor", size="1024x1024")],
-                         ids=["all", "search", "size", "search+size"])
+                                     browse.Filters(q="harbor", size="1024x1024"),
+                                     browse.Filters(q="harbor -fog"),
+                                     browse.Filters(q="20 OR 51"),
+                                     browse.Filters(q="fog", starred=True)],
+                         ids=["all", "search", "size", "search+size", "exclusion", "seeds",
+                              "starred"])
 @pytest.mark.parametrize("limit", [1, 4, 7])
 def test_every_order_pages_both_ways_over_every_card_once(catalogue, name, filters, limit):
     order = ordering.ORDERS[name]
