@@ -156,7 +156,8 @@ def test_without_a_runware_key_the_sandbox_answers_with_its_own_refusal(app, liv
     other = post(live_server, [{"taskType": "imageUpscale", "taskUUID": task_uuid}], key[1])
     assert other.status_code == 400
     assert other.json()["errors"][0]["message"].endswith(
-        "is not supported by the sandbox (imageInference, getResponse).")
+        "is not supported by the sandbox (imageInference, getResponse, accountManagement,"
+        " getTaskDetails).")
 
 
 def test_a_retry_that_meets_its_own_first_send_is_an_ack(app, live_server, provider, key):
