@@ -27,6 +27,7 @@ __all__ = [
     "LORA_TRANSFORMERS", "SAFETY_MODES", "DELIVERY_METHODS", "SEED_MAX", "RANDOM_SEED_MAX",
     "LoraSchema", "SafetySchema", "AcceleratorOptionsSchema", "ImageInferenceSchema",
     "SubmissionSchema", "ParameterError", "validation_errors", "load_submission", "load_task",
+    "field_errors",
     "warnings_for",
 ]
 
@@ -128,7 +129,7 @@ class AcceleratorOptionsSchema(_TaskPart):
     cacheEndStepPercentage = Int(validate=between(1, 100))
     cacheMaxConsecutiveSteps = Int(validate=between(1, 5))
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)  # every error in one answer
     def _check_cache_window(self, data, **kwargs):
         """Start before end, in each style: steps and percentages (§2).
 
@@ -189,14 +190,19 @@ class ImageInferenceSchema(_TaskPart):
     lora = ListOf(Obj(LoraSchema), validate=validate.Length(min=1, error="must not be empty"))
     acceleratorOptions = Obj(AcceleratorOptionsSchema)
 
-    @validates_schema
-    def _check_cache_steps(self, data, **kwargs):
+    @validates_schema(skip_on_field_errors=False, pass_original=True)
+    def _check_cache_steps(self, data, original, **kwargs):
         """§2: cacheStartStep < cacheEndStep <= steps, with steps defaulting to 4.
 
         A cacheStartStep given alone may reach steps: "It can take values from 0 (first
         step) to the number of steps specified" (runware.ai/docs/image-inference/
         api-reference, acceleratorOptions.cacheStartStep, "Max: {steps}").
+
+        It runs beside the fields' own errors, so one answer names them all; a steps
+        that failed its own rule (given, but not loaded) is no limit to check against.
         """
+        if "steps" not in data and isinstance(original, dict) and "steps" in original:
+            return
         options = data.get("acceleratorOptions", {})
         steps = data.get("steps", DEFAULT_STEPS)
         errors = {}
@@ -253,6 +259,16 @@ def _load(schema, data):
 def load_submission(data) -> dict:
     """Load a body of our JSON API; :raises ParameterError: when it breaks a rule."""
     return _load(SubmissionSchema(), data)
+
+
+def field_errors(data) -> list[dict]:
+    """The errors of the parameters ``data`` gives, by a submission's rules, asking for
+    none that is missing (the estimate checks a size and count before any prompt)."""
+    try:
+        SubmissionSchema(partial=True).load(data)
+    except ValidationError as err:
+        return validation_errors(err)
+    return []
 
 
 def load_task(data) -> dict:

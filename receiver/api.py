@@ -9,6 +9,7 @@ from werkzeug.exceptions import InternalServerError
 from archive.parsing import parse_int
 from receiver.views import compose
 from receiver.views import dashboard
+from receiver.views.params import label
 from receiver import rerun as reruns
 from receiver import get_catalogue
 from receiver.files import file_links
@@ -109,12 +110,13 @@ def rerun(task_uuid):
 @bp.get("/estimate")
 def estimate():
     """``{"estimate", "perImage"}`` in USD for ``width``, ``height``, ``steps``,
-    ``numberResults`` (Runware's defaults for any left out)."""
-    params, errors, _ = compose.read_form(request.args)
-    total, each = compose.estimate(params) if not errors else (None, None)
-    if total is None:
-        return error_response(400, errors or [{"parameter": "width",
-                                               "message": "cannot estimate"}])
+    ``numberResults`` (Runware's defaults for any left out); values the submission's
+    rules refuse get no price: 400 with their errors, each with its form ``label``."""
+    args = {name: request.args[name] for name in compose.ESTIMATED if name in request.args}
+    params, bad, _ = compose.read_form(args)
+    total, each, errors = compose.estimate(params, bad)
+    if errors:
+        return error_response(400, [dict(e, label=label(e["parameter"])) for e in errors])
     return jsonify(estimate=total, perImage=each, currency="USD")
 
 

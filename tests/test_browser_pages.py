@@ -125,3 +125,79 @@ def test_the_task_page_copies_groups_and_shows_failures(live_server, fetcher, pa
     assert overflow(page)["over"] == 0, overflow(page)
     assert not [e for e in page.console_errors if "Content Security Policy" in e], \
         page.console_errors
+
+
+def test_the_form_reports_every_error_at_once_and_a_reload_posts_nothing(live_server, page):
+    url = live_server.url
+    page.goto(f"{url}/new")
+    expect(page.locator("[data-estimate-value]")).to_have_text("$0.0006")
+
+    # The live estimate prices only what the rules accept.
+    page.fill("#f-numberResults", "50")
+    expect(page.locator("[data-estimate-value]")).to_have_text("—")
+    expect(page.locator("[data-estimate-detail]")).to_contain_text(
+        "No estimate: Images must be between 1 and 20")
+    page.fill("#f-numberResults", "2")
+    page.fill("#f-height", "5000")
+    expect(page.locator("[data-estimate-detail]")).to_contain_text("Height must be a multiple of 16")
+    page.fill("#f-height", "512")
+    expect(page.locator("[data-estimate-value]")).to_have_text("$0.0012")
+
+    # A bad number next to other mistakes: all of them come back in one round.
+    page.fill("#f-positivePrompt", "x")
+    page.fill("#f-width", "1000")
+    page.fill("#f-steps", "four")
+    page.fill("#f-numberResults", "50")
+    page.fill("#f-CFGScale", "lots")
+    posts = []
+    page.on("request", lambda r: r.method == "POST" and posts.append(r.url))
+    page.click("button[value=send]")
+    page.wait_for_url(re.compile(r"/new\?draft="))
+    assert len(posts) == 1
+    for name in ("positivePrompt", "width", "steps", "numberResults", "CFGScale"):
+        expect(page.locator(f"#e-{name}")).to_be_visible()
+    summary = page.locator("[data-error-summary]")
+    expect(summary).to_be_focused()
+    assert "5 fields to fix" in summary.inner_text()
+    summary.locator("a", has_text="Guidance (CFG scale)").click()
+    expect(page.locator("#f-CFGScale")).to_be_in_viewport()
+    assert page.input_value("#f-steps") == "four"  # what was typed is kept
+    expect(page.locator("[data-estimate-value]")).to_have_text("—")
+    shoot(page, "pages-form-errors-1366", full_page=True)
+
+    # Reloading shows the same and sends nothing (no POST, no "resubmit?" question).
+    page.reload()
+    expect(page.locator("#e-steps")).to_have_text("must be an integer")
+    assert len(posts) == 1
+
+    page.set_viewport_size(PHONE)
+    page.reload()
+    expect(page.locator("[data-error-summary]")).to_be_visible()
+    shoot(page, "pages-form-errors-390", full_page=True)
+    assert overflow(page)["over"] == 0, overflow(page)
+
+    # Fixed, it is sent, and the browser ends on the task page.
+    page.set_viewport_size(DESKTOP)
+    for name, value in (("positivePrompt", "a harbor at dawn"), ("width", "512"),
+                        ("steps", "4"), ("numberResults", "1"), ("CFGScale", "")):
+        page.fill(f"#f-{name}", value)
+    page.click("button[value=send]")
+    page.wait_for_url(re.compile(r"/tasks/[0-9a-f-]{36}$"))
+    assert not [e for e in page.console_errors if "Content Security Policy" in e], \
+        page.console_errors
+
+
+def test_a_refused_rerun_leaves_the_browser_on_a_get(app, live_server, page):
+    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = "0.0001"
+    catalogue = app.extensions["catalogue"]
+    from tests.history_helpers import make_task
+    task_uuid = make_task(catalogue, "a harbor", seed=5)
+    page.goto(f"{live_server.url}/tasks/{task_uuid}")
+    posts = []
+    page.on("request", lambda r: r.method == "POST" and posts.append(r.url))
+    page.click("button[value=exact]")
+    page.wait_for_url(re.compile(rf"/tasks/{task_uuid}(#rerun-errors)?$"))
+    expect(page.locator(".notice-error", has_text="The re-run was not sent")).to_be_visible()
+    page.reload()
+    assert len(posts) == 1
+    expect(page.locator(".notice-error", has_text="The re-run was not sent")).to_have_count(0)

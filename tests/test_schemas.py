@@ -696,3 +696,31 @@ def test_defaults_for_names_what_runware_used_for_what_was_left_out():
     assert found["lora[0].transformer"] == "both" and "lora[0].weight" not in found
     assert defaults_for({"safety": {"checkContent": False}})["safety.mode"] == "none"
     assert "safety.mode" not in defaults_for({}) and defaults_for({})["safety.checkContent"] is False
+
+
+def test_a_type_error_hides_no_other_error_and_cross_field_rules_run_beside_them():
+    body = {"positivePrompt": "x", "width": 1000, "steps": "four", "numberResults": 50,
+            "CFGScale": "lots", "acceleratorOptions": {"cacheStartStep": 3, "cacheEndStep": 2,
+                                                       "teaCache": "yes"}}
+    with pytest.raises(ParameterError) as caught:
+        load_submission(body)
+    assert [e["parameter"] for e in caught.value.errors] == [
+        "CFGScale", "acceleratorOptions.cacheEndStep", "acceleratorOptions.teaCache",
+        "numberResults", "positivePrompt", "steps", "width"]
+    # steps failed its own rule, so the cache steps are not held against a guessed steps
+    with pytest.raises(ParameterError) as caught:
+        load_submission({"positivePrompt": "ab", "steps": "four",
+                         "acceleratorOptions": {"cacheEndStep": 9}})
+    assert [e["parameter"] for e in caught.value.errors] == ["steps"]
+    with pytest.raises(ParameterError) as caught:  # and with steps fine, it is
+        load_submission({"positivePrompt": "ab", "steps": 4, "CFGScale": "x",
+                         "acceleratorOptions": {"cacheEndStep": 9}})
+    assert [e["parameter"] for e in caught.value.errors] == [
+        "CFGScale", "acceleratorOptions.cacheEndStep"]
+
+
+def test_field_errors_check_only_what_is_given():
+    from protocol.schemas import field_errors
+    assert field_errors({"numberResults": 3}) == []
+    assert [e["parameter"] for e in field_errors({"numberResults": 50, "height": 5000})] == [
+        "height", "numberResults"]

@@ -35,8 +35,13 @@ def test_the_form_has_every_parameter_of_the_schema(client):
 
 
 def post(client, **fields):
+    """POST the form; a post that sent nothing redirects to its draft (post-redirect-get),
+    which is followed, so the answer is the page the browser ends on."""
     data = {"csrf_token": csrf(client), "action": "send", **fields}
-    return client.post("/new", data=data)
+    response = client.post("/new", data=data)
+    if response.status_code == 303 and "/new?draft=" in response.headers["Location"]:
+        return client.get(response.headers["Location"])
+    return response
 
 
 def test_sending_a_task(client, catalogue, provider):
@@ -70,7 +75,7 @@ def test_sending_a_task(client, catalogue, provider):
 ])
 def test_errors_land_next_to_their_fields(client, provider, fields, name, message):
     response = post(client, **{"positivePrompt": "a harbor", **fields})
-    assert response.status_code == 422
+    assert response.status_code == 200 and response.request.path == "/new"
     page = text(response)
     error = re.search(rf'id="e-{re.escape(name)}">([^<]*)<', page)
     assert error and message in error[1], (name, page[page.find("field-error") - 300:][:600])
@@ -131,8 +136,8 @@ def test_edit_and_rerun_prefills_shows_the_diff_and_links(client, catalogue, pro
                         CFGScale="2", seed="99", action="preview",
                         **{"acceleratorOptions.teaCache": "true", "lora[0].model": "civitai:1@2"}))
     diff = re.search(r'<div class="diff-box".*?</div>', preview, re.S)[0]
-    assert "<code>steps</code>" in diff and "<code>seed</code>" in diff
-    assert "<code>CFGScale</code>" not in diff
+    assert '<code class="field-name">steps</code>' in diff and '<code class="field-name">seed</code>' in diff
+    assert "CFGScale" not in diff
 
     response = post(client, parent=parent, positivePrompt="a harbor at night", steps="8",
                     seed="99")
@@ -145,7 +150,7 @@ def test_edit_and_rerun_prefills_shows_the_diff_and_links(client, catalogue, pro
 def test_a_budget_refusal_shows_in_the_form(app, client, provider):
     budget_store.set_limits(app.extensions["catalogue"], "cli", daily="0.0001")
     response = post(client, positivePrompt="a harbor")
-    assert response.status_code == 402
+    assert response.request.path == "/new"
     page = text(response)
     assert "Not sent." in page and "budget" in page.lower()
     assert "a harbor</textarea>" in page
@@ -226,7 +231,7 @@ def test_add_a_lora_row_renders_one_more_and_sends_nothing(client, provider):
         "lora[0].model", "lora[1].model", "lora[2].model"]
     values.update({"positivePrompt": "a harbor", "lora[0].model": "civitai:1@2",
                    "lora[1].model": "civitai:3@4", "lora[2].model": "civitai:5@6"})
-    page = client.post("/new", data=dict(values, action="add-lora"))
+    page = client.post("/new", data=dict(values, action="add-lora"), follow_redirects=True)
     assert page.status_code == 200 and provider.tasks() == []
     values = form_values(text(page))
     assert values["lora[2].model"] == "civitai:5@6"
@@ -235,3 +240,85 @@ def test_add_a_lora_row_renders_one_more_and_sends_nothing(client, provider):
     assert client.post("/new", data=dict(values, action="send")).status_code == 303
     assert [lora["model"] for lora in provider.tasks()[-1]["lora"]] == [
         "civitai:1@2", "civitai:3@4", "civitai:5@6", "civitai:7@8"]
+
+
+EVERYTHING_WRONG = {
+    "positivePrompt": "x", "width": "1000", "height": "5000", "steps": "four",
+    "CFGScale": "lots", "numberResults": "50", "seed": "-1", "outputQuality": "5",
+    "acceleratorOptions.cacheStartStep": "3", "acceleratorOptions.cacheEndStep": "2",
+    "lora[1].model": "civitai:1@2", "lora[1].weight": "heavy", "safety.checkContent": "maybe",
+}
+
+
+def test_every_error_comes_in_one_round_beside_its_field_and_summed_up(client, provider):
+    response = client.post("/new", data={"csrf_token": csrf(client), "action": "send",
+                                         **EVERYTHING_WRONG})
+    assert response.status_code == 303 and provider.tasks() == []
+    page = text(client.get(response.headers["Location"]))
+    beside = dict(re.findall(r'<p class="field-error" id="e-([^"]+)">([^<]*)</p>', page))
+    assert set(beside) == set(EVERYTHING_WRONG) - {"acceleratorOptions.cacheStartStep",
+                                                   "lora[1].model"}
+    assert beside["steps"] == "must be an integer" and "number" in beside["CFGScale"]
+    assert "between 1 and 20" in beside["numberResults"] and "16" in beside["height"]
+    assert "greater than cacheStartStep" in beside["acceleratorOptions.cacheEndStep"]
+    summary = re.search(r'<div class="notice notice-error error-summary"[^>]*>(.*?)</div>',
+                        page, re.S)[1]
+    assert f"{len(beside)} fields to fix" in summary
+    links = re.findall(r'<a href="#f-([^"]+)">([^<]+)</a>', summary)
+    assert {name for name, _ in links} == set(beside)
+    assert ("numberResults", "Images") in links and ("CFGScale", "Guidance (CFG scale)") in links
+    assert ("lora[1].weight", "LoRA 2: Weight") in links
+    for name in beside:  # each link leads to a field of the page
+        assert f'id="f-{name}"' in page, name
+    assert "No estimate:" in page and "Images must be between 1 and 20" in page
+
+
+def test_a_refused_post_redirects_and_a_reload_shows_the_same_without_posting(client, provider,
+                                                                            catalogue):
+    response = client.post("/new", data={"csrf_token": csrf(client), "action": "send",
+                                         "positivePrompt": "keep this", "width": "1000"})
+    location = response.headers["Location"]
+    assert response.status_code == 303 and location.startswith("/new?draft=")
+    shown = [re.findall(r'id="e-[^"]+">[^<]*|>keep this</textarea>', text(client.get(location)))
+             for _ in range(2)]  # a reload shows the same, and posts nothing
+    assert shown[0] == shown[1] == [">keep this</textarea>",
+                                    'id="e-width">must be a multiple of 16']
+    assert provider.tasks() == []
+    assert catalogue.conn.execute("SELECT count(*) FROM tasks").fetchone()[0] == 0
+    gone = text(client.get("/new?draft=nothing-here"))
+    assert "no longer kept" in gone and 'id="f-positivePrompt"' in gone
+
+
+def test_a_preview_redirects_too(client, provider):
+    response = client.post("/new", data={"csrf_token": csrf(client), "action": "preview",
+                                         "positivePrompt": "a harbor", "steps": "8"})
+    assert response.status_code == 303
+    page = text(client.get(response.headers["Location"]))
+    assert "$0.0012" in page and 'name="steps" value="8"' in page and provider.tasks() == []
+
+
+def test_labels_are_human_and_the_api_names_hints(client):
+    page = text(client.get("/new"))
+    labels = dict(re.findall(r'<label for="f-([^"]+)">([^<]+?) <code class="field-name">', page))
+    assert labels["outputType"] == "Output type" and labels["CFGScale"] == "Guidance (CFG scale)"
+    assert labels["numberResults"] == "Images" and labels["safety.checkContent"] == "Content check"
+    assert labels["lora[0].weight"] == "Weight"
+    assert all(label != name for name, label in labels.items() if "." not in name)
+
+
+@pytest.mark.parametrize("query,parameter,label", [
+    ("numberResults=50", "numberResults", "Images"),
+    ("height=5000", "height", "Height"),
+    ("steps=0", "steps", "Steps"),
+    ("width=big", "width", "Width"),
+])
+def test_the_estimate_refuses_what_the_form_would(client, query, parameter, label):
+    response = client.get(f"/api/estimate?{query}")
+    assert response.status_code == 400
+    errors = response.get_json()["errors"]
+    assert [(e["parameter"], e["label"]) for e in errors] == [(parameter, label)]
+
+
+def test_the_estimate_ignores_fields_it_does_not_price(client):
+    body = client.get("/api/estimate?numberResults=3&positivePrompt=x&CFGScale=nan").get_json()
+    assert body["estimate"] == 0.0018

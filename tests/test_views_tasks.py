@@ -80,7 +80,7 @@ def test_the_verdicts_and_the_lineage(client, catalogue, store):
 
     page = text(client.get(f"/tasks/{other}"))
     assert 'data-verdict="differs"' in page and "compared by position" in page
-    assert re.search(r"<code>seed</code></th><td class=\"before\">84065</td><td class=\"after\">5", page)
+    assert re.search(r"Seed <code class=\"field-name\">seed</code></th><td class=\"before\">84065</td><td class=\"after\">5", page)
 
     page = text(client.get(f"/tasks/{parent}"))
     assert "Re-runs of this task" in page

@@ -155,13 +155,27 @@
         const field = form.elements[name];
         if (field && field.value.trim()) query.set(name, field.value.trim());
       });
+      // A value the rules refuse gets no price: the answer's errors say why instead.
       fetch(form.dataset.estimate + "?" + query.toString(), {credentials: "same-origin"})
-        .then(function (response) { return response.ok ? response.json() : null; })
-        .then(function (data) {
-          value.textContent = data ? "$" + data.estimate.toFixed(4) : "—";
-          if (detail && data) detail.textContent = "$" + data.perImage.toFixed(4) + " per image";
+        .then(function (response) {
+          return response.json().then(function (data) { return {ok: response.ok, data: data}; });
         })
-        .catch(function () { value.textContent = "—"; });
+        .then(function (answer) {
+          const data = answer.data;
+          if (answer.ok) {
+            value.textContent = "$" + data.estimate.toFixed(4);
+            if (detail) detail.textContent = "$" + data.perImage.toFixed(4) + " per image";
+            return;
+          }
+          value.textContent = "—";
+          if (detail) detail.textContent = "No estimate: " + (data.errors || []).map(function (e) {
+            return (e.label || e.parameter) + " " + e.message;
+          }).join("; ") + ".";
+        })
+        .catch(function () {
+          value.textContent = "—";
+          if (detail) detail.textContent = "";
+        });
     }
     form.querySelectorAll(".field[data-parent]").forEach(function (field) {
       const input = field.querySelector("input, textarea, select");
@@ -179,6 +193,13 @@
     if (button) copyText(button);
   });
 
+  // A refused form: the summary of its errors takes the focus, so it is read first and
+  // its links lead to each field.
+  function focusErrorSummary() {
+    const summary = document.querySelector("[data-error-summary]");
+    if (summary) summary.focus();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     showCopyButtons(document);
     galleryKeys();
@@ -186,5 +207,6 @@
     liveTask();
     confirmForms();
     composeForm();
+    focusErrorSummary();
   });
 })();

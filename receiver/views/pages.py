@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException, ServiceUnavailable
 from archive.sqlite import CatalogueBusy
 from receiver.storage import get_store
 from receiver.views.auth import logged_in, password
+from receiver.views.params import label
 
 bp = Blueprint("pages", __name__)
 MACHINE_ROUTES = ("/api/", "/webhooks/", "/uploads/", "/sandbox/", "/metrics", "/healthz")
@@ -57,6 +58,13 @@ def when(stamp, seconds=True):
     except ValueError:
         return stamp
     return moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+@bp.app_template_filter("param_label")
+def param_label(name):
+    """A parameter's human label (``CFGScale``: "Guidance (CFG scale)"), for the diff
+    tables of the form and the task page."""
+    return label(name)
 
 
 @bp.app_template_filter("short")
