@@ -11,7 +11,9 @@ import re
 import pytest
 import requests
 
+from archive import budget_store
 from tests.browser_support import DESKTOP, PHONE, open_page, overflow, shoot
+from tests.history_helpers import make_task
 
 try:
     from playwright.sync_api import expect
@@ -188,9 +190,8 @@ def test_the_form_reports_every_error_at_once_and_a_reload_posts_nothing(live_se
 
 
 def test_a_refused_rerun_leaves_the_browser_on_a_get(app, live_server, page):
-    app.config["RUNWARE_ARCHIVE_BUDGET_DAILY"] = "0.0001"
     catalogue = app.extensions["catalogue"]
-    from tests.history_helpers import make_task
+    budget_store.set_limits(catalogue, "cli", daily="0.0001")
     task_uuid = make_task(catalogue, "a harbor", seed=5)
     page.goto(f"{live_server.url}/tasks/{task_uuid}")
     posts = []
