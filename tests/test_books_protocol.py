@@ -111,3 +111,21 @@ class TestAgainstAFakeRunware:
         body = json.loads(out.stdout)
         assert body["balance"] is None and all(d["runware"] is None for d in body["days"])
         assert "internalServerError" in out.stderr
+
+
+@pytest.mark.parametrize("task", [
+    {"taskType": "accountManagement", "operation": "getDetails"},
+    {"taskType": "accountManagement", "operation": "getUsageActivity"},
+    {"taskType": "getTaskDetails"},
+])
+def test_a_client_key_may_not_read_the_archives_account(app, live_server, task):
+    import requests
+    from archive import keys
+    _, secret = keys.create(app.extensions["catalogue"], "notebook")
+    task_uuid = str(uuid.uuid4())
+    reply = requests.post(live_server.url + "/v1", json=[{**task, "taskUUID": task_uuid}],
+                          headers={"Authorization": f"Bearer {secret}"}, timeout=10)
+    assert reply.status_code == 403
+    error, = reply.json()["errors"]
+    assert (error["code"], error["taskUUID"]) == ("insufficientPermissions", task_uuid)
+    assert "balance" not in reply.text and "apiKeys" not in reply.text

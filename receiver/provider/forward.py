@@ -13,6 +13,11 @@ answer comes back as it was sent: status and body.
   task, so the client may send the same taskUUID again, as it could at Runware.
 - ``getResponse`` for a task the archive never recorded, or for such a forwarded task of
   the same key: forwarded, and a recorded task's results ingested.
+- ``accountManagement`` and ``getTaskDetails``: refused (403), never forwarded. They read
+  the account behind the archive's key (its balance, API keys, team, usage) and any past
+  task's request and response (other clients' prompts, webhook URLs with their tokens):
+  the account owner's business, which ``runware-archive books`` and reconcile ask for; a
+  client key is not the owner.
 - every other task type: forwarded, nothing recorded.
 
 The client's key never goes on (the client sends the archive's own provider key), nor does
@@ -36,6 +41,7 @@ TEXT_COLUMNS = {"model", "positive_prompt", "negative_prompt", "scheduler", "out
                 "output_format", "delivery_method"}
 SECRET_FIELDS = ("apiKey",)
 URL_FIELDS = ("webhookURL", "uploadEndpoint")  # their query strings may hold a token
+OWNER_ONLY = ("accountManagement", "getTaskDetails")
 NOTHING_TO_SEND = {"code": "invalidRequestBody", "message": "The array holds no task besides "
                    "authentication elements."}
 
@@ -118,6 +124,12 @@ def prepare(app, entry, key, outgoing, refused):
     or its refusal to ``refused``; an ``authentication`` element is dropped."""
     task_type = entry.get("taskType") if isinstance(entry, dict) else None
     if task_type == "authentication":
+        return
+    if task_type in OWNER_ONLY:
+        refused.append((403, {
+            "code": "insufficientPermissions", "message": f"{task_type} reads the archive's "
+            "own Runware account; a client key of the archive may not ask for it.",
+            "taskType": task_type, "taskUUID": entry.get("taskUUID")}))
         return
     if task_type == "getResponse":
         task = recorded_task(entry, app.extensions["catalogue"])
