@@ -2,12 +2,16 @@
 difference and what explains it, then the balance and how long it lasts."""
 
 import json
+from datetime import date, timedelta
 
 import click
 
+from archive import costs
 from receiver import create_app
 from receiver.provider import books as books_pass
 from receiver.stats import day_option
+
+MAX_DAYS = 366  # Runware is asked in 30-day spans: a year is 13 tasks in one POST
 
 
 def explain(day):
@@ -59,7 +63,13 @@ def books_command(from_, to_, as_json):
     """Reconcile the archive's costs with Runware's records (accountManagement), per day."""
     if from_ and to_ and from_ > to_:
         raise click.BadParameter("must not be before --from", param_hint="--to")
-    result = books_pass.run(create_app(), from_, to_)
+    if from_ and (to_ or date.today()) - from_ > timedelta(days=MAX_DAYS):
+        raise click.BadParameter(f"a range of at most {MAX_DAYS} days", param_hint="--from")
+    app = create_app()
+    today = costs.local_today(costs.zone(app.config["RUNWARE_ARCHIVE_TIMEZONE"]))
+    if from_ and from_ > today:
+        raise click.BadParameter(f"must not be after today ({today})", param_hint="--from")
+    result = books_pass.run(app, from_, to_, today=today)
     if as_json:
         click.echo(json.dumps(books_pass.as_json(result), indent=2))
         if result["account"]["problem"]:

@@ -196,6 +196,14 @@ def test_the_command_refuses_a_bad_range(app):
     out = CliRunner().invoke(main, ["books", "--from", "yesterday"],
                              env={"RUNWARE_ARCHIVE_DIR": app.config["RUNWARE_ARCHIVE_DIR"]})
     assert out.exit_code == 2
+    out = CliRunner().invoke(main, ["books", "--from", "2020-01-01", "--to", "2026-01-01"],
+                             env={"RUNWARE_ARCHIVE_DIR": app.config["RUNWARE_ARCHIVE_DIR"]})
+    assert out.exit_code == 2 and "at most 366 days" in out.output
+    out = CliRunner().invoke(main, ["books", "--from", "2999-01-01"],
+                             env={"RUNWARE_ARCHIVE_DIR": app.config["RUNWARE_ARCHIVE_DIR"]})
+    assert out.exit_code == 2 and "must not be after today" in out.output
+    assert app.extensions["catalogue"].conn.execute(
+        "SELECT count(*) FROM books_days").fetchone()[0] == 0  # nothing asked, nothing kept
 
 
 def test_stats_says_the_days_left(app, live_server, catalogue):
@@ -243,3 +251,21 @@ class TestAnotherTimeZone:
         assert days[local].runware == pytest.approx(PRICE)
         assert days[local].difference == 0.0
         assert sum(d.runware for d in days.values()) == pytest.approx(PRICE)
+
+
+def test_a_new_price_moves_no_past_estimate(app, live_server, catalogue, monkeypatch):
+    from datetime import timedelta
+    from archive import pricing
+    first = submit(app, n=2)
+    assert catalogue.get_task(first)["estimate"] == pytest.approx(2 * PRICE)
+    now = datetime.now(timezone.utc).date()
+    listed = pricing.PRICE_LIST[pricing.MODEL]
+    monkeypatch.setitem(pricing.PRICE_LIST, pricing.MODEL, listed + (
+        ((now + timedelta(days=1)).isoformat(), "0.0100"),))  # announced for tomorrow
+    second = submit(app, n=2)
+    assert catalogue.get_task(second)["estimate"] == pytest.approx(2 * PRICE)
+    monkeypatch.setitem(pricing.PRICE_LIST, pricing.MODEL, listed + (
+        (now.isoformat(), "0.0100"),))  # in force from today
+    third = submit(app, n=2)
+    assert catalogue.get_task(third)["estimate"] == pytest.approx(0.02)
+    assert catalogue.get_task(first)["estimate"] == pytest.approx(2 * PRICE)  # unmoved
