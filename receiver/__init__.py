@@ -65,7 +65,8 @@ def install_routes(app):
     from receiver.provider import runware_api, webhooks
     from receiver.views import (auth, books as books_views, budget_form, compose, dashboard,
                                 deliveries as delivery_views, gallery, images,
-                                keys as key_views, pages, saved as saved_views, tasks)
+                                keys as key_views, pages, read as read_views,
+                                saved as saved_views, tasks)
 
     deliveries.warm_up()
     # The webhook is answered in front of Flask (receiver/provider/webhooks.py says why); the rule
@@ -76,8 +77,9 @@ def install_routes(app):
     app.wsgi_app = hosts.wrap(app, app.wsgi_app)
     app.add_url_rule(webhooks.PREFIX + "<task_uuid>", endpoint="webhooks.receive",
                      methods=["POST"], build_only=True)
-    for module in (api, ops, files, dashboard, auth, pages, gallery, tasks, images, compose,
-                   delivery_views, key_views, saved_views, books_views, budget_form,
+    # read_views before auth: its body cap must be set before the CSRF check reads the form.
+    for module in (api, ops, files, dashboard, read_views, auth, pages, gallery, tasks, images,
+                   compose, delivery_views, key_views, saved_views, books_views, budget_form,
                    runware_api):
         app.register_blueprint(module.bp)
 

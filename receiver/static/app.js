@@ -188,6 +188,36 @@
     });
   }
 
+  // /read: a file dropped anywhere on the page (or picked) goes into the form's file input
+  // and the form is sent, the same request the button sends without JavaScript.
+  function dropRead() {
+    const form = document.querySelector("[data-drop-read]");
+    if (!form) return;
+    const input = form.querySelector("input[type=file]");
+    const zone = form.querySelector("[data-drop-zone]");
+    let depth = 0;
+    const send = function () { if (input.files.length) form.requestSubmit(); };
+    input.addEventListener("change", send);
+    document.addEventListener("dragenter", function (event) {
+      event.preventDefault();
+      depth += 1;
+      zone.classList.add("dragging");
+    });
+    document.addEventListener("dragleave", function () {
+      depth = Math.max(0, depth - 1);
+      if (!depth) zone.classList.remove("dragging");
+    });
+    document.addEventListener("dragover", function (event) { event.preventDefault(); });
+    document.addEventListener("drop", function (event) {
+      event.preventDefault();
+      depth = 0;
+      zone.classList.remove("dragging");
+      if (!event.dataTransfer || !event.dataTransfer.files.length) return;
+      input.files = event.dataTransfer.files;
+      send();
+    });
+  }
+
   document.addEventListener("click", function (event) {
     const button = event.target.closest("[data-copy]");
     if (button) copyText(button);
@@ -208,5 +238,6 @@
     confirmForms();
     composeForm();
     focusErrorSummary();
+    dropRead();
   });
 })();
