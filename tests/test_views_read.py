@@ -55,7 +55,7 @@ def test_open_in_the_form_prefills_new_without_sending(client, provider):
     form = re.search(r'<form method="post" action="/new">(.*?)</form>', text(response), re.S)[1]
     fields = {k: unescape(v) for k, v in re.findall(r'name="([^"]+)" value="([^"]*)"', form)}
     fields["action"] = "preview"
-    opened = client.post("/new", data=fields)
+    opened = client.post("/new", data=fields, follow_redirects=True)  # to its draft
     page = unescape(text(opened))
     assert 'id="f-seed" name="seed" value="965400086"' in page
     assert "girl with an artist's beret" in page
