@@ -144,3 +144,23 @@ def test_a_file_that_is_not_an_image_says_so(live_server, browser, tmp_path):
     shoot(page, "read-error-phone")
     fits(page)
     page.context.close()
+
+
+@pytest.mark.parametrize("viewport,name", [(DESKTOP, "desktop"), (PHONE, "phone")])
+def test_the_budget_form_on_costs(live_server, app, browser, viewport, name):
+    page = open_page(browser, viewport)
+    page.goto(f"{live_server.url}/costs")
+    form = page.locator("form#budgets")
+    form.locator("input[name=daily]").fill("0.04")
+    form.locator("button[type=submit]").click()
+    expect(page.locator(".notice-info")).to_contain_text("Budgets set: daily $0.0400")
+    expect(page.locator("form#budgets input[name=daily]")).to_have_value("0.04")
+    expect(page.locator("#budget-daily-source")).to_contain_text("set on this page")
+    box = page.locator("form#budgets").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], box
+    page.locator("form#budgets").scroll_into_view_if_needed()
+    shoot(page, f"costs-budget-form-{name}")
+    assert app.extensions["catalogue"].conn.execute(
+        "SELECT limit_usd, source FROM budget_limits WHERE period = 'daily'").fetchone() == \
+        (0.04, "ui")
+    page.context.close()

@@ -78,6 +78,10 @@ def test_the_costs_form_sets_and_clears_with_csrf(client, app):
     page = text(client.get("/costs"))
     assert 'name="daily"' in page and 'value="0.04"' in page and "set on this page" in page
     assert "Budgets set: daily $0.0400, monthly none" in page
+    assert budget_store.stored(catalogue.conn).get("monthly") is None  # untouched: not written
+    response = client.post("/costs/budget", data={"csrf_token": token, "daily": "0.04"},
+                           follow_redirects=True)
+    assert "Budgets unchanged: daily $0.0400, monthly none" in text(response)
     response = client.post("/costs/budget", data={"csrf_token": token, "daily": "lots"},
                            follow_redirects=True)
     assert "Budgets not changed: a budget is a number of USD" in text(response)

@@ -97,3 +97,20 @@ def test_saving_needs_a_token_a_name_and_a_filter(client, catalogue):
     assert catalogue.conn.execute("SELECT count(*) FROM saved_searches").fetchone()[0] == 0
     assert client.post("/searches/99999999999999999999/delete",
                        data={"csrf_token": token}).status_code == 404
+
+
+def test_a_saved_search_keeps_its_sort_order(client, catalogue):
+    deliver(catalogue, make_task(catalogue, "harbor", label="client-a"), 1)
+    page = text(client.get("/?label=client-a&sort=costliest"))
+    form = re.search(r'<form class="save-search"(.*?)</form>', page, re.S)[1]
+    assert '<input type="hidden" name="sort" value="costliest">' in form
+    token = csrf(client)
+    response = client.post("/searches", data={"csrf_token": token, "name": "dear first",
+                                              "label": "client-a", "sort": "costliest"})
+    assert response.headers["Location"] == "/?label=client-a&sort=costliest"
+    assert 'href="/?label=client-a&amp;sort=costliest" aria-current="true"' in \
+        text(client.get("/?label=client-a&sort=costliest"))
+    client.post("/searches", data={"csrf_token": token, "name": "odd", "label": "client-a",
+                                   "sort": "sideways"})
+    assert catalogue.conn.execute("SELECT query FROM saved_searches WHERE name = 'odd'"
+                                  ).fetchone() == ("label=client-a",)

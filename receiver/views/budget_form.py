@@ -15,18 +15,22 @@ SOURCE_NAMES = {"env": "from the environment", "cli": "by the CLI", "ui": "on th
 @bp.post("/costs/budget")
 def update():
     """``daily`` and ``monthly`` in USD; an empty field clears that budget."""
-    values = {}
-    for period in budget_store.PERIODS:
-        raw = (request.form.get(period) or "").strip().lstrip("$")
-        values[period] = raw or None
+    catalogue = get_catalogue()
     try:
-        budget_store.set_limits(get_catalogue(), "ui", **values)
+        values = {period: budget_store.check_limit(
+            (request.form.get(period) or "").strip().lstrip("$") or None)
+            for period in budget_store.PERIODS}
     except ValueError as exc:
         flash(f"Budgets not changed: {exc}.")
         return redirect("/costs#budgets", 303)
-    shown = ", ".join(f"{p} {'$' + format(float(v), '.4f') if v else 'none'}"
-                      for p, v in values.items())
-    flash(f"Budgets set: {shown}. Every process (server, worker, CLI) obeys them from now on.")
+    # Only what differs is written, so "set on this page" never marks an untouched field.
+    now = dict(zip(budget_store.PERIODS, budget_store.limits(catalogue.conn)))
+    changed = {p: v for p, v in values.items() if v != now[p]}
+    if changed:
+        budget_store.set_limits(catalogue, "ui", **changed)
+    shown = ", ".join(f"{p} {'none' if v is None else f'${v:.4f}'}" for p, v in values.items())
+    flash(f"Budgets set: {shown}. Every process (server, worker, CLI) obeys them from now on."
+          if changed else f"Budgets unchanged: {shown}.")
     return redirect("/costs#budgets", 303)
 
 

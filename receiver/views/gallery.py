@@ -61,7 +61,7 @@ def index():
         link_args=link_args, totals=browse.summary(conn, filters),
         first_page=page.previous is None,
         models=browse.models(conn), sizes=browse.sizes(conn), labels=browse.labels(conn),
-        saved=saved.list_saved(conn), current_query=saved.query_of(filters.args()),
+        saved=saved.list_saved(conn), current_query=saved.query_of(link_args),
         reading=search.describe(search.parse(filters.q)),
         statuses=browse.STATUSES, providers=browse.PROVIDERS,
     ))
