@@ -7,6 +7,7 @@ not wait for the sandbox's webhooks.
 """
 
 import re
+import zipfile
 
 import pytest
 
@@ -213,3 +214,87 @@ def test_paging_both_ways_and_the_sort(live_server, app, page, monkeypatch):
     expect(page.locator("[data-gallery]")).to_have_class(re.compile("density-small"))
     page.goto(f"{live_server.url}/")  # remembered
     expect(page.locator("[data-gallery]")).to_have_class(re.compile("density-small"))
+
+
+def test_stars_without_a_reload_from_the_card_and_the_viewer(live_server, filled, page):
+    page.goto(f"{live_server.url}/")
+    page.evaluate("window.stillHere = 7")
+    image = filled[2][1][0]
+    star = page.locator(f"#card-{image} .star")
+    star.click()
+    expect(star).to_have_attribute("aria-pressed", "true")
+    assert page.evaluate("window.stillHere") == 7  # the same page: no reload
+    catalogue = live_server.app.extensions["catalogue"]
+    assert catalogue.conn.execute("SELECT starred FROM results WHERE image_uuid = ?",
+                                  (image,)).fetchone()[0] == 1
+    # From the viewer: the card follows.
+    page.locator(f"#card-{image} [data-card]").click()
+    viewer = page.locator("dialog[data-viewer]")
+    expect(viewer.locator("[data-viewer-star]")).to_have_attribute("aria-pressed", "true")
+    viewer.locator("[data-viewer-star]").click()
+    expect(viewer.locator("[data-viewer-star]")).to_have_attribute("aria-pressed", "false")
+    page.keyboard.press("Escape")
+    expect(star).to_have_attribute("aria-pressed", "false")
+    assert page.evaluate("window.stillHere") == 7
+
+
+def test_picking_cards_and_what_is_done_to_them(live_server, filled, page, tmp_path):
+    page.goto(f"{live_server.url}/")
+    boxes = page.locator("[data-pick]")
+    expect(boxes).to_have_count(6)
+    boxes.nth(0).click()
+    boxes.nth(3).click(modifiers=["Shift"])  # a range: the first four
+    expect(page.locator("[data-bulk-count]")).to_have_text("4 picked")
+    page.locator("[data-gallery] [data-card]").nth(5).focus()
+    page.keyboard.press("x")  # the keyboard picks the focused card
+    expect(boxes.nth(5)).to_be_checked()
+    page.keyboard.press(" ")
+    expect(boxes.nth(5)).not_to_be_checked()
+    page.keyboard.press("x")
+    expect(page.locator("[data-bulk-count]")).to_have_text("5 picked")
+    shoot(page, "gallery-picked")
+
+    # Star the five without a reload.
+    page.evaluate("window.stillHere = 1")
+    page.click("[data-bulk] button[value=star]")
+    expect(page.locator("[data-gallery] .star[aria-pressed=true]")).to_have_count(5)
+    assert page.evaluate("window.stillHere") == 1
+
+    # The zip holds each picked image and its sidecar.
+    with page.expect_download() as download:
+        page.click("[data-bulk] button[value=zip]")
+    path = tmp_path / "picked.zip"
+    download.value.save_as(path)
+    with zipfile.ZipFile(path) as z:
+        assert len(z.namelist()) == 10 and sum(n.endswith(".json") for n in z.namelist()) == 5
+
+    # Delete asks on a page with the thumbnails, then deletes.
+    page.click("[data-bulk] button[value=delete]")
+    expect(page.locator("h1")).to_have_text("Delete 5 images?")
+    expect(page.locator("[data-delete-list] img")).to_have_count(5)
+    for n in range(5):
+        expect(page.locator("[data-delete-list] img").nth(n)).to_have_js_property("complete", True)
+    shoot(page, "delete-picked")
+    page.click("text=Delete for good")
+    page.wait_for_url(f"{live_server.url}/")
+    expect(page.locator("[data-gallery] [data-card]")).to_have_count(1)
+    assert "Deleted 5 image(s)" in page.inner_text(".notice")
+
+
+def test_all_on_the_page_home_end_and_focus_back_after_a_task(live_server, filled, page):
+    page.goto(f"{live_server.url}/")
+    page.check("[data-bulk-all]")
+    expect(page.locator("[data-pick]:checked")).to_have_count(6)
+    page.uncheck("[data-bulk-all]")
+    page.locator("[data-gallery] [data-card]").nth(2).focus()
+    page.keyboard.press("End")
+    assert focused(page, "[data-gallery] li:last-child [data-card]")
+    page.keyboard.press("Home")
+    assert focused(page, "[data-gallery] li:first-child [data-card]")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/tasks/"))
+    page.go_back()
+    page.wait_for_url(f"{live_server.url}/")
+    expect(page.locator("[data-gallery] li:nth-child(3) [data-card]")).to_be_focused()

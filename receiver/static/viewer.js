@@ -145,7 +145,7 @@
       });
     });
     document.addEventListener("archive:starred", function (event) {
-      self.items.forEach(function (item) {
+      document.querySelectorAll("[data-view-image]").forEach(function (item) {
         if (item.dataset.viewImage === event.detail.image) {
           item.dataset.viewStarred = event.detail.starred ? "1" : "0";
         }
