@@ -156,6 +156,14 @@ class ImageStore(abc.ABC):
     def listing(self, prefix):
         """``[(name, mtime epoch seconds)]`` of every stored name starting with ``prefix``."""
 
+    def _publish(self, tmp_path, name, sha256):
+        """Keep a verified original: stored once, and if it already is, its mtime renewed
+        (a deletion's grace starts again, as for a new file)."""
+        if self._exists(name):
+            self._touch(name)
+        else:
+            self._put(tmp_path, name, sha256)
+
     @abc.abstractmethod
     def source(self, name):
         """What ``flask.send_file`` serves ``name`` from: a path or a binary file."""
@@ -223,11 +231,7 @@ class ImageStore(abc.ABC):
                 raise BadImage(f"{size} bytes is over the {self.max_bytes}-byte limit")
             ext, width, height = inspect_image(tmp_path)
             sha256 = sha256 or hash_file(tmp_path)
-            name = self.original_name(sha256, ext)
-            if self._exists(name):
-                self._touch(name)  # fresh mtime: delete_unreferenced leaves it alone a while
-            else:
-                self._put(tmp_path, name, sha256)
+            self._publish(tmp_path, self.original_name(sha256, ext), sha256)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_path)

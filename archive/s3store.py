@@ -92,6 +92,11 @@ class S3Store(ImageStore):
                                    ContentType=_content_type(name), CacheControl=CACHE_CONTROL,
                                    ChecksumSHA256=checksum)
 
+    def _publish(self, tmp_path, name, sha256):
+        # One PUT either way: the same key always holds the same bytes, so storing them
+        # again is harmless and renews LastModified, as a HEAD and then a copy would.
+        self._put(tmp_path, name, sha256)
+
     def _open(self, name):
         try:
             answer = self.client.get_object(Bucket=self.bucket, Key=self.key(name))

@@ -19,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from archive import delivery_log, health
 from receiver import get_catalogue, replica
+from receiver.storage import get_store
 
 bp = Blueprint("ops", __name__)
 MIN_FREE_BYTES = 100 * 1024 * 1024
@@ -47,7 +48,8 @@ def healthz():
     checks = {"catalogueWritable": health.can_write(catalogue.path), "diskFreeBytes": free,
               "diskOk": free >= MIN_FREE_BYTES, "fetchQueue": pending,
               "oldestPendingSeconds": age_seconds(oldest),
-              "provider": current_app.config["PROVIDER"]}
+              "provider": current_app.config["PROVIDER"],
+              "storage": get_store(current_app).kind}
     ok = checks["catalogueWritable"] and checks["diskOk"]
     copy = replica.status(current_app.config)
     if copy is not None:  # RUNWARE_ARCHIVE_REPLICA: Litestream running, and its lag

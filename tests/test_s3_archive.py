@@ -108,6 +108,7 @@ def test_pages_allow_images_from_the_bucket_only(client, s3_endpoint):
     policy = client.get("/").headers["Content-Security-Policy"]
     assert f"img-src 'self' data: {s3_endpoint};" in policy
     assert "script-src 'self';" in policy
+    assert client.get("/healthz").get_json()["storage"] == "s3"
 
 
 @pytest.mark.parametrize("app_config", [{"RUNWARE_ARCHIVE_S3_SERVE": "stream"}],
@@ -213,3 +214,18 @@ def test_export_from_a_bucket_and_import_into_another(tmp_path, live_server, fet
             assert hashlib.sha256(f.read()).hexdigest() == sha
     assert len(keys(s3_endpoint, other, "images/")) == 2
     assert local_images(tmp_path / "target") == []
+
+
+def test_the_sandbox_puts_into_the_bucket_only_at_the_tasks_own_key(app, s3_endpoint, bucket):
+    from sandbox import guard
+
+    own, store = app.extensions["sandbox_callbacks"], get_store(app)
+    mine, other = str(uuid.uuid4()), str(uuid.uuid4())
+    url_mine, _ = store.upload_endpoint(mine, expires=60)
+    url_other, _ = store.upload_endpoint(other, expires=60)
+    assert guard.callback_allowed(url_mine, app.config, own("uploadEndpoint", mine))
+    assert not guard.callback_allowed(url_other, app.config, own("uploadEndpoint", mine))
+    assert not guard.callback_allowed(f"{s3_endpoint}/{bucket}/archive/images/ab/x.jpg",
+                                      app.config, own("uploadEndpoint", mine))
+    assert not guard.callback_allowed(url_mine, app.config, own("webhookURL", mine))
+    assert not guard.callback_allowed(f"{s3_endpoint}/", app.config, own("uploadEndpoint", mine))
