@@ -278,13 +278,13 @@ def gallery(conn, filters=Filters(), *, cursor=None, before=None, last=False,
         cards.reverse()
     page = Page(cards, None, plan and plan.fts, plan.notices if plan else ())
     if cards:
-        head, tail = order.position(cards[0]), order.position(cards[-1])
-        behind = more if reverse else bool(position) and bool(
-            _walk(conn, filters, plan, order, head, True, 1))
-        ahead = (not reverse and more) or bool(before) and bool(
-            _walk(conn, filters, plan, order, tail, False, 1))
-        page.previous = head.text() if behind else None
-        page.next = tail.text() if ahead else None
+        # The way walked says by the one card more whether there is another page; the way
+        # back has the page the position came from (unless it was deleted meanwhile: then
+        # that page says it is empty and links to the first).
+        behind = more if reverse else bool(position)
+        ahead = bool(before) or (more and not reverse)
+        page.previous = order.position(cards[0]).text() if behind else None
+        page.next = order.position(cards[-1]).text() if ahead else None
     return page
 
 

@@ -12,7 +12,8 @@ import zipfile
 import pytest
 
 from receiver.storage import get_store
-from tests.history_helpers import archive, deliver, make_task, picture
+from sandbox import render
+from tests.history_helpers import archive, deliver, make_task
 from tests.browser_support import DESKTOP, PHONE, open_page, shoot
 
 try:
@@ -46,8 +47,9 @@ def fill(app, tasks=TASKS, copies=1):
                              numberResults=count)
             images = deliver(catalogue, task, *range(seed, seed + count))
             for n, image in enumerate(images):
-                archive(catalogue, store, image,
-                        picture(seed + n, size=(width // 8, height // 8)))
+                archive(catalogue, store, image, render.encode(render.render(
+                    {"width": width // 4, "height": height // 4, "positivePrompt": prompt},
+                    seed + n)))
             seed += count
             made.append((task, images))
     return made
@@ -84,14 +86,14 @@ def test_the_viewer_on_a_task_page_keys_zoom_and_focus(live_server, filled, page
     expect(viewer.locator("[data-viewer-count]")).to_have_text("1 of 3")
     expect(viewer.locator("[data-viewer-prev]")).to_be_disabled()
 
-    # 100 %: the picture at its own size (128 px wide here), then fit again.
+    # 100 %: the picture at its own size (256 px wide here), then fit again.
     img = viewer.locator("[data-viewer-img]")
     expect(img).to_have_js_property("complete", True)
     fitted = img.bounding_box()["width"]
     page.keyboard.press("z")
     expect(viewer).to_have_class(re.compile("zoomed"))
     expect(viewer.locator("[data-viewer-zoom]")).to_have_attribute("aria-pressed", "true")
-    assert img.bounding_box()["width"] == 128 != fitted
+    assert img.bounding_box()["width"] == 256 != fitted
     viewer.locator("[data-viewer-zoom]").click()
     expect(viewer).not_to_have_class(re.compile("zoomed"))
     shoot(page, "viewer-task")
@@ -117,7 +119,7 @@ def test_the_viewer_walks_the_gallery_page_and_swipes(live_server, filled, page)
     expect(viewer.locator("[data-viewer-task]")).to_have_attribute(
         "href", re.compile(rf"/tasks/{filled[2][0]}#image-"))
     expect(viewer.locator("[data-viewer-img]")).to_have_js_property("complete", True)
-    shoot(page, "viewer-gallery")
+    shoot(page, "viewer-gallery", docs=True)
 
     # A swipe to the left is the next image, to the right the previous one.
     box = viewer.locator("[data-viewer-stage]").bounding_box()
