@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from archive import budget_store
-from tests.browser_support import DESKTOP, PHONE, open_page, overflow, shoot
+from tests.browser_support import DESKTOP, PHONE, axe_violations, open_page, overflow, shoot
 from tests.history_helpers import make_task
 
 try:
@@ -202,3 +202,17 @@ def test_a_refused_rerun_leaves_the_browser_on_a_get(app, live_server, page):
     page.reload()
     assert len(posts) == 1
     expect(page.locator(".notice-error", has_text="The re-run was not sent")).to_have_count(0)
+
+
+def test_the_refused_form_passes_axe(browser, live_server):
+    page = open_page(browser, PHONE, bypass_csp=True)  # the CSP rightly refuses axe itself
+    try:
+        page.goto(f"{live_server.url}/new")
+        page.fill("#f-positivePrompt", "x")
+        page.fill("#f-steps", "four")
+        page.click("button[value=send]")
+        page.wait_for_url(re.compile(r"/new\?draft="))
+        expect(page.locator("[data-error-summary]")).to_be_focused()
+        assert axe_violations(page) == []
+    finally:
+        page.context.close()
