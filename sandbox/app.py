@@ -4,7 +4,9 @@ Mounted at ``/sandbox/v1`` when no ``RUNWARE_API_KEY`` is set (``runware-archive
 runs it alone). It follows ``../shared/runware-api.md``: a JSON array of tasks with a Bearer
 key (its own key or the UI password, :mod:`sandbox.guard`; or a first
 ``authentication`` element), ``imageInference`` validated
-by the receiver's own schema, ``getResponse``, Runware's ``errors`` objects and HTTP codes,
+by the receiver's own schema, ``getResponse``, ``accountManagement`` (``getDetails``,
+``getUsageActivity``) and ``getTaskDetails`` from its own books (:mod:`sandbox.books`,
+:mod:`sandbox.ledger`), Runware's ``errors`` objects and HTTP codes,
 per-result webhooks with retries, ``uploadEndpoint`` PUTs, ``URL``/``base64Data``/``dataURI``
 outputs served until ``ttl`` runs out, and a deterministic picture marked SANDBOX. The header
 ``X-Runware-Dry-Run: 1`` validates and prices without generating. State lives in
