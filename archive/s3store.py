@@ -15,6 +15,7 @@ on that prefix (README) cleans up what a crash leaves.
 """
 
 import base64
+import collections
 import contextlib
 import hashlib
 import os
@@ -34,6 +35,7 @@ CACHE_CONTROL = f"public, max-age={YEAR}, immutable"
 INCOMING = "incoming/"
 SPOOL = 8 << 20  # bytes of an object read back kept in memory before spilling to disk
 MISSING = {"404", "NoSuchKey", "NotFound"}
+SEEN = 50_000  # names remembered as stored (a few MB)
 
 
 def s3_client(endpoint=None, *, pool=16):
@@ -62,6 +64,7 @@ class S3Store(ImageStore):
         self.bucket, self.prefix, self.endpoint = bucket, prefix, endpoint
         self._clients, self._lock = {}, threading.Lock()
         self._taken = {}  # task -> ETag of the incoming object last taken
+        self._seen = collections.OrderedDict()  # names known to be stored, oldest first
 
     @property
     def client(self):
@@ -77,13 +80,26 @@ class S3Store(ImageStore):
         return self.prefix + name
 
     def _exists(self, name):
+        # An object under a content address never changes, so one seen is remembered (a
+        # page of thumbnails then costs no HEAD each); it is forgotten when deleted here,
+        # and a deletion elsewhere is one no catalogue row references, which /files/ and
+        # /thumbs/ check first.
+        if name in self._seen:
+            return True
         try:
             self.client.head_object(Bucket=self.bucket, Key=self.key(name))
         except ClientError as exc:
             if _code(exc) in MISSING:
                 return False
             raise
+        self._remember(name)
         return True
+
+    def _remember(self, name):
+        with self._lock:
+            self._seen[name] = True
+            while len(self._seen) > SEEN:
+                self._seen.popitem(last=False)
 
     def _put(self, tmp_path, name, sha256):
         checksum = base64.b64encode(bytes.fromhex(sha256)).decode("ascii")
@@ -91,6 +107,7 @@ class S3Store(ImageStore):
             self.client.put_object(Bucket=self.bucket, Key=self.key(name), Body=body,
                                    ContentType=_content_type(name), CacheControl=CACHE_CONTROL,
                                    ChecksumSHA256=checksum)
+        self._remember(name)
 
     def _publish(self, tmp_path, name, sha256):
         # One PUT either way: the same key always holds the same bytes, so storing them
@@ -112,6 +129,7 @@ class S3Store(ImageStore):
         return spool
 
     def _delete(self, name):
+        self._seen.pop(name, None)
         self.client.delete_object(Bucket=self.bucket, Key=self.key(name))
 
     def _touch(self, name):

@@ -71,10 +71,14 @@ def original(sha256, ext):
 def thumbnail(sha256):
     """The WEBP thumbnail (~384 px), made the first time it is asked for."""
     ext = _recorded_ext(sha256) if SHA256.match(sha256) else None
-    store = get_store(current_app)
-    if ext is None or not store.has(sha256, ext):
+    if ext is None:
         abort(404)
-    return _serve(store, store.thumbnail(sha256, ext), f"{sha256}-thumb", "image/webp")
+    store = get_store(current_app)
+    try:
+        name = store.thumbnail(sha256, ext)
+    except FileNotFoundError:  # the original is not in the store
+        abort(404)
+    return _serve(store, name, f"{sha256}-thumb", "image/webp")
 
 
 def _serve(store, name, etag, mimetype):

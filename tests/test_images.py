@@ -137,8 +137,10 @@ def test_a_file_is_deleted_only_when_nothing_references_it(tmp_path, store, migr
                      (kept.sha256,))
     assert not store.delete_unreferenced(catalogue, kept.sha256, grace=0)
     assert not store.delete_unreferenced(catalogue, dropped.sha256)  # just stored: grace
+    assert store.has(dropped.sha256, "jpg")
     assert store.delete_unreferenced(catalogue, dropped.sha256, grace=0)
     assert visible_files(store) == [store.original_name(kept.sha256, "png")]
+    assert not store.has(dropped.sha256, "jpg") and store.has(kept.sha256, "png")
 
 
 def test_stale_temporary_files_are_swept(store):
