@@ -22,13 +22,14 @@ import os
 import re
 import tempfile
 import threading
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from archive.images import CONTENT_TYPES, BadImage, ImageStore
+from archive.images import CONTENT_TYPES, TEMP_MAX_AGE, BadImage, ImageStore
 
 YEAR = 365 * 24 * 3600
 CACHE_CONTROL = f"public, max-age={YEAR}, immutable"
@@ -36,6 +37,7 @@ INCOMING = "incoming/"
 SPOOL = 8 << 20  # bytes of an object read back kept in memory before spilling to disk
 MISSING = {"404", "NoSuchKey", "NotFound"}
 SEEN = 50_000  # names remembered as stored (a few MB)
+RECENT = 8  # originals just stored kept on local disk (images/.recent) for their thumbnail
 
 
 def s3_client(endpoint=None, *, pool=16):
@@ -65,6 +67,10 @@ class S3Store(ImageStore):
         self._clients, self._lock = {}, threading.Lock()
         self._taken = {}  # task -> ETag of the incoming object last taken
         self._seen = collections.OrderedDict()  # names known to be stored, oldest first
+        self._recent = collections.OrderedDict()  # name -> local copy, oldest first
+        self.recent_dir = os.path.join(self.root, "images", ".recent")
+        os.makedirs(self.recent_dir, exist_ok=True)
+        _sweep(self.recent_dir, TEMP_MAX_AGE)  # what processes before this one left
 
     @property
     def client(self):
@@ -113,8 +119,27 @@ class S3Store(ImageStore):
         # One PUT either way: the same key always holds the same bytes, so storing them
         # again is harmless and renews LastModified, as a HEAD and then a copy would.
         self._put(tmp_path, name, sha256)
+        self._keep_recent(tmp_path, name)
+
+    def _keep_recent(self, tmp_path, name):
+        """Keep a local link to the last few originals stored: the fetcher makes each
+        one's thumbnail right after, and need not GET the bytes it just sent."""
+        local = os.path.join(self.recent_dir, name.rsplit("/", 1)[-1])
+        with contextlib.suppress(OSError):
+            if not os.path.exists(local):
+                os.replace(tmp_path, local)  # same file system: a rename, not a copy
+            with self._lock:
+                self._recent[name] = local
+                self._recent.move_to_end(name)
+                while len(self._recent) > RECENT:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self._recent.popitem(last=False)[1])
 
     def _open(self, name):
+        local = self._recent.get(name)
+        if local:
+            with contextlib.suppress(FileNotFoundError):
+                return open(local, "rb")  # the same bytes as the object, just stored
         try:
             answer = self.client.get_object(Bucket=self.bucket, Key=self.key(name))
         except ClientError as exc:
@@ -130,6 +155,10 @@ class S3Store(ImageStore):
 
     def _delete(self, name):
         self._seen.pop(name, None)
+        local = self._recent.pop(name, None)
+        if local:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(local)
         self.client.delete_object(Bucket=self.bucket, Key=self.key(name))
 
     def _touch(self, name):
@@ -220,6 +249,14 @@ def _receive(body, out, answer, max_bytes):
     etag = answer.get("ETag", "").strip('"')
     if re.fullmatch(r"[0-9a-f]{32}", etag) and etag != md5.hexdigest():
         raise BadImage("the bytes read do not match the object's MD5 (ETag)")
+
+
+def _sweep(folder, older_than):
+    cutoff = time.time() - older_than
+    for entry in os.scandir(folder):
+        with contextlib.suppress(FileNotFoundError):
+            if entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
 
 
 def _code(exc):

@@ -212,3 +212,23 @@ def test_bucket_locations_parse(location, parsed):
 def test_bad_bucket_locations_are_refused(location):
     with pytest.raises(ValueError):
         parse_location(location)
+
+
+def test_a_bucket_store_keeps_only_the_last_few_originals_locally(tmp_path, s3_endpoint, bucket,
+                                                                 migrated_copy):
+    from archive import s3store
+
+    store = S3Store(tmp_path / "data", bucket, "", endpoint=s3_endpoint)
+    stored = [store.add_bytes(picture("PNG", size=(64 + i, 64))) for i in range(s3store.RECENT + 2)]
+    assert len(os.listdir(store.recent_dir)) == s3store.RECENT
+    last = stored[-1]
+    with store.open(last.sha256, "png") as f:
+        assert os.path.dirname(f.name) == store.recent_dir  # read back without a GET
+    first = stored[0]
+    with store.open(first.sha256, "png") as f:  # long gone from the local copies: the bucket
+        assert hashlib.sha256(f.read()).hexdigest() == first.sha256
+    catalogue = Catalogue(migrated_copy(tmp_path / "c.db"))
+    assert store.delete_unreferenced(catalogue, last.sha256, grace=0)
+    assert len(os.listdir(store.recent_dir)) == s3store.RECENT - 1
+    with pytest.raises(FileNotFoundError):
+        store.open(last.sha256, "png")

@@ -44,11 +44,12 @@ def app_config(app_config, s3_endpoint, bucket, request):
 
 
 def local_images(data_dir):
-    """Image files in the data folder (its staging folder aside): there must be none."""
+    """Image files in the data folder, besides its staging folder and the bucket store's
+    local copies of the few originals it stored last (for their thumbnails): none."""
     found = []
     for top in ("images", "thumbs"):
         for folder, dirs, files in os.walk(os.path.join(data_dir, top)):
-            dirs[:] = [d for d in dirs if d != ".tmp"]
+            dirs[:] = [d for d in dirs if d not in (".tmp", ".recent")]
             found += files
     return found
 
