@@ -126,10 +126,10 @@ class Fetcher:
         """An upload of this task may already be this image (archive.uploads), or be
         waiting in the store's ``incoming/``, PUT there straight by the provider."""
         conn = self.catalogue.conn
-        if uploads.sent_to_store(conn, job["task_uuid"]) and uploads.take_incoming(
-                self.catalogue, self.store, job["task_uuid"]):
-            if self._state(conn, job) == ARCHIVED:
-                return True
+        task_uuid = job["task_uuid"]
+        if uploads.sent_to_store(conn, self.store, task_uuid) and uploads.take_incoming(
+                self.catalogue, self.store, task_uuid) and self._state(conn, job) == ARCHIVED:
+            return True
         if not conn.execute("SELECT 1 FROM uploads WHERE task_uuid = ? AND matched_at IS NULL",
                             (job["task_uuid"],)).fetchone():
             return False

@@ -116,11 +116,15 @@ def take_all_incoming(catalogue, store):
                for task_uuid in store.incoming_tasks())
 
 
-def sent_to_store(conn, task_uuid):
-    """Whether the task's ``uploadEndpoint`` was one of the store's own (not our route)."""
+def sent_to_store(conn, store, task_uuid):
+    """Whether the task was sent with the store's own ``uploadEndpoint`` for it (the
+    catalogue keeps it without its signature), rather than this service's route."""
+    own = store.upload_endpoint(task_uuid, expires=60)
+    if own is None:
+        return False
     row = conn.execute("SELECT json_extract(params, '$.uploadEndpoint') FROM tasks"
                        " WHERE task_uuid = ?", (task_uuid,)).fetchone()
-    return bool(row and row[0] and "/uploads/" not in row[0])
+    return bool(row and row[0] == own[1])
 
 
 def _task_exists(conn, task_uuid):

@@ -7,7 +7,8 @@ sha256 never change. From a bucket they are, by default, a redirect to a presign
 few minutes (``RUNWARE_ARCHIVE_S3_SERVE=stream`` sends the bytes through instead): the
 redirect carries the same ETag (and a matching ``If-None-Match`` is answered 304 here, with
 no trip to the bucket) but is cached for only half the URL's life, while the object itself
-answers with its content type and the year of ``immutable`` caching. ``PUT /uploads/<taskUUID>?token=…`` takes raw image bytes (token
+answers with its content type and the year of ``immutable`` caching.
+``PUT /uploads/<taskUUID>?token=…`` takes raw image bytes (token
 checked like the webhook's, under the ``upload`` purpose); how an upload finds its result
 is in :mod:`archive.uploads`.
 """
