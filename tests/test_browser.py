@@ -101,6 +101,7 @@ def test_submit_watch_search_rerun_and_verdicts(live_server, fetcher, page):
     expect(page.locator("#live")).to_have_attribute("data-live", "0")
     assert page.evaluate("window.stillHere") == 42
     assert "84065" in page.inner_text(".images") and "84066" in page.inner_text(".images")
+    page.click("summary:has-text('The request as sent')")  # folded away until asked for
     page.click("[data-copy='#request-json']")  # copy the request (no error, no reload)
 
     # Search finds it from a prefix; the keyboard opens it.
