@@ -10,6 +10,7 @@ import re
 import zipfile
 
 import pytest
+import requests
 
 from receiver.storage import get_store
 from sandbox import render
@@ -98,10 +99,32 @@ def test_the_viewer_on_a_task_page_keys_zoom_and_focus(live_server, filled, page
     expect(viewer).not_to_have_class(re.compile("zoomed"))
     shoot(page, "viewer-task")
 
+    # Copy the seed and the prompt: the clipboard holds them.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    viewer.locator("[data-viewer-copy=seed]").click()
+    expect(viewer.locator("[data-viewer-status]")).to_have_text("Copied the seed")
+    assert page.evaluate("navigator.clipboard.readText()") == "1003"
+    viewer.locator("[data-viewer-copy=prompt]").click()
+    expect(viewer.locator("[data-viewer-status]")).to_have_text("Copied the prompt")
+    assert page.evaluate("navigator.clipboard.readText()") == TASKS[-1][0]
+
     page.keyboard.press("Escape")
     expect(viewer).to_be_hidden()
     assert focused(page, f"#image-{images[0]} a.thumb")
     assert not [e for e in page.console_errors if "404" not in e], page.console_errors
+
+
+def test_the_viewer_reruns_its_image_with_its_seed(live_server, filled, page):
+    task, images = filled[-1]
+    page.goto(f"{live_server.url}/tasks/{task}")
+    page.locator(f"#image-{images[1]} a.thumb").click()
+    page.locator("dialog[data-viewer] [data-viewer-rerun] button").click()
+    page.wait_for_url(re.compile(r"/tasks/[0-9a-f-]{36}$"))
+    child = re.search(r"/tasks/([0-9a-f-]{36})$", page.url)[1]
+    assert child != task
+    sent = requests.get(f"{live_server.url}/api/tasks/{child}", timeout=5).json()
+    assert (sent["params"]["seed"], sent["params"]["numberResults"]) == (1004, 1)
+    assert sent["parentTaskUUID"] == task
 
 
 def test_the_viewer_walks_the_gallery_page_and_swipes(live_server, filled, page):
