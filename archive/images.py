@@ -173,6 +173,9 @@ class ImageStore(abc.ABC):
         store has no such thing (then the service streams the bytes itself)."""
         return None
 
+    def check(self):
+        """Raise unless the store can be reached (``/healthz``); the data folder always can."""
+
     # -- uploads straight into the store (a store without them answers None / nothing) ----
 
     def upload_endpoint(self, task_uuid, *, expires):

@@ -50,12 +50,23 @@ def healthz():
               "oldestPendingSeconds": age_seconds(oldest),
               "provider": current_app.config["PROVIDER"],
               "storage": get_store(current_app).kind}
-    ok = checks["catalogueWritable"] and checks["diskOk"]
+    checks["storageOk"] = storage_ok(checks)
+    ok = checks["catalogueWritable"] and checks["diskOk"] and checks["storageOk"]
     copy = replica.status(current_app.config)
     if copy is not None:  # RUNWARE_ARCHIVE_REPLICA: Litestream running, and its lag
         checks["replica"] = copy
         ok = ok and copy["ok"]
     return jsonify(status="ok" if ok else "failing", **checks), 200 if ok else 503
+
+
+def storage_ok(checks):
+    """Whether the image store answers (a bucket: HeadBucket); the error goes in ``checks``."""
+    try:
+        get_store(current_app).check()
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the store is the answer
+        checks["storageError"] = f"{type(exc).__name__}: {exc}"
+        return False
+    return True
 
 
 class CatalogueCollector:

@@ -7,6 +7,7 @@ is the one place that looks at ``RUNWARE_ARCHIVE_STORAGE``: every caller gets an
 housekeeping, is :mod:`receiver.worker`.
 """
 
+import logging
 from urllib.parse import urlsplit
 
 from archive.safe_fetch import Policy
@@ -14,6 +15,7 @@ from archive.filestore import FileStore
 from archive.images import inline_image_columns
 from receiver import config as settings
 
+log = logging.getLogger(__name__)
 FLAG_ON = ("1", "on", "true", "yes")
 
 
@@ -59,8 +61,12 @@ def image_origin(app):
     """The origin of the presigned GETs ``/files/`` redirects to (``scheme://host:port``),
     which the pages' CSP must allow images from; None when the service serves the bytes."""
     if "image_origin" not in app.extensions:
-        url = None if streams_files(app.config) else get_store(app).presigned_url(
-            "images/origin", expires=60)
+        try:
+            url = None if streams_files(app.config) else get_store(app).presigned_url(
+                "images/origin", expires=60)
+        except Exception as exc:  # noqa: BLE001 - no credentials: pages still render
+            log.warning("no presigned URL from the image store (%s): /files/ will fail", exc)
+            url = None
         parts = urlsplit(url) if url else None
         app.extensions["image_origin"] = f"{parts.scheme}://{parts.netloc}" if parts else None
     return app.extensions["image_origin"]

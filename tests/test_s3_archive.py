@@ -37,10 +37,10 @@ TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 
 @pytest.fixture
 def app_config(app_config, s3_endpoint, bucket, request):
-    return dict(app_config, RUNWARE_ARCHIVE_STORAGE=f"s3://{bucket}/archive",
-                RUNWARE_ARCHIVE_S3_ENDPOINT=s3_endpoint, RUNWARE_ARCHIVE_UPLOADS="on",
-                RUNWARE_SANDBOX_RESULT_DELAY=0.01, RUNWARE_SANDBOX_RETRY_BASE=0.02,
-                RUNWARE_SANDBOX_RETRY_CAP=0.1, **getattr(request, "param", {}))
+    return {**app_config, "RUNWARE_ARCHIVE_STORAGE": f"s3://{bucket}/archive",
+            "RUNWARE_ARCHIVE_S3_ENDPOINT": s3_endpoint, "RUNWARE_ARCHIVE_UPLOADS": "on",
+            "RUNWARE_SANDBOX_RESULT_DELAY": 0.01, "RUNWARE_SANDBOX_RETRY_BASE": 0.02,
+            "RUNWARE_SANDBOX_RETRY_CAP": 0.1, **getattr(request, "param", {})}
 
 
 def local_images(data_dir):
@@ -230,3 +230,13 @@ def test_the_sandbox_puts_into_the_bucket_only_at_the_tasks_own_key(app, s3_endp
                                       app.config, own("uploadEndpoint", mine))
     assert not guard.callback_allowed(url_mine, app.config, own("webhookURL", mine))
     assert not guard.callback_allowed(f"{s3_endpoint}/", app.config, own("uploadEndpoint", mine))
+
+
+@pytest.mark.parametrize("app_config", [{"RUNWARE_ARCHIVE_STORAGE": "s3://no-such-bucket/x"}],
+                         indirect=True)
+def test_an_unreachable_bucket_fails_healthz_and_the_pages_still_render(client):
+    health = client.get("/healthz")
+    assert health.status_code == 503
+    assert health.get_json()["storageOk"] is False
+    assert "HeadBucket" in health.get_json()["storageError"]
+    assert client.get("/").status_code == 200
