@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -164,7 +165,9 @@ def test_litestream_config_names_the_bucket_and_never_a_secret(tmp_path, monkeyp
 
 
 @pytest.mark.load  # ~5 s: serve as a subprocess
-def test_serve_starts_litestream_beside_it_and_stops_it_after(tmp_path, s3_endpoint, bucket):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_serve_starts_litestream_beside_it_and_stops_it_after(tmp_path, s3_endpoint, bucket,
+                                                              workers):
     if not (BIN / "runware-archive").exists():
         pytest.skip("run: .venv/bin/pip install -e '.[test]'")
     folder = tmp_path / "data"
@@ -173,8 +176,10 @@ def test_serve_starts_litestream_beside_it_and_stops_it_after(tmp_path, s3_endpo
            "RUNWARE_ARCHIVE_REPLICA": f"s3://{bucket}/backup",
            "RUNWARE_ARCHIVE_S3_ENDPOINT": s3_endpoint}
     log = open(tmp_path / "serve.log", "wb")
-    proc = subprocess.Popen([str(BIN / "runware-archive"), "serve", "--port", "0"], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    port = "0" if not workers else str(free_port())  # gunicorn needs a port of its own
+    proc = subprocess.Popen([str(BIN / "runware-archive"), "serve", "--port", port,
+                             "--workers", str(workers)], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
     try:
         server, pid_file = folder / "server.json", folder / replica.PID_FILE
         assert wait_until(lambda: server.exists() and server.stat().st_size and pid_file.exists())
@@ -190,6 +195,12 @@ def test_serve_starts_litestream_beside_it_and_stops_it_after(tmp_path, s3_endpo
     assert not pid_file.exists()
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _replica_health(url):
