@@ -5,11 +5,13 @@ search it replaced, on one catalogue in one run, and what migration 26 costs to 
 
 Builds a catalogue of synthetic tasks (bench/history.py's, plus a label on two tasks in
 five and a negative prompt on one in three) through the migrations before version 26,
-once, and keeps a copy. Each run then starts from that copy: it times today's prompt-only
-queries (the expression the gallery ran before, ``positive_prompt : "light"*``, on the old
-index) as the baseline, applies migration 26 (the index rebuilt with the label; the seed
-and label indexes), and times the new queries, best of five, with their ratio to the
-baseline where there is one.
+once, and keeps a copy. Each run starts from two copies of it: on the old one it rebuilds
+the index as version 11 did (the baseline of the backfill), on the new one it applies
+migration 26 (the index rebuilt with the label; the seed and label indexes), each timed.
+Both indexes are then freshly merged, so the queries compare like with like: today's
+prompt-only expression (``positive_prompt : "light"*``) on the old copy against the new
+search on the new one, taken in turns (best of seven each), and the new kinds of query
+alone.
 """
 
 import argparse
@@ -98,6 +100,52 @@ def best_ms(func, repeat=5):
     return best * 1000
 
 
+def paired_ms(old, new, repeat=7):
+    """Best of ``repeat`` runs of each, taken in turns, so a change in the machine's load
+    falls on both: ``(old ms, new ms)``."""
+    best = [float("inf"), float("inf")]
+    for _ in range(repeat):
+        for i, func in enumerate((old, new)):
+            began = time.perf_counter()
+            func()
+            best[i] = min(best[i], time.perf_counter() - began)
+    return best[0] * 1000, best[1] * 1000
+
+
+def timed_write(catalogue, statement):
+    """Seconds one write transaction running ``statement(conn)`` takes."""
+    began = time.perf_counter()
+    with catalogue.write() as conn:
+        statement(conn)
+    return time.perf_counter() - began
+
+
+def prepare(opts):
+    """``(old, new)`` catalogues: two copies of the template, the old one's index rebuilt
+    as version 11 did, the new one migrated to 26; prints what each took."""
+    template = opts.db + ".before-26"
+    if not os.path.exists(template):
+        began = time.perf_counter()
+        build(template, opts.results)
+        print(f"built {template} in {time.perf_counter() - began:.0f} s")
+    old_path, new_path = opts.db + ".old", opts.db
+    for path in (old_path, new_path):
+        shutil.copyfile(template, path)
+    old, new = Catalogue(old_path), Catalogue(new_path)
+    tasks, results = old.conn.execute(
+        "SELECT (SELECT count(*) FROM tasks), (SELECT count(*) FROM results)").fetchone()
+    print(f"{results} results in {tasks} tasks")
+    eleven = timed_write(old, lambda c: c.execute(
+        "INSERT INTO tasks_fts (tasks_fts) VALUES ('rebuild')"))
+    print(f"the index of version 11 rebuilt (prompt, negative prompt), as m011 did: {eleven:.1f} s")
+    took = timed_write(new, lambda c: migrations._run(c, M026))
+    print(f"migration 26 (the index rebuilt with labels; seed and label indexes): {took:.1f} s"
+          f" ({took / eleven:.2f}× version 11's rebuild, the same run)")
+    for catalogue in (old, new):
+        catalogue.conn.execute("ANALYZE")
+    return old, new
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=int, default=1_000_000)
@@ -105,39 +153,26 @@ def main():
     opts = parser.parse_args()
     print(f"machine: {machine()}; load {os.getloadavg()[0]:.2f}")
     print(f"command: {' '.join([Path(sys.executable).name, '-m', 'bench.search', *sys.argv[1:]])}")
-    template = opts.db + ".before-26"
-    if not os.path.exists(template):
-        began = time.perf_counter()
-        build(template, opts.results)
-        print(f"built {template} in {time.perf_counter() - began:.0f} s")
-    shutil.copyfile(template, opts.db)
-    catalogue = Catalogue(opts.db)
-    conn = catalogue.conn
-    tasks, results = conn.execute(
-        "SELECT (SELECT count(*) FROM tasks), (SELECT count(*) FROM results)").fetchone()
-    print(f"{results} results in {tasks} tasks")
-    cases = BASELINE
-    before = {}
-    for label, fts in cases.items():
-        before[label] = best_ms(lambda f=fts: browse.gallery(conn, plan=Plan(fts=f)))
-        print(f"{before[label]:9.2f} ms  before (prompt only): {label}")
-    began = time.perf_counter()
-    with catalogue.write() as write:
-        migrations._run(write, M026)
-    print(f"migration 26 (index rebuilt with labels, seed and label indexes):"
-          f" {time.perf_counter() - began:.1f} s")
-    conn.execute("ANALYZE")
-    seed = conn.execute("SELECT seed FROM results ORDER BY id LIMIT 1 OFFSET 5000").fetchone()[0]
+    old, new = prepare(opts)
+    seed = new.conn.execute("SELECT seed FROM results ORDER BY id LIMIT 1 OFFSET 5000").fetchone()[0]
+    print("   before      after  ratio  the gallery's first page of a search")
     for label, q, versus in after(seed):
-        ms = best_ms(lambda q=q: browse.gallery(conn, browse.Filters(q=q)))
-        ratio = f"  ({ms / before[versus]:.2f}× before)" if versus else ""
-        print(f"{ms:9.2f} ms  after: {label}{ratio}")
+        if versus:
+            ms_old, ms_new = paired_ms(
+                lambda f=BASELINE[versus]: browse.gallery(old.conn, plan=Plan(fts=f)),
+                lambda q=q: browse.gallery(new.conn, browse.Filters(q=q)))
+            print(f"{ms_old:6.2f} ms  {ms_new:6.2f} ms  {ms_new / ms_old:4.2f}×  {label}")
+        else:
+            ms = best_ms(lambda q=q: browse.gallery(new.conn, browse.Filters(q=q)))
+            print(f"{'':9}  {ms:6.2f} ms         {label} (new)")
     for label, q, _ in after(seed)[:1] + after(seed)[9:11]:
-        ms = best_ms(lambda q=q: browse.summary(conn, browse.Filters(q=q)), repeat=3)
-        print(f"{ms:9.2f} ms  after, the summary line: {label}")
-    timed("label filter 'portfolio'", lambda: browse.gallery(conn, browse.Filters(label="portfolio")))
-    timed("labels in use (the select)", lambda: browse.labels(conn))
-    catalogue.close()
+        ms = best_ms(lambda q=q: browse.summary(new.conn, browse.Filters(q=q)), repeat=3)
+        print(f"{'':9}  {ms:6.2f} ms         the summary line: {label}")
+    timed("label filter 'portfolio'",
+          lambda: browse.gallery(new.conn, browse.Filters(label="portfolio")))
+    timed("labels in use (the select)", lambda: browse.labels(new.conn))
+    old.close()
+    new.close()
 
 
 if __name__ == "__main__":
