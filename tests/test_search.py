@@ -2,6 +2,7 @@
 label and seed, on a real catalogue file."""
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from archive import browse, search
 from archive.catalogue import Catalogue
@@ -179,3 +180,26 @@ def test_notices_reach_the_page(world):
     page = browse.gallery(world["cat"].conn, browse.Filters(q='"in fog'))
     assert [c["task_uuid"] for c in page.cards] == [world["fog"]] * 2
     assert any("closing quote" in n for n in page.notices)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    catalogue = Catalogue(tmp_path_factory.mktemp("search") / "catalogue.db")
+    catalogue.migrate()
+    deliver(catalogue, make_task(catalogue, "fog over 12 towers", label="client-a"), 12)
+    make_task(catalogue, "rain", negativePrompt="fog")
+    return catalogue
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(['"', "-", "OR", "or", ":", "seed:", "label:", "neg:", "12",
+                                 "fog", "rain", "client-a", " ", "*", "(", "9" * 25, "é"]),
+                max_size=12).map("".join))
+def test_any_mix_of_the_syntax_runs_and_counts(small, text):
+    plan = search.plan(text)
+    assert plan.nothing or plan.fts or plan.seeds or plan.clause
+    for starred in (False, True):
+        filters = browse.Filters(q=text, starred=starred)
+        page = browse.gallery(small.conn, filters)
+        totals = browse.summary(small.conn, filters)
+        assert totals["images"] >= sum(1 for c in page.cards if c["image_uuid"])
