@@ -402,22 +402,3 @@ def labels(conn, limit=100):
         " UNION ALL SELECT (SELECT min(label) FROM tasks WHERE label > l.x) FROM l"
         " WHERE l.x IS NOT NULL LIMIT ?) SELECT x FROM l WHERE x IS NOT NULL", (limit,)
     )]
-
-
-def cards_of(conn, image_uuids):
-    """The gallery cards of these images (those that exist), newest first: what a bulk
-    action is about to touch."""
-    cur = conn.execute(f"SELECT {CARD_COLUMNS} FROM {ordering.RESULTS_FIRST}"
-                       " WHERE r.image_uuid IN (SELECT value FROM json_each(?))"
-                       " ORDER BY t.id DESC, r.id DESC", [json.dumps(list(image_uuids))])
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
-
-
-def tasks_emptied(conn, image_uuids):
-    """How many tasks would be left with no image if these were deleted."""
-    return conn.execute(
-        "WITH hit AS (SELECT task_uuid, count(*) AS n FROM results WHERE image_uuid IN"
-        " (SELECT value FROM json_each(?)) GROUP BY task_uuid)"
-        " SELECT count(*) FROM hit WHERE n = (SELECT count(*) FROM results x"
-        " WHERE x.task_uuid = hit.task_uuid)", [json.dumps(list(image_uuids))]).fetchone()[0]

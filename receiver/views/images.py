@@ -9,7 +9,7 @@ from flask import (
     request, url_for,
 )
 
-from archive import browse, curation, metadata
+from archive import curation, metadata, picks
 from protocol.schemas import ParameterError
 from receiver import get_catalogue
 from receiver import zipdownload
@@ -86,11 +86,11 @@ def bulk():
 def confirm_delete(images):
     """The page showing what a deletion would take, with its one button."""
     conn = get_catalogue().conn
-    cards = browse.cards_of(conn, images)
+    cards = picks.cards_of(conn, images)
     if not cards:
         abort(404, description="None of the picked images is in the catalogue.")
     return render_template("gallery/delete.html", cards=cards, next=back(),
-                           emptied=browse.tasks_emptied(conn, [c["image_uuid"] for c in cards]))
+                           emptied=picks.tasks_emptied(conn, [c["image_uuid"] for c in cards]))
 
 
 @bp.post("/results/delete")
