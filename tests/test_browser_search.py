@@ -164,3 +164,30 @@ def test_the_budget_form_on_costs(live_server, app, browser, viewport, name):
         "SELECT limit_usd, source FROM budget_limits WHERE period = 'daily'").fetchone() == \
         (0.04, "ui")
     page.context.close()
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_the_new_pages_pass_axe(live_server, filled, browser, viewport, tmp_path):
+    """axe-core (from npm, injected: the context bypasses the CSP for it alone) finds no
+    serious or critical problem on /read (empty and read), the gallery with a search, a
+    saved search and its notices, and the budget form."""
+    from tests.browser_support import axe_violations
+
+    page = open_page(browser, viewport, bypass_csp=True)
+    problems = []
+    page.goto(f"{live_server.url}/?q=client-a+%22fog")
+    page.fill("#save-name", "fog work")
+    page.click(".save-search button")
+    expect(page.locator(".saved-item a")).to_have_text("fog work")
+    problems += [f"gallery: {line}" for line in axe_violations(page)]
+    for path in ("/read", "/costs", "/new"):
+        page.goto(f"{live_server.url}{path}")
+        problems += [f"{path}: {line}" for line in axe_violations(page)]
+    picked = tmp_path / "harbor.png"
+    picked.write_bytes(our_png())
+    page.goto(f"{live_server.url}/read")
+    page.set_input_files("#read-file", str(picked))
+    expect(page.locator("[data-param=seed]")).to_have_text("123456")
+    problems += [f"/read (read): {line}" for line in axe_violations(page)]
+    assert not problems, "\n".join(problems)
+    page.context.close()

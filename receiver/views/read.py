@@ -35,13 +35,13 @@ def page():
 def upload():
     """Read the uploaded file's parameters; 400 without a file, 415 for one that is not
     an image, 422 for an image that carries none (413 past the size limit)."""
-    upload = request.files.get("image")
-    if upload is None or not upload.filename and not upload.content_length:
+    sent = request.files.get("image")
+    if sent is None or not sent.filename and not sent.content_length:
         return failure(400, "Choose an image file (PNG, JPEG or WEBP) to read.")
-    data = upload.read(MAX_UPLOAD + 1)
+    data = sent.read(MAX_UPLOAD + 1)
     if len(data) > MAX_UPLOAD:
         abort(413)
-    name = upload.filename or "the file"
+    name = sent.filename or "the file"
     try:
         reading = image_params.read(data)
     except image_params.NotAnImage as exc:
