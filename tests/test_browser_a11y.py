@@ -12,6 +12,11 @@ import re
 import pytest
 import requests
 
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the browser fixture skips (or fails, where required)
+    expect = None
+
 from tests.browser_support import DESKTOP, PHONE, axe_violations, open_page, overflow, shoot
 
 pytestmark = pytest.mark.browser
@@ -58,7 +63,8 @@ def pages_of(url, uuids):
              "task-failures": f"/tasks/{uuids[2]}", "new": "/new",
              "rerun-form": f"/new?from={uuids[1]}", "costs": "/costs",
              "deliveries": "/deliveries", "keys": "/keys",
-             "delete": f"/tasks/{uuids[0]}/delete", "not-found": "/tasks/nope"}
+             "delete": f"/tasks/{uuids[0]}/delete", "not-found": "/tasks/nope",
+             "gallery-dense": "/?density=small&sort=oldest", "read": "/read"}
     if delivery:
         pages["delivery"] = delivery[1]
     return pages
@@ -91,5 +97,47 @@ def test_every_page_fits_and_passes_axe(browser, visited, width):
                 problems.append(f"{path}: {fit['over']} px wider than the phone: {fit['culprits']}")
         problems += [f"{path}: {line}" for line in axe_violations(page)]
         shoot(page, f"{width}-{name}", full_page=width == "phone")
+    for name, reach in STATES.items():
+        reach(page, url)
+        problems += [f"{name}: {line}" for line in axe_violations(page)]
+        shoot(page, f"{width}-{name}")
     page.context.close()
     assert not problems, "\n".join(problems)
+
+
+def open_the_viewer(page, url):
+    """The gallery with the viewer open on its first image (the dialog is modal: axe
+    checks what it holds, and that it is named)."""
+    page.goto(url + "/")
+    page.locator("[data-card]:has(img)").first.focus()
+    page.keyboard.press("v")
+    expect(page.locator("dialog[open]")).to_have_count(1)
+
+
+def confirm_a_bulk_delete(page, url):
+    """The page that asks before deleting the picked images, thumbnails and all."""
+    page.goto(url + "/")
+    for box in page.locator("[data-pick]").all()[:2]:
+        box.check()
+    page.click("button[value=delete]")
+    expect(page.locator("form[action='/results/delete'], .confirm")).not_to_have_count(0)
+
+
+def read_a_download(page, url):
+    """/read after dropping one of the archive's own downloads: the parameters it found."""
+    tasks = requests.get(f"{url}/api/tasks", timeout=5).json()["tasks"]
+    results = [r for t in tasks
+               for r in requests.get(f"{url}/api/tasks/{t['taskUUID']}", timeout=5).json()["results"]
+               if r["archived"]]
+    download = f"/download/{results[0]['imageUUID']}"
+    body = requests.get(url + download, timeout=10)
+    page.goto(url + "/read")
+    page.set_input_files("#read-file", files=[{
+        "name": "download.jpg", "mimeType": body.headers["Content-Type"],
+        "buffer": body.content}])
+    page.click(".read-form button[type=submit]")
+    expect(page.locator("[data-open-form]")).to_have_count(1)
+
+
+STATES = {"viewer": open_the_viewer, "bulk-delete": confirm_a_bulk_delete,
+          "read-result": read_a_download}
