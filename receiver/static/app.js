@@ -230,7 +230,15 @@
     if (summary) summary.focus();
   }
 
+  // Phones: the gallery's filters fold under their summary unless one is in use, so the
+  // images start on the first screen. Without this script they stay open everywhere.
+  function foldFiltersOnPhones() {
+    const fold = document.querySelector("[data-fold-on-phone='1']");
+    if (fold && window.matchMedia("(max-width: 640px)").matches) fold.open = false;
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    foldFiltersOnPhones();
     showCopyButtons(document);
     galleryKeys();
     autosubmit();
