@@ -26,6 +26,9 @@ PROMPTS = [("a glasshouse tea train platform at dawn, misty", 512, 384, 2),
            ("lantern bazaar on an ice harbor at dusk " * 6, 512, 288, 3)]
 
 
+README_SHOTS = ("phone-task", "phone-costs", "phone-new")
+
+
 @pytest.fixture
 def app_config(app_config):
     """Some images of the three-image task fail (a seeded sandbox fault), for placeholders."""
@@ -97,6 +100,8 @@ def test_every_page_fits_and_passes_axe(browser, visited, width):
                 problems.append(f"{path}: {fit['over']} px wider than the phone: {fit['culprits']}")
         problems += [f"{path}: {line}" for line in axe_violations(page)]
         shoot(page, f"{width}-{name}", full_page=width == "phone")
+        if f"{width}-{name}" in README_SHOTS:  # the first screen, for the README
+            shoot(page, f"{width}-{name}", docs=True)
     for name, reach in STATES.items():
         reach(page, url)
         problems += [f"{name}: {line}" for line in axe_violations(page)]
