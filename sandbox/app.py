@@ -323,10 +323,7 @@ def get_response(entry, data, errors):
     if record is not None and forgotten(record):
         record = None
     if record is None:
-        errors.append((404 if task_uuid else 400, runware_error(
-            "taskNotFound" if task_uuid else "missingTaskUUID",
-            "No task with this taskUUID." if task_uuid else "taskUUID is required.",
-            task_type="getResponse", task_uuid=task_uuid, parameter="taskUUID")))
+        errors.append(sandbox_books.unknown_task(task_uuid, "getResponse"))
         return
     now = state().clock()
     for item in state().items(task_uuid):

@@ -148,16 +148,22 @@ def breakdown(charges, group, keys=None):
     return {"data": data, "meta": meta}
 
 
+def unknown_task(task_uuid, task_type):
+    """``(status, error)`` for a lookup (``getResponse``, ``getTaskDetails``) of a task the
+    sandbox does not know, or of none: ``taskNotFound`` (404) or ``missingTaskUUID``."""
+    return (404 if task_uuid else 400, runware_error(
+        "taskNotFound" if task_uuid else "missingTaskUUID",
+        "No task with this taskUUID." if task_uuid else "taskUUID is required.",
+        task_type=task_type, task_uuid=task_uuid, parameter="taskUUID"))
+
+
 def task_details(entry, state, data, errors):
     """``getTaskDetails``: the task's request as sent and the response it produced (its
     finished results in ``data``, its failed generations in ``errors``)."""
     task_uuid = text_or_none(entry.get("taskUUID"))
     record = state.task(task_uuid) if task_uuid else None
     if record is None:
-        errors.append((404 if task_uuid else 400, runware_error(
-            "taskNotFound" if task_uuid else "missingTaskUUID",
-            "No task with this taskUUID." if task_uuid else "taskUUID is required.",
-            task_type="getTaskDetails", task_uuid=task_uuid, parameter="taskUUID")))
+        errors.append(unknown_task(task_uuid, "getTaskDetails"))
         return
     now, response = state.clock(), {"data": []}
     for item in state.items(task_uuid):

@@ -19,12 +19,11 @@ import json
 import logging
 from dataclasses import dataclass, field
 
-import requests
 
 from archive import recovery, uploads
 from receiver.storage import inline_columns
 from receiver.provider.client import provider_client
-from receiver.provider.replies import ingest_reply
+from receiver.provider.replies import ask, ingest_reply
 from receiver.provider.task_details import recover
 
 log = logging.getLogger(__name__)
@@ -52,12 +51,10 @@ def ask_provider(catalogue, client, task_uuids, columns_for, report):
     """One ``getResponse`` POST for ``task_uuids``; ingest what it brings."""
     recovery.mark_asked(catalogue, task_uuids)
     report.asked.extend(task_uuids)
-    try:
-        status, body = client.post([{"taskType": "getResponse", "taskUUID": uuid}
-                                    for uuid in task_uuids])
-    except requests.RequestException as exc:
-        report.problems.append(f"getResponse: provider unreachable ({type(exc).__name__})")
+    reply = ask(client, "getResponse", task_uuids, report.problems)
+    if reply is None:
         return
+    status, body = reply
     for uuid in task_uuids:
         outcome = ingest_reply(catalogue, uuid, body, source="getResponse",
                                columns_for=columns_for)

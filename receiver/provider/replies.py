@@ -14,6 +14,7 @@ apart from its provider (generation) failures.
 import json
 from dataclasses import dataclass, field
 
+import requests
 from marshmallow import ValidationError
 
 from archive.catalogue import INLINE_FIELDS, elide_inline
@@ -21,6 +22,17 @@ from protocol.deliveries import parse_delivery
 from protocol.schemas import validation_errors
 
 NO_INFORMATION = frozenset({"taskNotFound", "taskExpired", "taskFailedOrNotFound"})
+
+
+def ask(client, task_type, task_uuids, problems):
+    """One POST asking ``task_type`` (``getResponse``, ``getTaskDetails``) of each task:
+    ``(status, body)``, or None with the reason added to ``problems`` when the provider
+    cannot be reached (a pass goes on with what it has)."""
+    try:
+        return client.post([{"taskType": task_type, "taskUUID": uuid} for uuid in task_uuids])
+    except requests.RequestException as exc:
+        problems.append(f"{task_type}: provider unreachable ({type(exc).__name__})")
+        return None
 
 
 @dataclass

@@ -13,9 +13,7 @@ acknowledgement it answered at the time is not documented; an acknowledgement al
 brings nothing, and the task stays missing (and named by the books).
 """
 
-import requests
-
-from receiver.provider.replies import ingest_reply
+from receiver.provider.replies import ask, ingest_reply
 
 SOURCE = "taskDetails"
 
@@ -24,12 +22,10 @@ def recover(catalogue, client, task_uuids, columns_for, report):
     """One ``getTaskDetails`` POST for ``task_uuids``; ingest each task's response.
     Fills ``report.recovered`` (taskUUIDs that brought something) and counts new results
     and errors into ``report``."""
-    try:
-        _, body = client.post([{"taskType": "getTaskDetails", "taskUUID": uuid}
-                               for uuid in task_uuids])
-    except requests.RequestException as exc:
-        report.problems.append(f"getTaskDetails: provider unreachable ({type(exc).__name__})")
+    reply = ask(client, "getTaskDetails", task_uuids, report.problems)
+    if reply is None:
         return
+    _, body = reply
     for uuid in task_uuids:
         response = response_of(body, uuid)
         if response is None:
