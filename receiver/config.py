@@ -140,7 +140,7 @@ def api_key_uuid(config, sandbox_key=None):
     if config.get("RUNWARE_ARCHIVE_API_KEY_UUID"):
         return config["RUNWARE_ARCHIVE_API_KEY_UUID"]
     if provider_name(config) == "sandbox" and sandbox_key:
-        return sandbox_key_uuid(sandbox_key)
+        return sandbox_key_uuid(sandbox_key, sandbox_key)
     return None
 
 

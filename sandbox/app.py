@@ -247,9 +247,9 @@ def books():
     as ``(uuid, name, masked)``: the key itself never leaves."""
     cfg = current_app.config
     own = guard.sandbox_key(cfg)
-    keys = [(ledger.key_uuid(own), "sandbox key", f"…{own[-4:]}")]
+    keys = [(ledger.key_uuid(own, own), "sandbox key", f"…{own[-4:]}")]
     if cfg.get("RUNWARE_ARCHIVE_UI_PASSWORD"):
-        keys.append((ledger.key_uuid(cfg["RUNWARE_ARCHIVE_UI_PASSWORD"]), "UI password",
+        keys.append((ledger.key_uuid(cfg["RUNWARE_ARCHIVE_UI_PASSWORD"], own), "UI password",
                      "********"))
     return {"conn": state().conn, "now": state().clock(),
             "balance": float(cfg["RUNWARE_SANDBOX_BALANCE"]), "keys": keys}
@@ -278,7 +278,7 @@ def image_inference(entry, faults, faults_text, data, errors, *, key):
         record = state().accept(
             task, faults=faults, faults_text=faults_text, images_url=images_url, mode=mode,
             result_delay=current_app.config["RUNWARE_SANDBOX_RESULT_DELAY"],
-            api_key=ledger.key_uuid(key))
+            api_key=ledger.key_uuid(key, guard.sandbox_key(current_app.config)))
     except TaskConflict:
         errors.append((400, runware_error(
             "conflictTaskUUID", f"A task with taskUUID {task['taskUUID']} was already "

@@ -10,6 +10,7 @@ The SQL lives here, on ``sandbox.db`` beside the tasks; the replies are shaped i
 """
 
 import hashlib
+import hmac
 import json
 import uuid
 
@@ -26,10 +27,13 @@ CREATE INDEX IF NOT EXISTS charges_by_time ON charges (at);
 KEY_NAMESPACE = uuid.UUID("6f1c9a52-3e0b-4d7f-9a3c-2b8e5d4f1a60")
 
 
-def key_uuid(key):
-    """The UUID the sandbox's books give an API key: derived from its SHA-256, so the key
-    itself is never stored, and the same in every process."""
-    return str(uuid.uuid5(KEY_NAMESPACE, hashlib.sha256(key.encode()).hexdigest()))
+def key_uuid(key, secret):
+    """The UUID the sandbox's books give an API key: an HMAC of it under the sandbox's own
+    key (``secret``), so neither the key nor a plain hash of it (the UI password is one of
+    the keys, and a fast unkeyed hash of a password can be guessed from) is ever stored,
+    and the same in every process that holds the sandbox key."""
+    digest = hmac.new(secret.encode(), key.encode(), hashlib.sha256).hexdigest()
+    return str(uuid.uuid5(KEY_NAMESPACE, digest))
 
 
 def charge(conn, task, items, api_key, accepted_at):

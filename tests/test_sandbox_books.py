@@ -2,6 +2,8 @@
 sent it, and it answers ``accountManagement`` (``getDetails``, ``getUsageActivity``) and
 ``getTaskDetails`` in the shapes of Runware's SDK type maps, over real loopback HTTP."""
 
+import hashlib
+import os
 import uuid
 from datetime import datetime, timezone
 
@@ -85,10 +87,11 @@ def test_usage_by_day_model_and_key(sandbox):
     assert days["data"] == [{"date": today, "count": 2, "spend": pytest.approx(3 * PRICE)}]
     assert days["meta"]["totalSpend"] == pytest.approx(3 * PRICE)
     keys = {row["apiKey"]: row["spend"] for row in item["usage"]["apiKey"]["data"]}
-    assert keys == {key_uuid(sandbox.key): pytest.approx(2 * PRICE),
-                    key_uuid(PASSWORD): pytest.approx(PRICE)}
+    assert keys == {key_uuid(sandbox.key, sandbox.key): pytest.approx(2 * PRICE),
+                    key_uuid(PASSWORD, sandbox.key): pytest.approx(PRICE)}
     assert item["usage"]["model"]["data"][0]["model"] == "runware:twinflow-z-image-turbo@0"
-    own = usage(sandbox, startDate=today, endDate=today, apiKeys=[key_uuid(sandbox.key)])
+    own = usage(sandbox, startDate=today, endDate=today,
+                apiKeys=[key_uuid(sandbox.key, sandbox.key)])
     assert own["usage"]["timeseries"]["meta"]["totalSpend"] == pytest.approx(2 * PRICE)
 
 
@@ -156,3 +159,19 @@ def test_the_drop_fault_parses():
     faults = parse_faults("drop=1,forget=30")
     assert (faults.drop, faults.forget) == (1.0, 30.0)
     assert faults.chance("drop", "any image", "webhook", 7)
+
+
+def test_the_books_keep_neither_a_key_nor_a_plain_hash_of_one(sandbox, live_server):
+    """A charge is filed under an HMAC of the key that sent it, keyed by the sandbox's own
+    key: the UI password (one of the keys) is not in sandbox.db, nor its SHA-256, nor
+    the UUID an unkeyed hash of it would make."""
+
+    assert sandbox.post(new_task(), key=PASSWORD).status_code == 200
+    state = live_server.app.extensions["sandbox"]
+    stored = b"".join(open(path, "rb").read() for path in (state.path, state.path + "-wal")
+                      if os.path.exists(path))
+    unkeyed = str(uuid.uuid5(uuid.UUID("6f1c9a52-3e0b-4d7f-9a3c-2b8e5d4f1a60"),
+                             hashlib.sha256(PASSWORD.encode()).hexdigest()))
+    for secret in (PASSWORD, hashlib.sha256(PASSWORD.encode()).hexdigest(), unkeyed):
+        assert secret.encode() not in stored
+    assert key_uuid(PASSWORD, sandbox.key).encode() in stored
