@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from hypothesis import settings as hypothesis_settings
 from werkzeug.serving import make_server
 
 from archive.catalogue import Catalogue
@@ -19,6 +20,11 @@ from receiver.worker import make_fetcher
 from receiver.cli import RedactingRequestHandler
 from receiver.provider.tokens import make_token
 from sandbox.state import SandboxState
+
+# No per-example deadline for Hypothesis: its default (200 ms) is a timing assertion, and on a
+# shared two-core machine a slow moment failed property tests that had found nothing wrong.
+hypothesis_settings.register_profile("shared-machine", deadline=None)
+hypothesis_settings.load_profile("shared-machine")
 
 # The browser fixtures (Playwright + Chromium + axe-core), for every test_browser*.py file.
 pytest_plugins = ["tests.browser_support"]
