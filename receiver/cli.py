@@ -91,14 +91,19 @@ def serve(host, port, workers):
     litestream = replica.start(app.config)
     if litestream is not None:
         click.echo(f"catalogue replicated to {app.config['RUNWARE_ARCHIVE_REPLICA']} (Litestream)")
-    # SIGTERM ends the server loop like Ctrl-C, so Litestream is stopped (and syncs) after it.
+    run_until_stopped(server, lambda: replica.stop(litestream, app.config))
+
+
+def run_until_stopped(server, on_stop=lambda: None):
+    """Serve until Ctrl-C or SIGTERM, then ``on_stop``: SIGTERM ends the server loop like
+    Ctrl-C does, so what runs beside the server (Litestream) is stopped, and syncs, after it."""
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         click.echo("stopped")
     finally:
-        replica.stop(litestream, app.config)
+        on_stop()
 
 
 def exposure_warning(host, config):
@@ -242,17 +247,7 @@ def sandbox_command(host, port, data_dir, callback_bases):
     if not app.config["RUNWARE_SANDBOX_CALLBACKS"]:
         click.echo("it calls back nothing until --callback-base names where webhooks go",
                    err=True)
-    litestream = replica.start(app.config)
-    if litestream is not None:
-        click.echo(f"catalogue replicated to {app.config['RUNWARE_ARCHIVE_REPLICA']} (Litestream)")
-    # SIGTERM ends the server loop like Ctrl-C, so Litestream is stopped (and syncs) after it.
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        click.echo("stopped")
-    finally:
-        replica.stop(litestream, app.config)
+    run_until_stopped(server)
 
 
 from receiver.stats import stats as stats_command  # noqa: E402
