@@ -76,15 +76,20 @@ def build(path, target):
         for _ in range(10000):
             row, results = _task(rng, index, start)
             index += 1
-            conn.execute(f"INSERT INTO tasks ({', '.join(row)}) VALUES"
-                         f" ({', '.join('?' for _ in row)})", list(row.values()))
-            for result in results:
-                conn.execute(f"INSERT INTO results ({', '.join(result)}) VALUES"
-                             f" ({', '.join('?' for _ in result)})", list(result.values()))
-            made += len(results)
+            made += insert(conn, row, results)
         conn.execute("COMMIT")
     conn.execute("ANALYZE")
     return catalogue
+
+
+def insert(conn, row, results):
+    """One task row and its result rows, as built by :func:`_task`; how many results."""
+    conn.execute(f"INSERT INTO tasks ({', '.join(row)}) VALUES"
+                 f" ({', '.join('?' for _ in row)})", list(row.values()))
+    for result in results:
+        conn.execute(f"INSERT INTO results ({', '.join(result)}) VALUES"
+                     f" ({', '.join('?' for _ in result)})", list(result.values()))
+    return len(results)
 
 
 def timed(label, func, repeat=5):

@@ -27,7 +27,7 @@ from archive import browse, migrations
 from archive.catalogue import Catalogue
 from archive.search import Plan
 from bench.common import machine
-from bench.history import _task, timed
+from bench.history import _task, insert, timed
 
 LABELS = ("client-a", "client-b", "portfolio", "tests", "night shoot")
 NEGATIVES = ("blurry, text, watermark", "extra fingers, bad hands", "low quality, jpeg")
@@ -60,12 +60,7 @@ def build(path, target):
                 row["label"] = rng.choice(LABELS)
             if rng.random() < 0.33:
                 row["negative_prompt"] = rng.choice(NEGATIVES)
-            conn.execute(f"INSERT INTO tasks ({', '.join(row)}) VALUES"
-                         f" ({', '.join('?' for _ in row)})", list(row.values()))
-            for result in results:
-                conn.execute(f"INSERT INTO results ({', '.join(result)}) VALUES"
-                             f" ({', '.join('?' for _ in result)})", list(result.values()))
-            made += len(results)
+            made += insert(conn, row, results)
         conn.execute("COMMIT")
     conn.execute("ANALYZE")
     catalogue.close()
