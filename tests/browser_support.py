@@ -82,6 +82,16 @@ def phone_page(browser):
     page.context.close()
 
 
+def wait_for(predicate, page, timeout=30.0):
+    """Poll ``predicate`` (a check outside the page, such as the JSON API) every 100 ms
+    of the page's own clock, failing after ``timeout`` seconds."""
+    for _ in range(int(timeout * 10)):
+        if predicate():
+            return
+        page.wait_for_timeout(100)
+    assert predicate()
+
+
 def shoot(page, name, *, docs=False, full_page=False):
     """A screenshot in tests/screenshots/ (and, with RUNWARE_ARCHIVE_DOCS_SCREENSHOTS=1,
     a 256-colour copy in docs/ for the README)."""

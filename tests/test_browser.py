@@ -18,7 +18,7 @@ except ImportError:
     expect = None
 
 from archive import budget_store
-from tests.browser_support import ARGS, CHROMIUM, playwright_or_skip, shoot  # noqa: F401 (older imports)
+from tests.browser_support import shoot, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -62,14 +62,6 @@ def all_archived(url, uuids):
         if not all(r["archived"] for r in task["results"]):
             return False
     return True
-
-
-def wait_for(predicate, page, timeout=30.0):
-    for _ in range(int(timeout * 10)):
-        if predicate():
-            return
-        page.wait_for_timeout(100)
-    assert predicate()
 
 
 def task_uuid_of(page):

@@ -1,4 +1,4 @@
-"""The viewer and the gallery in a real browser (the harness of tests/test_browser.py:
+"""The viewer and the gallery in a real browser (the harness of tests/browser_support.py:
 Playwright driving Debian's Chromium against a live server on a real catalogue).
 
 The catalogue is filled the way the service fills it (tasks recorded, results ingested,

@@ -1,4 +1,4 @@
-"""The task page and the form in a real browser (the harness of tests/test_browser.py:
+"""The task page and the form in a real browser (the harness of tests/browser_support.py:
 Playwright driving Debian's Chromium against the service on the sandbox): copy buttons
 that really fill the clipboard, the grouped parameter table, failed images as placeholders,
 the folded timeline; the form's errors in one round, the estimate only for valid values,
@@ -12,7 +12,8 @@ import pytest
 import requests
 
 from archive import budget_store
-from tests.browser_support import DESKTOP, PHONE, axe_violations, open_page, overflow, shoot
+from tests.browser_support import (
+    DESKTOP, PHONE, axe_violations, open_page, overflow, shoot, wait_for)
 from tests.history_helpers import make_task
 
 try:
@@ -36,14 +37,6 @@ def page(browser, live_server):
     page = open_page(browser, DESKTOP, permissions=["clipboard-read", "clipboard-write"])
     yield page
     page.context.close()
-
-
-def wait_for(predicate, page, timeout=30.0):
-    for _ in range(int(timeout * 10)):
-        if predicate():
-            return
-        page.wait_for_timeout(100)
-    assert predicate()
 
 
 def task_done(url, task_uuid):

@@ -1,6 +1,6 @@
 """Search, the label filter, saved searches and /read (the parameters of a dropped image) in
 a real browser: Playwright driving Debian's Chromium against a live server on a real
-catalogue (the harness of tests/test_browser.py), at 1366 and 390 px."""
+catalogue (the harness of tests/browser_support.py), at 1366 and 390 px."""
 
 import base64
 import json
