@@ -2,6 +2,35 @@
 (function () {
   "use strict";
 
+  const shared = window.RunwareArchive = window.RunwareArchive || {};
+
+  // Copy text: the Clipboard API where the page is a secure context (https, or the
+  // loopback address), else execCommand("copy") on a hidden textarea. A promise, which
+  // fails when the browser refuses both. The copy buttons here and the viewer use it.
+  shared.copy = function (text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text).catch(function () { return byCommand(text); });
+    }
+    return byCommand(text);
+  };
+
+  function byCommand(text) {
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "visually-hidden";
+    document.body.appendChild(area);
+    area.select();
+    let ok = false;
+    try {
+      ok = document.execCommand && document.execCommand("copy");
+    } catch (error) {
+      ok = false;
+    }
+    area.remove();
+    return ok ? Promise.resolve() : Promise.reject(new Error("copy refused"));
+  }
+
   // Gallery: arrow keys move between cards, j / k to the next / previous, Enter opens
   // (the focused card is a link, so Enter is the browser's own).
   function galleryKeys() {
@@ -82,9 +111,9 @@
     root.querySelectorAll("[data-copy]").forEach(function (b) { b.hidden = false; });
   }
 
-  // Copy buttons: the Clipboard API where the page is a secure context (https, or the
-  // loopback address), else the selection and execCommand("copy"), else the text is left
-  // selected for Ctrl+C. The button says which happened, then reads as before.
+  // Copy buttons copy the text of the element they name (shared.copy); where the browser
+  // refuses, that text is left selected for Ctrl+C. The button says which happened, then
+  // reads as before.
   function copyText(button) {
     const source = document.querySelector(button.dataset.copy);
     if (!source) return;
@@ -96,22 +125,10 @@
         button.innerHTML = button.dataset.label;
       }, 1500);
     };
-    const text = source.textContent.trim();
-    if (navigator.clipboard && window.isSecureContext) {
-      navigator.clipboard.writeText(text).then(
-        function () { done("Copied"); }, function () { done(copyBySelection(source)); });
-    } else {
-      done(copyBySelection(source));
-    }
-  }
-
-  function copyBySelection(source) {
-    selectText(source);
-    try {
-      return document.execCommand("copy") ? "Copied" : "Press Ctrl+C";
-    } catch (error) {
-      return "Press Ctrl+C";
-    }
+    shared.copy(source.textContent.trim()).then(function () { done("Copied"); }, function () {
+      selectText(source);
+      done("Press Ctrl+C");
+    });
   }
 
   function selectText(element) {

@@ -1,7 +1,8 @@
 // runware-archive: the image viewer, a <dialog> over the task page and the gallery.
 // Every link carrying data-view-src opens it; without this file those links open the
 // file (task page) or the task (gallery) as before. Also the small helpers gallery.js
-// shares: posting a form with the session's CSRF token, starring without a reload.
+// shares: posting a form with the session's CSRF token, starring without a reload
+// (copying is app.js's RunwareArchive.copy, which loads first).
 (function () {
   "use strict";
 
@@ -34,20 +35,6 @@
     });
   };
 
-  shared.copy = function (text) {
-    if (navigator.clipboard && window.isSecureContext) {
-      return navigator.clipboard.writeText(text);
-    }
-    const area = document.createElement("textarea");
-    area.value = text;
-    area.setAttribute("readonly", "");
-    area.className = "visually-hidden";
-    document.body.appendChild(area);
-    area.select();
-    const ok = document.execCommand && document.execCommand("copy");
-    area.remove();
-    return ok ? Promise.resolve() : Promise.reject(new Error("copy refused"));
-  };
 
   function Viewer(dialog) {
     this.dialog = dialog;
