@@ -72,6 +72,13 @@ def test_acknowledged_deliveries_survive_losing_the_data_folder(
                 acknowledged.append(result["imageUUID"])
             time.sleep(0.5)
         assert wait_until(lambda: local_txid(app) > 0), (tmp_path / "litestream.log").read_text()
+        # Litestream turns the WAL into LTX files once a second, so the local TXID read now
+        # may not cover the last round yet. One more commit after reading it forces a newer
+        # LTX file, and that one is written after every acknowledged delivery above.
+        seen = local_txid(app)
+        marker = make_task(catalogue, number_results=1)
+        assert sender.result(marker, result_for(marker)).status_code == 200
+        assert wait_until(lambda: local_txid(app) > seen), (tmp_path / "litestream.log").read_text()
         target_txid = local_txid(app)
         copy = wait_until(lambda: caught_up(url, target_txid))
         assert copy and copy["running"], (copy, (tmp_path / "litestream.log").read_text())
